@@ -1,0 +1,41 @@
+"""Process and thread state read on every op: grad mode, anomaly mode, forward-mode levels.
+
+Kept in one tiny module so that the recording path reads plain attributes and nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+__all__ = ["local", "flags", "forward_levels", "bump_epoch"]
+
+
+class _Local(threading.local):
+    """Per-thread switches. Class attributes are the defaults every new thread starts with."""
+
+    grad_enabled: bool = True
+
+
+local = _Local()
+
+
+class _Flags:
+    """Process-wide switches (``detect_anomaly`` sets ``anomaly``)."""
+
+    anomaly: bool = False
+    # Global counter of in-place updates. A node stores it when recorded; a tensor updated in
+    # place afterwards carries a larger version, which the backward pass detects.
+    epoch: int = 0
+
+
+flags = _Flags()
+
+# Active forward-mode (JVP) levels, outermost first. Each is a dict: id(tensor) -> (tensor,
+# tangent). Empty almost always, so the recording path pays one truthiness test for it.
+forward_levels: list[dict[int, tuple[Any, Any]]] = []
+
+
+def bump_epoch() -> int:
+    flags.epoch += 1
+    return flags.epoch

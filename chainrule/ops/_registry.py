@@ -1,0 +1,302 @@
+"""The op registry: each primitive is declared once, here is what a declaration means.
+
+The contract for a rule (the names a rule may use)
+--------------------------------------------------
+An op is declared with ``defop(name, forward, vjp=..., jvp=..., formula=...)``.
+
+``forward(xp, *inputs, **params)``
+    Computes the result on raw arrays of namespace ``xp``. ``inputs`` are arrays or Python
+    scalars; ``params`` are the op's keyword parameters (``axis``, ``keepdims``, ...), never
+    differentiated.
+
+``vjp`` — one rule per positional input, ``rule(grad, out, *inputs, **params)``
+    Returns the contribution of ``grad`` (the cotangent of ``out``) to that input's
+    cotangent. ``out`` is the forward result. A rule is written with chainrule's own ops and
+    operators, so the same rule runs on raw arrays (a plain backward pass, nothing recorded)
+    and on Tensors (``create_graph=True``: the gradient is itself differentiable).
+    The engine, not the rule, sums a contribution back over broadcast dimensions, casts it to
+    the input's dtype and accumulates contributions over fan-out.
+    ``None`` in place of a rule marks an input that is not differentiable (an index, a
+    condition); :data:`NOT_IMPLEMENTED` marks a derivative that exists but is not provided.
+
+``jvp`` — one rule per positional input, ``rule(tangent, out, *inputs, **params)``
+    Returns that input's contribution to the tangent of ``out`` (forward mode). The engine
+    sums the contributions and broadcasts the total to ``out``'s shape. For elementwise ops
+    the Jacobian is diagonal, so the VJP rule serves as the JVP rule: ``jvp="vjp"``.
+
+``formula``, ``kink``
+    The derivative as text (``d tanh(x)/dx = 1 - tanh(x)^2``) and the convention chosen where
+    the function has a kink (``relu'(0) = 0``). ``cr.ops.table()`` shows them, and the docs
+    and tests read them from here.
+
+``numpy``
+    Names of NumPy functions that this op stands for when called on Tensors
+    (``np.tanh(t)``), used by the NumPy dispatch in :mod:`chainrule.tensor`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..backend import namespace
+
+__all__ = ["Op", "Traced", "defop", "public", "REGISTRY", "NOT_IMPLEMENTED", "table"]
+
+
+class Traced:
+    """Base of the values the ops record (``Tensor``). Ops only know it carries ``.data``."""
+
+    __slots__ = ()
+
+
+class _NotImplementedRule:
+    def __repr__(self) -> str:
+        return "NOT_IMPLEMENTED"
+
+
+NOT_IMPLEMENTED: Any = _NotImplementedRule()
+
+# Set by chainrule.tensor at import: how an op is applied when a Tensor is among its inputs.
+_apply: Callable[..., Any] | None = None
+
+REGISTRY: dict[str, Op] = {}
+
+
+class Op:
+    """One primitive: its forward computation and its derivative rules.
+
+    Calling an op on Tensors records it in the graph and returns a Tensor; calling it on plain
+    arrays or numbers computes the NumPy-style result and records nothing. That is what lets
+    one derivative rule serve both the fast backward pass and ``create_graph=True``.
+    """
+
+    __slots__ = (
+        "name",
+        "forward",
+        "vjps",
+        "jvps",
+        "formula",
+        "kink",
+        "numpy",
+        "differentiable",
+        "second_order",
+        "family",
+        "description",
+        "variadic",
+        "nin",
+        "param_names",
+        "public",
+        "doc",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        forward: Callable[..., Any],
+        vjps: tuple[Any, ...],
+        jvps: tuple[Any, ...],
+        formula: str,
+        kink: str | None,
+        numpy: tuple[str, ...],
+        second_order: bool,
+        family: str,
+        description: str,
+        variadic: bool,
+    ) -> None:
+        self.name = name
+        self.forward = forward
+        self.vjps = vjps
+        self.jvps = jvps
+        self.formula = formula
+        self.kink = kink
+        self.numpy = numpy
+        self.differentiable = any(callable(r) for r in vjps)
+        self.second_order = second_order and self.differentiable
+        self.family = family
+        self.description = description
+        self.variadic = variadic
+        self.nin, self.param_names = _signature(forward, variadic, len(vjps))
+        self.public: Callable[..., Any] = self
+        self.doc = _docstring(self)
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        if len(args) > self.nin:
+            args, params = self._bind(args, params)
+        for a in args:
+            if isinstance(a, Traced):
+                return _apply(self, args, params)  # type: ignore[misc]
+        return self.forward(namespace(*args), *args, **params)
+
+    def _bind(self, args: tuple[Any, ...], params: dict[str, Any]) -> tuple[Any, Any]:
+        """Positional arguments past the array inputs are the op's parameters, in order."""
+        extra = args[self.nin :]
+        if len(extra) > len(self.param_names):
+            raise TypeError(
+                f"{self.name}: takes {self.nin} array input(s) and parameters "
+                f"{self.param_names}, got {len(args)} positional arguments"
+            )
+        bound = dict(zip(self.param_names, extra))
+        for key in params:
+            if key in bound:
+                raise TypeError(f"{self.name}: got multiple values for {key!r}")
+        bound.update(params)
+        return args[: self.nin], bound
+
+    def __repr__(self) -> str:
+        return f"<chainrule op {self.name}>"
+
+
+def _signature(
+    forward: Callable[..., Any], variadic: bool, nin: int
+) -> tuple[int, tuple[str, ...]]:
+    """(number of array inputs, parameter names) of ``forward(xp, *inputs, **params)``."""
+    rest = list(inspect.signature(forward).parameters.values())[1:]
+    if variadic:
+        return 1 << 30, tuple(p.name for p in rest if p.kind is p.KEYWORD_ONLY)
+    return nin, tuple(p.name for p in rest[nin:])
+
+
+def _docstring(op: Op) -> str:
+    lines = [op.description or op.name, ""]
+    if op.differentiable:
+        lines.append(f"Derivative: {op.formula}")
+    else:
+        lines.append("Not differentiable (its result never requires a gradient).")
+    if op.kink:
+        lines.append(f"At the kink: {op.kink}")
+    return "\n".join(lines)
+
+
+def defop(
+    name: str,
+    forward: Callable[..., Any],
+    *,
+    vjp: Sequence[Any] | None = None,
+    jvp: Sequence[Any] | str | None = None,
+    formula: str = "",
+    kink: str | None = None,
+    numpy: Sequence[str] = (),
+    second_order: bool = True,
+    family: str = "",
+    description: str = "",
+) -> Op:
+    """Declare a primitive and add it to the table. See the module docstring for the contract."""
+    if name in REGISTRY:
+        raise ValueError(f"op {name!r} is declared twice")
+    # A single callable (not a list) is a rule for every input of a variadic op:
+    # rule(i, grad, out, *inputs, **params).
+    variadic = callable(vjp)
+    vjps = (vjp,) if variadic else tuple(vjp) if vjp is not None else ()
+    if jvp == "vjp":
+        jvps = vjps
+    elif jvp is None:
+        jvps = tuple(NOT_IMPLEMENTED if callable(r) else r for r in vjps)
+    elif callable(jvp):
+        jvps = (jvp,)
+    else:
+        jvps = tuple(jvp)
+    op = Op(
+        name,
+        forward,
+        vjps,
+        jvps,
+        formula,
+        kink,
+        tuple(numpy),
+        second_order,
+        family,
+        description,
+        variadic,
+    )
+    REGISTRY[name] = op
+    return op
+
+
+def public(op: Op, numpy: Sequence[str] = ()) -> Callable[[Callable[..., Any]], Any]:
+    """Decorate the user-facing function of an op whose call signature differs from the
+    primitive's (a list of arrays, NumPy-style arguments). ``numpy`` names the NumPy
+    functions that dispatch to it on Tensors."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if op.public is op:
+            op.public = fn
+        op.numpy = op.numpy + tuple(numpy)
+        _PUBLIC_NUMPY.update({n: fn for n in numpy})
+        return fn
+
+    return register
+
+
+# NumPy function name -> chainrule callable, for the dispatch on Tensors.
+_PUBLIC_NUMPY: dict[str, Callable[..., Any]] = {}
+
+
+def numpy_functions() -> dict[str, Callable[..., Any]]:
+    """NumPy function name -> the chainrule callable that handles it on Tensors."""
+    out: dict[str, Callable[..., Any]] = {}
+    for op in REGISTRY.values():
+        for n in op.numpy:
+            out.setdefault(n, op.public)
+    out.update(_PUBLIC_NUMPY)
+    return out
+
+
+class Table(list):  # type: ignore[type-arg]
+    """The rows of :func:`table`; prints as an aligned text table."""
+
+    def __str__(self) -> str:
+        head = ("op", "family", "vjp", "jvp", "2nd", "derivative", "kink convention")
+        rows = [head] + [
+            (
+                r["name"],
+                r["family"],
+                _yes(r["vjp"]),
+                _yes(r["jvp"]),
+                _yes(r["second_order"]),
+                r["formula"] or "-",
+                r["kink"] or "",
+            )
+            for r in self
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(head) - 1)]
+        out = []
+        for row in rows:
+            cells = [c.ljust(w) for c, w in zip(row[:-1], widths)] + [row[-1]]
+            out.append("  ".join(cells).rstrip())
+        return "\n".join(out)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def table() -> Table:
+    """Every registered op with its derivative formula and what it supports.
+
+    Each row is a dict: ``name``, ``family``, ``formula``, ``kink``, ``vjp``, ``jvp``,
+    ``second_order``, ``numpy`` (the NumPy functions that dispatch to it).
+
+    >>> import chainrule as cr
+    >>> row = next(r for r in cr.ops.table() if r["name"] == "tanh")
+    >>> row["formula"], row["vjp"], row["jvp"], row["second_order"]
+    ('d tanh(x)/dx = 1 - tanh(x)^2', True, True, True)
+    """
+    rows = Table()
+    for op in REGISTRY.values():
+        rows.append(
+            {
+                "name": op.name,
+                "family": op.family,
+                "formula": op.formula,
+                "kink": op.kink,
+                "vjp": op.differentiable and all(r is not NOT_IMPLEMENTED for r in op.vjps),
+                "jvp": op.differentiable
+                and all(r is not NOT_IMPLEMENTED for r in op.jvps)
+                and len(op.jvps) == len(op.vjps),
+                "second_order": op.second_order,
+                "numpy": op.numpy,
+            }
+        )
+    return rows

@@ -1,0 +1,212 @@
+"""Neural-network primitives: the nonlinearities and the numerically stable normalizers.
+
+Each is written so that value and gradient stay finite for |x| up to 1e4 in float32 and
+float64: no exp of a large positive number is ever formed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ._registry import defop
+from .elementwise import erf, exp, greater, isfinite, tanh, where
+from .reductions import _sum, expand
+
+__all__ = [
+    "sigmoid",
+    "relu",
+    "leaky_relu",
+    "softplus",
+    "gelu",
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+]
+
+F = "nn"
+
+
+def _sigmoid(xp: Any, x: Any) -> Any:
+    # NOTE: stable form: exp(-|x|) never overflows; 1/(1+e) for x >= 0, e/(1+e) below.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+sigmoid = defop(
+    "sigmoid",
+    _sigmoid,
+    vjp=[lambda g, out, x: g * out * (1 - out)],
+    jvp="vjp",
+    formula="d sigmoid(x)/dx = sigmoid(x) (1 - sigmoid(x))",
+    family=F,
+    description="The logistic function 1 / (1 + exp(-x)).",
+)
+
+relu = defop(
+    "relu",
+    lambda xp, x: xp.where(x > 0, x, xp.zeros_like(x)),
+    vjp=[lambda g, out, x: where(greater(x, 0), g, 0.0)],
+    jvp="vjp",
+    formula="d relu(x)/dx = 1 if x > 0 else 0",
+    kink="relu'(0) = 0",
+    family=F,
+    description="max(x, 0).",
+)
+
+
+def _leaky(xp: Any, x: Any, negative_slope: float = 0.01) -> Any:
+    return xp.where(x > 0, x, x * negative_slope)
+
+
+leaky_relu = defop(
+    "leaky_relu",
+    _leaky,
+    vjp=[lambda g, out, x, negative_slope=0.01: where(greater(x, 0), g, g * negative_slope)],
+    jvp="vjp",
+    formula="d leaky_relu(x)/dx = 1 if x > 0 else negative_slope",
+    kink="leaky_relu'(0) = negative_slope",
+    family=F,
+    description="x for x > 0, negative_slope * x otherwise (default slope 0.01).",
+)
+
+
+def _softplus(xp: Any, x: Any) -> Any:
+    # NOTE: log(1 + e^x) = log1p(e^-|x|) + max(x, 0), finite for every finite x.
+    return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, xp.zeros_like(x))
+
+
+softplus = defop(
+    "softplus",
+    _softplus,
+    vjp=[lambda g, out, x: g * sigmoid(x)],
+    jvp="vjp",
+    formula="d softplus(x)/dx = sigmoid(x)",
+    kink="smooth everywhere; softplus'(0) = 0.5",
+    family=F,
+    description="log(1 + exp(x)), a smooth relu.",
+)
+
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TANH_C = math.sqrt(2.0 / math.pi)
+
+
+def _gelu(xp: Any, x: Any, approximate: str = "none") -> Any:
+    if approximate == "tanh":
+        return 0.5 * x * (1 + xp.tanh(_TANH_C * (x + 0.044715 * x * x * x)))
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * x * (1 + erf(x * _SQRT_HALF))
+
+
+def _gelu_vjp(g: Any, out: Any, x: Any, approximate: str = "none") -> Any:
+    if approximate == "tanh":
+        t = tanh(_TANH_C * (x + 0.044715 * x * x * x))
+        du = _TANH_C * (1 + 3 * 0.044715 * x * x)
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+    # d/dx x Phi(x) = Phi(x) + x phi(x)
+    cdf = 0.5 * (1 + erf(x * _SQRT_HALF))
+    pdf = _INV_SQRT_2PI * exp(-0.5 * x * x)
+    return g * (cdf + x * pdf)
+
+
+gelu = defop(
+    "gelu",
+    _gelu,
+    vjp=[_gelu_vjp],
+    jvp="vjp",
+    formula="d gelu(x)/dx = Phi(x) + x phi(x)  (Phi, phi: standard normal cdf and pdf)",
+    family=F,
+    description="x Phi(x), the Gaussian error linear unit (approximate='tanh' for the tanh form).",
+)
+
+
+def _logsumexp(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    # NOTE: shift by the max so exp never overflows; an all -inf slice has max -inf, so the
+    # shift is replaced by 0 there and the result is log(0) = -inf without a NaN.
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    s = xp.sum(xp.exp(x - m), axis=axis, keepdims=True)
+    with _quiet_log(xp):
+        out = xp.log(s) + m
+    if not keepdims:
+        out = xp.squeeze(out, axis=_axes(axis, len(x.shape)))
+    return out
+
+
+def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    return tuple(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
+
+
+class _quiet_log:
+    """Silence NumPy's divide-by-zero warning for log(0) = -inf, which is the right answer."""
+
+    def __init__(self, xp: Any) -> None:
+        self.errstate = getattr(xp, "errstate", None)
+
+    def __enter__(self) -> None:
+        if self.errstate is not None:
+            self.ctx = self.errstate(divide="ignore")
+            self.ctx.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.errstate is not None:
+            self.ctx.__exit__(*exc)
+
+
+def _lse_weights(out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    # softmax weights exp(x - logsumexp(x)); where the logsumexp is -inf (every entry -inf)
+    # the weights are 0, so the gradient of an all -inf slice is 0, not NaN.
+    full = expand(out, x, axis, keepdims)
+    finite = isfinite(full)
+    return where(finite, exp(x - where(finite, full, 0.0)), 0.0)
+
+
+logsumexp = defop(
+    "logsumexp",
+    _logsumexp,
+    vjp=[lambda g, out, x, axis=None, keepdims=False: expand(g, x, axis, keepdims)
+         * _lse_weights(out, x, axis, keepdims)],
+    jvp=[lambda t, out, x, axis=None, keepdims=False: _sum(
+        t * _lse_weights(out, x, axis, keepdims), axis=axis, keepdims=keepdims)],
+    formula="d logsumexp(x)/dx_i = softmax(x)_i",
+    kink="a slice of all -inf has value -inf and gradient 0",
+    family=F,
+    description="log(sum(exp(x))) over the given axes, without overflow.",
+)
+
+
+def _softmax(xp: Any, x: Any, axis: int = -1) -> Any:
+    m = xp.max(x, axis=axis, keepdims=True)
+    e = xp.exp(x - xp.where(xp.isfinite(m), m, xp.zeros_like(m)))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+softmax = defop(
+    "softmax",
+    _softmax,
+    # the Jacobian diag(s) - s s^T is symmetric, so the same rule serves both modes
+    vjp=[lambda g, out, x, axis=-1: out * (g - _sum(g * out, axis=axis, keepdims=True))],
+    jvp="vjp",
+    formula="d softmax(x)_i/dx_j = s_i (delta_ij - s_j)",
+    family=F,
+    description="exp(x) / sum(exp(x)) along axis, shifted by the max for stability.",
+)
+
+
+def _log_softmax(xp: Any, x: Any, axis: int = -1) -> Any:
+    return x - _logsumexp(xp, x, axis=axis, keepdims=True)
+
+
+log_softmax = defop(
+    "log_softmax",
+    _log_softmax,
+    vjp=[lambda g, out, x, axis=-1: g - exp(out) * _sum(g, axis=axis, keepdims=True)],
+    jvp=[lambda t, out, x, axis=-1: t - _sum(exp(out) * t, axis=axis, keepdims=True)],
+    formula="d log_softmax(x)_i/dx_j = delta_ij - softmax(x)_j",
+    family=F,
+    description="x - logsumexp(x) along axis.",
+)

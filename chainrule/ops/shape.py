@@ -1,0 +1,279 @@
+"""Shape ops: reshape, transpose, broadcast_to, concatenate, stack, squeeze, expand_dims, flip,
+pad. All are linear, so each JVP rule is the op itself applied to the tangent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._registry import defop, public
+
+__all__ = [
+    "reshape",
+    "transpose",
+    "permute",
+    "matrix_transpose",
+    "broadcast_to",
+    "concatenate",
+    "stack",
+    "squeeze",
+    "expand_dims",
+    "flip",
+    "pad",
+    "astype",
+]
+
+F = "shape"
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(x.shape)
+
+
+def _normalize_shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, int):
+        return (shape,)
+    return tuple(int(s) for s in shape)
+
+
+reshape = defop(
+    "reshape",
+    lambda xp, x, shape: xp.reshape(x, shape),
+    vjp=[lambda g, out, x, shape: reshape(g, _shape(x))],
+    jvp=[lambda t, out, x, shape: reshape(t, shape)],
+    formula="d reshape(x)/dx: the gradient is reshaped back to x's shape",
+    numpy=("reshape",),
+    family=F,
+    description="Same data, new shape (one dimension may be -1).",
+)
+
+
+def _inverse(axes: tuple[int, ...]) -> tuple[int, ...]:
+    inv = [0] * len(axes)
+    for i, a in enumerate(axes):
+        inv[a] = i
+    return tuple(inv)
+
+
+def _transpose(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    return xp.permute_dims(x, axes)
+
+
+_permute = defop(
+    "transpose",
+    _transpose,
+    vjp=[lambda g, out, x, axes: _permute(g, axes=_inverse(axes))],
+    jvp=[lambda t, out, x, axes: _permute(t, axes=axes)],
+    formula="d transpose(x)/dx: the gradient is transposed back (inverse permutation)",
+    family=F,
+    description="Permute the axes (reverse them when axes is None).",
+)
+
+
+@public(_permute, numpy=("transpose", "permute_dims"))
+def transpose(x: Any, axes: Any = None) -> Any:
+    """Permute the axes of ``x``; reverse them when ``axes`` is None (as ``.T``)."""
+    ndim = len(x.shape)
+    axes = tuple(reversed(range(ndim))) if axes is None else tuple(a % ndim for a in axes)
+    return _permute(x, axes=axes)
+
+
+def permute(x: Any, *axes: Any) -> Any:
+    """``permute(x, 1, 0)`` or ``permute(x, (1, 0))``: PyTorch's spelling of transpose."""
+    if len(axes) == 1 and not isinstance(axes[0], int):
+        axes = tuple(axes[0])
+    return transpose(x, axes)
+
+
+@public(_permute, numpy=("matrix_transpose",))
+def matrix_transpose(x: Any) -> Any:
+    """Swap the last two axes."""
+    ndim = len(x.shape)
+    if ndim < 2:
+        raise ValueError(f"matrix_transpose: needs at least 2 dimensions, got shape {_shape(x)}")
+    return _permute(x, axes=(*range(ndim - 2), ndim - 1, ndim - 2))
+
+
+# The engine sums a gradient back over broadcast dimensions, so the rule passes it through.
+broadcast_to = defop(
+    "broadcast_to",
+    lambda xp, x, shape: xp.broadcast_to(x, shape),
+    vjp=[lambda g, out, x, shape: g],
+    jvp=[lambda t, out, x, shape: broadcast_to(t, shape)],
+    formula="d broadcast_to(x)/dx: the gradient is summed over the broadcast dimensions",
+    numpy=("broadcast_to",),
+    family=F,
+    description="Repeat x along new or size-1 dimensions without copying.",
+)
+
+
+def _axis_slice(ndim: int, axis: int, start: int, stop: int) -> tuple[slice, ...]:
+    index = [slice(None)] * ndim
+    index[axis] = slice(start, stop)
+    return tuple(index)
+
+
+def _concat_vjp(i: int, g: Any, out: Any, *xs: Any, axis: int) -> Any:
+    ax = axis % len(out.shape)
+    start = sum(x.shape[ax] for x in xs[:i])
+    return g[_axis_slice(len(out.shape), ax, start, start + xs[i].shape[ax])]
+
+
+def _concat_jvp(i: int, t: Any, out: Any, *xs: Any, axis: int) -> Any:
+    ax = axis % len(out.shape)
+    start = sum(x.shape[ax] for x in xs[:i])
+    after = out.shape[ax] - start - xs[i].shape[ax]
+    widths = [(0, 0)] * len(out.shape)
+    widths[ax] = (start, after)
+    return _pad(t, widths=tuple(widths), value=0)
+
+
+_concatenate = defop(
+    "concatenate",
+    lambda xp, *xs, axis: xp.concat(list(xs), axis=axis),
+    vjp=_concat_vjp,
+    jvp=_concat_jvp,
+    formula="d concatenate(x1, x2, ...)/dxi: the slice of the gradient where xi was placed",
+    family=F,
+    description="Join arrays along an existing axis.",
+)
+
+
+@public(_concatenate, numpy=("concatenate", "concat"))
+def concatenate(arrays: Any, axis: int = 0) -> Any:
+    """Join a sequence of arrays along an existing axis."""
+    return _concatenate(*arrays, axis=axis)
+
+
+def _stack_vjp(i: int, g: Any, out: Any, *xs: Any, axis: int) -> Any:
+    index = [slice(None)] * len(out.shape)
+    index[axis % len(out.shape)] = i  # type: ignore[call-overload]
+    return g[tuple(index)]
+
+
+def _stack_jvp(i: int, t: Any, out: Any, *xs: Any, axis: int) -> Any:
+    ax = axis % len(out.shape)
+    widths = [(0, 0)] * len(out.shape)
+    widths[ax] = (i, len(xs) - i - 1)
+    return _pad(expand_dims(t, axis=ax), widths=tuple(widths), value=0)
+
+
+_stack = defop(
+    "stack",
+    lambda xp, *xs, axis: xp.stack(list(xs), axis=axis),
+    vjp=_stack_vjp,
+    jvp=_stack_jvp,
+    formula="d stack(x1, x2, ...)/dxi: the i-th slice of the gradient along the new axis",
+    family=F,
+    description="Join arrays along a new axis.",
+)
+
+
+@public(_stack, numpy=("stack",))
+def stack(arrays: Any, axis: int = 0) -> Any:
+    """Join a sequence of arrays of equal shape along a new axis."""
+    return _stack(*arrays, axis=axis)
+
+
+def _squeeze(xp: Any, x: Any, axis: Any) -> Any:
+    if axis is None:
+        axis = tuple(i for i, n in enumerate(x.shape) if n == 1)
+    return xp.squeeze(x, axis=axis)
+
+
+squeeze = defop(
+    "squeeze",
+    _squeeze,
+    vjp=[lambda g, out, x, axis=None: reshape(g, _shape(x))],
+    jvp=[lambda t, out, x, axis=None: reshape(t, _shape(out))],
+    formula="d squeeze(x)/dx: the gradient is reshaped back to x's shape",
+    numpy=("squeeze",),
+    family=F,
+    description="Remove size-1 axes (all of them when axis is None).",
+)
+
+expand_dims = defop(
+    "expand_dims",
+    lambda xp, x, axis: xp.expand_dims(x, axis=axis),
+    vjp=[lambda g, out, x, axis: reshape(g, _shape(x))],
+    jvp=[lambda t, out, x, axis: reshape(t, _shape(out))],
+    formula="d expand_dims(x)/dx: the gradient is reshaped back to x's shape",
+    numpy=("expand_dims",),
+    family=F,
+    description="Insert a size-1 axis.",
+)
+
+flip = defop(
+    "flip",
+    lambda xp, x, axis=None: xp.flip(x, axis=axis),
+    vjp=[lambda g, out, x, axis=None: flip(g, axis=axis)],
+    jvp="vjp",
+    formula="d flip(x)/dx: the gradient is flipped back",
+    numpy=("flip",),
+    family=F,
+    description="Reverse the order of elements along the given axes (all when None).",
+)
+
+
+def _pad_forward(xp: Any, x: Any, widths: tuple[tuple[int, int], ...], value: Any) -> Any:
+    shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
+    out = xp.full(shape, value, dtype=x.dtype)
+    out[tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, widths))] = x
+    return out
+
+
+def _unpad(g: Any, widths: tuple[tuple[int, int], ...], x: Any) -> Any:
+    return g[tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, widths))]
+
+
+_pad = defop(
+    "pad",
+    _pad_forward,
+    vjp=[lambda g, out, x, widths, value: _unpad(g, widths, x)],
+    jvp=[lambda t, out, x, widths, value: _pad(t, widths=widths, value=0)],
+    formula="d pad(x)/dx: the gradient with the padding cut away",
+    family=F,
+    description="Pad with a constant value.",
+)
+
+
+@public(_pad, numpy=("pad",))
+def pad(
+    x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0, value: Any = None
+) -> Any:
+    """Pad ``x`` with a constant (NumPy's ``pad_width`` forms: int, (before, after), or one
+    pair per axis)."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    ndim = len(x.shape)
+    if isinstance(pad_width, int):
+        widths = ((pad_width, pad_width),) * ndim
+    else:
+        pw = tuple(pad_width)
+        if len(pw) == 2 and all(isinstance(p, int) for p in pw):
+            widths = (tuple(pw),) * ndim  # type: ignore[assignment]
+        elif len(pw) == 1:
+            widths = (tuple(pw[0]),) * ndim  # type: ignore[assignment]
+        else:
+            widths = tuple((int(a), int(b)) for a, b in pw)
+    if len(widths) != ndim or any(a < 0 or b < 0 for a, b in widths):
+        raise ValueError(f"pad: pad_width {pad_width!r} does not fit shape {_shape(x)}")
+    fill = constant_values if value is None else value
+    return _pad(x, widths=widths, value=fill)
+
+
+def _astype(xp: Any, x: Any, dtype: Any) -> Any:
+    if isinstance(dtype, str):
+        dtype = getattr(xp, dtype)
+    return xp.astype(x, dtype)
+
+
+# The engine casts every gradient to its input's dtype, so the rule passes it through.
+astype = defop(
+    "astype",
+    _astype,
+    vjp=[lambda g, out, x, dtype: g],
+    jvp=[lambda t, out, x, dtype: astype(t, dtype=dtype)],
+    formula="d astype(x)/dx = 1 (the gradient is cast back to x's dtype)",
+    family=F,
+    description="Convert to another dtype.",
+)

@@ -1,0 +1,493 @@
+"""Tensor: an array plus its place in the computation graph.
+
+A Tensor made by an op is a node of the graph: ``_node`` holds ``(op, inputs, params, epoch,
+where)`` — the primitive that made it, the values it was applied to (Tensors, arrays or
+numbers), the op's keyword parameters, the in-place counter at recording time and, while
+anomaly detection is on, the file and line of user code that made it. A leaf (a source: data,
+parameters) has ``_node = None``. Nodes point only at their inputs, so a graph has no
+reference cycles and is freed by reference counting the moment the sink is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from . import _state
+from .backend import namespace, to_numpy
+from .ops import _registry
+from .ops._registry import NOT_IMPLEMENTED, Op, Traced
+
+__all__ = ["Tensor", "tensor", "AnomalyError"]
+
+_local = _state.local
+_flags = _state.flags
+_levels = _state.forward_levels
+_NO_PARAMS: dict[str, Any] = {}
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class AnomalyError(FloatingPointError):
+    """A NaN or inf appeared while :func:`chainrule.detect_anomaly` was on."""
+
+
+class Tensor(Traced):
+    """An array that records the operations applied to it, so that gradients can flow back.
+
+    Make one with :func:`chainrule.tensor`. ``.data`` is the underlying array (NumPy by
+    default, or any array-API array such as CuPy's).
+
+    >>> import chainrule as cr
+    >>> x = cr.tensor([1.0, 2.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    tensor([2., 4.])
+    """
+
+    __slots__ = ("data", "_rg", "_node", "_grad", "_version", "_name", "__weakref__")
+    __hash__ = object.__hash__  # == is elementwise, identity is the hash
+    # Tensors win over ndarrays in mixed operators: ndarray + tensor -> Tensor.__radd__.
+    __array_priority__ = 1000
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        self.data = data
+        self._rg = False
+        self._node: tuple[Any, ...] | None = None
+        self._grad: Any = None
+        self._version = 0
+        if requires_grad:
+            self.requires_grad = True
+
+    # -- attributes ---------------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow to this tensor. Only floating-point tensors may ask."""
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        if flag:
+            _check_float(self.data, "requires_grad=True")
+        elif self._node is not None:
+            raise RuntimeError(
+                "requires_grad: cannot switch off gradients of a tensor made by an op "
+                f"({self._node[0].name}); use .detach() to get a tensor outside the graph"
+            )
+        self._rg = bool(flag)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place and return the tensor."""
+        self.requires_grad = flag
+        return self
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient accumulated by ``backward()`` (leaves, and nodes that called
+        ``retain_grad()``); ``None`` before any."""
+        g = self._grad
+        return g if isinstance(g, Tensor) else None
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        if value is not None:
+            value = value if isinstance(value, Tensor) else Tensor(value)
+            if tuple(value.shape) != tuple(self.shape):
+                raise ValueError(
+                    f"grad: shape {tuple(value.shape)} does not match the tensor's "
+                    f"shape {tuple(self.shape)}"
+                )
+        self._grad = value
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for a source of the graph (not made by a recorded op)."""
+        return self._node is None
+
+    @property
+    def op(self) -> str | None:
+        """Name of the op that made this tensor, or ``None`` for a leaf."""
+        return None if self._node is None else self._node[0].name
+
+    @property
+    def name(self) -> str | None:
+        """An optional label, shown in graph pictures and explanations."""
+        return getattr(self, "_name", None)
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = value
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.data.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.data.shape:
+            n *= d
+        return n
+
+    @property
+    def xp(self) -> Any:
+        """The array namespace of ``.data`` (``numpy`` by default)."""
+        return namespace(self.data)
+
+    # -- conversion ---------------------------------------------------------------------
+    def numpy(self) -> Any:
+        """The value as a NumPy array (no copy for NumPy data)."""
+        return to_numpy(self.data)
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.size != 1:
+            raise ValueError(f"item: the tensor has shape {self.shape}; only one-element tensors")
+        return to_numpy(self.data).item()
+
+    def tolist(self) -> Any:
+        return to_numpy(self.data).tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        out = to_numpy(self.data)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __len__(self) -> int:
+        if not self.data.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return int(self.data.shape[0])
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        import numpy as np
+
+        body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(")
+        extra = ""
+        if self._node is not None:
+            extra = f", op={self._node[0].name}"
+        elif self._rg:
+            extra = ", requires_grad=True"
+        if getattr(self, "_name", None):
+            extra += f", name={self._name!r}"
+        dt = self.data.dtype
+        if str(dt) not in ("float64", "int64", "bool"):
+            extra += f", dtype={dt}"
+        return f"tensor({body}{extra})"
+
+    # -- graph --------------------------------------------------------------------------
+    def backward(
+        self,
+        grad: Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Any = None,
+    ) -> None:
+        """Backpropagate from this tensor: fill ``.grad`` of every leaf it depends on.
+
+        ``grad`` is the gradient of the final result with respect to this tensor (needed
+        unless it has one element). Gradients accumulate into ``.grad`` as in PyTorch.
+        ``retain_graph=True`` keeps the graph for another backward pass; ``create_graph=True``
+        records the backward pass itself so that the gradients can be differentiated again.
+        """
+        from .graph import backward
+
+        backward(self, grad, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+    def retain_grad(self) -> Tensor:
+        """Ask ``backward()`` to keep this (non-leaf) tensor's gradient in ``.grad``."""
+        if self._node is not None and self._grad is None:
+            self._grad = _RETAIN
+        return self
+
+    def detach(self) -> Tensor:
+        """The same data as a new leaf outside the graph (shares memory)."""
+        return Tensor(self.data)
+
+    def zero_grad(self) -> None:
+        self._grad = None
+
+    # -- in-place updates ---------------------------------------------------------------
+    def _inplace(self, op: Op, other: Any) -> Tensor:
+        other_rg = isinstance(other, Tensor) and other._rg
+        if _local.grad_enabled and (self._rg or other_rg):
+            if self._node is None and self._rg:
+                raise RuntimeError(
+                    f"in-place {op.name} on a leaf tensor that requires grad would lose its "
+                    "gradient; update parameters inside `with cr.no_grad():`, or write "
+                    f"`x = x {_SYMBOL.get(op.name, op.name)} y` to record a new node"
+                )
+            # Functional update: the name is rebound to a new recorded tensor, earlier uses of
+            # the old value in the graph stay correct.
+            return op(self, other)
+        raw = other.data if isinstance(other, Tensor) else other
+        result = op.forward(namespace(self.data, raw), self.data, raw)
+        if tuple(result.shape) != tuple(self.data.shape):
+            raise ValueError(
+                f"in-place {op.name}: the result has shape {tuple(result.shape)}, the tensor "
+                f"{tuple(self.data.shape)}; an in-place update cannot change the shape"
+            )
+        if result.dtype != self.data.dtype:
+            result = namespace(result).astype(result, self.data.dtype)
+        try:
+            self.data[...] = result
+        except (TypeError, ValueError):  # NumPy scalars and read-only arrays: rebind
+            self.data = result
+        self._version = _state.bump_epoch()
+        return self
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.add, other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.subtract, other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.multiply, other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.divide, other)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if _local.grad_enabled and (
+            self._rg or (isinstance(value, Tensor) and value._rg)
+        ):
+            raise RuntimeError(
+                "item assignment on a tensor in the graph is not recorded; use cr.where(mask, "
+                "new, x) or build the tensor with cr.concatenate/cr.stack, or assign inside "
+                "`with cr.no_grad():`"
+            )
+        raw = value.data if isinstance(value, Tensor) else value
+        self.data[_raw_index(index)] = raw
+        self._version = _state.bump_epoch()
+
+
+_RETAIN = object()  # marks a non-leaf tensor whose gradient backward() should keep
+_SYMBOL = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
+
+
+def _check_float(data: Any, what: str) -> None:
+    kind = getattr(data.dtype, "kind", None)
+    if kind is None:  # array-API dtypes have no .kind
+        xp = namespace(data)
+        ok = xp.isdtype(data.dtype, "real floating")
+    else:
+        ok = kind == "f"
+    if not ok:
+        raise TypeError(
+            f"{what}: only floating-point tensors can require gradients, this one is "
+            f"{data.dtype}; make it with dtype=float64 (or float32), e.g. "
+            "cr.tensor([1, 2], dtype='float64', requires_grad=True)"
+        )
+
+
+def _raw_index(index: Any) -> Any:
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return namespace().asarray(index)
+    return index
+
+
+def tensor(
+    data: Any,
+    dtype: Any = None,
+    requires_grad: bool = False,
+    name: str | None = None,
+) -> Tensor:
+    """Make a leaf tensor from an array, nested lists or a number (the data is copied).
+
+    Python floats give float64 and Python ints int64, as in NumPy; an array keeps its dtype
+    (float32 stays float32) unless ``dtype`` is given. Arrays of other array-API namespaces
+    (CuPy, ...) stay in their namespace.
+
+    >>> import chainrule as cr
+    >>> cr.tensor([1.0, 2.0]).dtype
+    dtype('float64')
+    >>> cr.tensor(3.0, requires_grad=True, name="x")
+    tensor(3., requires_grad=True, name='x')
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = namespace(data)
+    if isinstance(dtype, str):
+        dtype = getattr(xp, dtype)
+    arr = xp.asarray(data, dtype=dtype, copy=True) if dtype is not None else _copy(xp, data)
+    t = Tensor(arr, requires_grad=requires_grad)
+    if name is not None:
+        t._name = name
+    return t
+
+
+def _copy(xp: Any, data: Any) -> Any:
+    try:
+        return xp.asarray(data, copy=True)
+    except TypeError:  # NumPy < 2 has no copy= on asarray
+        return xp.array(data, copy=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Recording: how an op is applied when a Tensor is among its inputs.
+# ---------------------------------------------------------------------------------------
+def _apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
+    raw = [a.data if isinstance(a, Tensor) else a for a in args]
+    xp = namespace(*raw)
+    try:
+        data = op.forward(xp, *raw, **params)
+    except (ValueError, TypeError, IndexError) as err:
+        raise _forward_error(op, raw, params, err) from err
+    out = Tensor.__new__(Tensor)
+    out.data = data
+    out._grad = None
+    out._version = 0
+    if op.differentiable and _local.grad_enabled and _any_requires_grad(args):
+        out._rg = True
+        where = _user_frame() if _flags.anomaly else None
+        out._node = (op, args, params, _flags.epoch, where)
+    else:
+        out._rg = False
+        out._node = None
+    if _levels and op.differentiable:
+        _push_tangents(op, args, params, out)
+    if _flags.anomaly:
+        _check_finite(out, op, args, "forward", out._node[4] if out._node else _user_frame())
+    return out
+
+
+def _any_requires_grad(args: tuple[Any, ...]) -> bool:
+    for a in args:
+        if isinstance(a, Tensor) and a._rg:
+            return True
+    return False
+
+
+def _forward_error(op: Op, raw: list[Any], params: dict[str, Any], err: Exception) -> Exception:
+    shapes = ", ".join(_describe(r) for r in raw)
+    message = str(err)
+    if "broadcast" in message:
+        hint = "the shapes cannot be broadcast together; reshape or add an axis with None"
+    elif op.name in ("matmul", "dot", "einsum"):
+        hint = "the inner dimensions must agree (a (m, k) @ (k, n) -> (m, n))"
+    else:
+        hint = message
+    extra = f" with {params}" if params else ""
+    return type(err)(f"{op.name}: inputs {shapes}{extra}: {hint} [{message}]")
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return type(value).__name__
+    return f"{tuple(shape)} {value.dtype}"
+
+
+def _user_frame() -> tuple[str, int, str] | None:
+    """(file, line, function) of the innermost frame outside chainrule."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    return (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+
+
+def format_where(where: tuple[str, int, str] | None) -> str:
+    if where is None:
+        return "an unknown place (turn on cr.detect_anomaly() to record it)"
+    return f"{where[0]}:{where[1]} in {where[2]}"
+
+
+def _check_finite(value: Any, op: Op, args: Any, phase: str, where: Any) -> None:
+    data = value.data if isinstance(value, Tensor) else value
+    xp = namespace(data)
+    kind = getattr(data.dtype, "kind", "f")
+    if kind not in "fc":
+        return
+    if bool(xp.all(xp.isfinite(data))):
+        return
+    shapes = ", ".join(_describe(a.data if isinstance(a, Tensor) else a) for a in args)
+    bad = "NaN" if bool(xp.any(xp.isnan(data))) else "inf"
+    raise AnomalyError(
+        f"{op.name}: {bad} in the {phase} pass (inputs {shapes}, result "
+        f"{_describe(data)}); the node was made at {format_where(where)}"
+    )
+
+
+def _push_tangents(op: Op, args: tuple[Any, ...], params: dict[str, Any], out: Tensor) -> None:
+    """Forward mode: push each active level's tangents through the op's JVP rules."""
+    saved = list(_levels)
+    for k, level in enumerate(saved):
+        tangents = [
+            level.get(id(a)) if isinstance(a, Tensor) else None for a in args
+        ]
+        if all(t is None for t in tangents):
+            continue
+        # Rules for level k run with only the outer levels active, so that a tangent of a
+        # tangent (jvp of jvp) is tracked by the outer level and never confused with this one.
+        _levels[:] = saved[:k]
+        try:
+            outer = bool(_levels) or out._rg
+            rule_out = out if outer else out.data
+            rule_args = args if outer else tuple(
+                a.data if isinstance(a, Tensor) else a for a in args
+            )
+            total = None
+            for i, entry in enumerate(tangents):
+                if entry is None:
+                    continue
+                rule = op.jvps[i] if i < len(op.jvps) else None
+                if rule is None:
+                    continue
+                if rule is NOT_IMPLEMENTED:
+                    raise NotImplementedError(
+                        f"{op.name}: forward mode (jvp) is not implemented for input {i}; "
+                        "use reverse mode (cr.grad, cr.vjp) instead"
+                    )
+                contribution = rule(entry[1], rule_out, *rule_args, **params)
+                total = contribution if total is None else total + contribution
+            if total is not None:
+                total = _fit(total, out.data)
+        finally:
+            _levels[:] = saved
+        if total is not None:
+            level[id(out)] = (out, total)
+
+
+def _fit(value: Any, like: Any) -> Any:
+    """Broadcast a tangent to ``like``'s shape and cast it to its dtype."""
+    if tuple(value.shape) != tuple(like.shape):
+        value = _ops.broadcast_to(value, tuple(like.shape))
+    if value.dtype != like.dtype:
+        value = _ops.astype(value, like.dtype)
+    return value
+
+
+_registry._apply = _apply
+
+from . import ops as _ops  # noqa: E402  (the ops need Tensor to exist first)
+from ._tensor_methods import install as _install  # noqa: E402
+
+_install(Tensor)
