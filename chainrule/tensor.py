@@ -458,7 +458,7 @@ def _push_tangents(op: Op, args: tuple[Any, ...], params: dict[str, Any], out: T
             for i, entry in enumerate(tangents):
                 if entry is None:
                     continue
-                rule = op.jvps[i] if i < len(op.jvps) else None
+                rule = op.jvps[0] if op.variadic else op.jvps[i] if i < len(op.jvps) else None
                 if rule is None:
                     continue
                 if rule is NOT_IMPLEMENTED:
@@ -466,7 +466,10 @@ def _push_tangents(op: Op, args: tuple[Any, ...], params: dict[str, Any], out: T
                         f"{op.name}: forward mode (jvp) is not implemented for input {i}; "
                         "use reverse mode (cr.grad, cr.vjp) instead"
                     )
-                contribution = rule(entry[1], rule_out, *rule_args, **params)
+                if op.variadic:
+                    contribution = rule(i, entry[1], rule_out, *rule_args, **params)
+                else:
+                    contribution = rule(entry[1], rule_out, *rule_args, **params)
                 total = contribution if total is None else total + contribution
             if total is not None:
                 total = _fit(total, out.data)

@@ -6,6 +6,7 @@ does that once for all of them.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from ._registry import defop, public
@@ -25,7 +26,7 @@ def axes_of(axis: Any, ndim: int) -> tuple[int, ...]:
         axis = (axis,)
     out = []
     for a in axis:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < builtins.max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for an array of {ndim} dimensions")
         out.append(a % ndim if ndim else 0)
     return tuple(sorted(out))
