@@ -40,6 +40,8 @@ from .graph import (
 from .ops import (
     abs,
     add,
+    all,
+    any,
     argmax,
     argmin,
     astype,
@@ -126,7 +128,7 @@ __all__ = [
     "Function", "Context", "ops", "random",
     "zeros", "ones", "full", "empty", "arange", "linspace", "eye",
     "zeros_like", "ones_like", "full_like",
-    "abs", "add", "argmax", "argmin", "astype", "broadcast_to", "clip", "clamp", "concatenate",
+    "abs", "add", "all", "any", "argmax", "argmin", "astype", "broadcast_to", "clip", "clamp", "concatenate",
     "concat", "cos", "divide", "dot", "einsum", "equal", "erf", "exp", "expand_dims", "expm1",
     "flip", "gelu", "greater", "greater_equal", "inner", "isfinite", "isnan", "leaky_relu",
     "less", "less_equal", "log", "log1p", "log_softmax", "logical_and", "logical_not",

@@ -87,7 +87,7 @@ def install(cls: type) -> None:
     cls.broadcast_to = lambda self, shape: F.broadcast_to(self, shape=tuple(shape))  # type: ignore[attr-defined]
     for name in ("sum", "mean", "max", "min", "var", "std"):
         setattr(cls, name, _reduction(getattr(F, name)))
-    for name in ("argmax", "argmin"):
+    for name in ("argmax", "argmin", "all", "any"):
         op = getattr(F, name)
         setattr(cls, name, lambda self, axis=None, keepdims=False, _op=op: _op(
             self, axis=axis, keepdims=keepdims))

@@ -424,8 +424,8 @@ class Graph:
     >>> g = cr.graph(x * x + x)
     >>> [n.name for n in g.nodes]
     ['x', 'multiply', 'add']
-    >>> len(g.edges), [s.name for s in g.sources]
-    (3, ['x'])
+    >>> len(g.edges), [s.name for s in g.sources]  # x feeds multiply twice, and add
+    (4, ['x'])
     """
 
     def __init__(self, sink: Tensor) -> None:

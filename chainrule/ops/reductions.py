@@ -13,7 +13,9 @@ from ._registry import defop, public
 from .elementwise import equal, sqrt
 from .shape import astype, broadcast_to, reshape
 
-__all__ = ["sum", "mean", "var", "std", "max", "min", "argmax", "argmin", "axes_of", "expand"]
+__all__ = [
+    "sum", "mean", "var", "std", "max", "min", "argmax", "argmin", "all", "any", "axes_of", "expand"
+]
 
 F = "reduction"
 
@@ -225,4 +227,22 @@ argmin = defop(
     numpy=("argmin",),
     family=F,
     description="Index of the smallest entry (integer result, no gradient).",
+)
+
+all = defop(
+    "all",
+    lambda xp, x, axis=None, keepdims=False: xp.all(x, axis=_as_axis(axis), keepdims=keepdims),
+    vjp=[None],
+    numpy=("all",),
+    family=F,
+    description="Whether every entry is true (boolean result, no gradient).",
+)
+
+any = defop(
+    "any",
+    lambda xp, x, axis=None, keepdims=False: xp.any(x, axis=_as_axis(axis), keepdims=keepdims),
+    vjp=[None],
+    numpy=("any",),
+    family=F,
+    description="Whether some entry is true (boolean result, no gradient).",
 )
