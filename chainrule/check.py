@@ -20,8 +20,9 @@ class GradcheckError(AssertionError):
 
 def _as_float64(value: Any) -> np.ndarray:
     data = value.data if isinstance(value, Tensor) else value
-    return np.array(to_numpy(data) if not isinstance(data, (int, float, list)) else data,
-                    dtype=np.float64)
+    return np.array(
+        to_numpy(data) if not isinstance(data, (int, float, list)) else data, dtype=np.float64
+    )
 
 
 def _scalar(value: Any) -> float:
@@ -109,8 +110,9 @@ def gradcheck(
     for i in nums:
         numeric = numerical_jacobian(f, *values, argnums=i, eps=eps)
         for mode in modes:
-            analytic = np.asarray(to_numpy(jacobian(f, argnums=i, mode=mode)(*values)),
-                                  dtype=np.float64)
+            analytic = np.asarray(
+                to_numpy(jacobian(f, argnums=i, mode=mode)(*values)), dtype=np.float64
+            )
             if analytic.shape != numeric.shape:
                 raise GradcheckError(
                     f"gradcheck: argument {i}: {mode}-mode Jacobian has shape "

@@ -77,7 +77,11 @@ def arange(
 
 
 def linspace(
-    start: Any, stop: Any, num: int = 50, dtype: Any = None, endpoint: bool = True,
+    start: Any,
+    stop: Any,
+    num: int = 50,
+    dtype: Any = None,
+    endpoint: bool = True,
     requires_grad: bool = False,
 ) -> Tensor:
     """``num`` evenly spaced values from start to stop."""

@@ -21,10 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import _state
+from ._record import user_frame as _user_frame
 from .backend import namespace
 from .graph import no_grad, set_grad_enabled
 from .ops._registry import Op, defop
-from .tensor import Tensor, _user_frame
+from .tensor import Tensor
 
 __all__ = ["Function", "Context"]
 
@@ -41,7 +42,7 @@ class Context:
         self.saved_tensors = tensors
 
 
-def _function_vjp(i: int, g: Any, out: Any, *inputs: Any, ctx: Context, fn: type) -> Any:
+def _function_vjp(i: int, g: Any, out: Any, *inputs: Any, ctx: Context, fn: Any) -> Any:
     # backward() returns the gradients of all inputs at once; the engine asks one input at a
     # time, so the answer for this incoming gradient is kept until the next one.
     if ctx._cache is None or ctx._cache[0] is not g:

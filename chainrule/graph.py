@@ -17,9 +17,11 @@ from typing import Any
 
 from . import _state
 from . import ops as F
+from ._record import check_finite as _check_finite
+from ._record import format_where
 from .backend import namespace
 from .ops._registry import NOT_IMPLEMENTED
-from .tensor import Tensor, _check_finite, format_where
+from .tensor import Tensor
 
 __all__ = [
     "backward",
@@ -148,9 +150,7 @@ def _leading_to(root: Tensor, targets: dict[int, Any]) -> set[int]:
         t, expanded = stack.pop()
         k = id(t)
         if expanded:
-            if k in targets or any(
-                id(a) in needed for a in (t._node[1] if t._node else ()) or ()
-            ):
+            if k in targets or any(id(a) in needed for a in (t._node[1] if t._node else ()) or ()):
                 needed.add(k)
             done.add(k)
             continue
@@ -279,9 +279,7 @@ def _fit_to(c: Any, a: Tensor, op: Any) -> Any:
 def _unbroadcast(c: Any, shape: tuple[int, ...], op: Any) -> Any:
     cshape = tuple(c.shape)
     lead = len(cshape) - len(shape)
-    if lead < 0 or any(
-        n != 1 and n != cshape[lead + i] for i, n in enumerate(shape)
-    ):
+    if lead < 0 or any(n != 1 and n != cshape[lead + i] for i, n in enumerate(shape)):
         raise RuntimeError(
             f"{op.name}: internal error, a gradient of shape {cshape} cannot be reduced to the "
             f"input's shape {shape}"

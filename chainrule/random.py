@@ -41,7 +41,11 @@ class Generator:
         return Tensor(arr, requires_grad=requires_grad)
 
     def normal(
-        self, loc: float = 0.0, scale: float = 1.0, size: Any = None, dtype: Any = "float64",
+        self,
+        loc: float = 0.0,
+        scale: float = 1.0,
+        size: Any = None,
+        dtype: Any = "float64",
         requires_grad: bool = False,
     ) -> Tensor:
         """Samples of N(loc, scale^2)."""
@@ -54,7 +58,11 @@ class Generator:
         return self.normal(0.0, 1.0, size, dtype, requires_grad)
 
     def uniform(
-        self, low: float = 0.0, high: float = 1.0, size: Any = None, dtype: Any = "float64",
+        self,
+        low: float = 0.0,
+        high: float = 1.0,
+        size: Any = None,
+        dtype: Any = "float64",
         requires_grad: bool = False,
     ) -> Tensor:
         """Samples uniform on [low, high)."""

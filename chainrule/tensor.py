@@ -10,27 +10,17 @@ reference cycles and is freed by reference counting the moment the sink is dropp
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 from . import _state
+from . import ops as F
 from .backend import namespace, to_numpy
-from .ops import _registry
-from .ops._registry import NOT_IMPLEMENTED, Op, Traced
+from .ops._registry import Op, Traced
 
-__all__ = ["Tensor", "tensor", "AnomalyError"]
+__all__ = ["Tensor", "tensor"]
 
 _local = _state.local
-_flags = _state.flags
-_levels = _state.forward_levels
-_NO_PARAMS: dict[str, Any] = {}
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-class AnomalyError(FloatingPointError):
-    """A NaN or inf appeared while :func:`chainrule.detect_anomaly` was on."""
 
 
 class Tensor(Traced):
@@ -228,6 +218,204 @@ class Tensor(Traced):
     def zero_grad(self) -> None:
         self._grad = None
 
+    # -- operators: each a call into the op table -----------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return F.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return F.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return F.subtract(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return F.subtract(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return F.multiply(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return F.multiply(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return F.divide(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return F.divide(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return F.power(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return F.power(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return F.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return F.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return F.negative(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return F.abs(self)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return F.equal(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return F.not_equal(self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return F.less(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return F.less_equal(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return F.greater(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return F.greater_equal(self, other)
+
+    def __invert__(self) -> Tensor:
+        return F.logical_not(self)
+
+    def __and__(self, other: Any) -> Tensor:
+        return F.logical_and(self, other)
+
+    def __or__(self, other: Any) -> Tensor:
+        return F.logical_or(self, other)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        raw = _raw_index(index)
+        return F.getitem(self, index=raw)
+
+    # -- methods: the functions of the op table, PyTorch and NumPy spellings ----------------
+    @property
+    def T(self) -> Tensor:
+        """All axes reversed (the transpose of a matrix)."""
+        return F.transpose(self)
+
+    @property
+    def mT(self) -> Tensor:
+        """The last two axes swapped."""
+        return F.matrix_transpose(self)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; one dimension may be -1."""
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        return F.reshape(self, shape=tuple(int(s) for s in shape))
+
+    view = reshape
+
+    def flatten(self) -> Tensor:
+        return self.reshape(-1)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """No axes: reverse them. A permutation: permute. Two axes of a tensor that is not
+        2-D: swap those two (PyTorch's ``transpose(dim0, dim1)``)."""
+        if not axes:
+            return F.transpose(self)
+        if len(axes) == 1 and not isinstance(axes[0], int):
+            axes = tuple(axes[0])
+        if len(axes) == 2 and self.ndim != 2:
+            order = list(range(self.ndim))
+            a, b = axes[0] % self.ndim, axes[1] % self.ndim
+            order[a], order[b] = order[b], order[a]
+            axes = tuple(order)
+        return F.transpose(self, axes)
+
+    def permute(self, *axes: Any) -> Tensor:
+        return F.permute(self, *axes)
+
+    def astype(self, dtype: Any) -> Tensor:
+        return F.astype(self, dtype=dtype)
+
+    def squeeze(self, axis: Any = None) -> Tensor:
+        return F.squeeze(self, axis=axis)
+
+    def expand_dims(self, axis: int) -> Tensor:
+        return F.expand_dims(self, axis=axis)
+
+    unsqueeze = expand_dims
+
+    def broadcast_to(self, shape: Any) -> Tensor:
+        return F.broadcast_to(self, shape=tuple(shape))
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return F.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return F.mean(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Tensor:
+        return F.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def std(self, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Tensor:
+        return F.std(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return F.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return F.min(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return F.argmax(self, axis=axis, keepdims=keepdims)
+
+    def argmin(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return F.argmin(self, axis=axis, keepdims=keepdims)
+
+    def all(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return F.all(self, axis=axis, keepdims=keepdims)
+
+    def any(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return F.any(self, axis=axis, keepdims=keepdims)
+
+    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return F.logsumexp(self, axis=axis, keepdims=keepdims)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return F.softmax(self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return F.log_softmax(self, axis=axis)
+
+    def exp(self) -> Tensor:
+        return F.exp(self)
+
+    def log(self) -> Tensor:
+        return F.log(self)
+
+    def sqrt(self) -> Tensor:
+        return F.sqrt(self)
+
+    def tanh(self) -> Tensor:
+        return F.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        return F.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        return F.relu(self)
+
+    def abs(self) -> Tensor:
+        return F.abs(self)
+
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:
+        return F.clip(self, min=min, max=max)
+
+    clamp = clip
+
+    def dot(self, other: Any) -> Tensor:
+        return F.dot(self, other)
+
     # -- in-place updates ---------------------------------------------------------------
     def _inplace(self, op: Op, other: Any) -> Tensor:
         other_rg = isinstance(other, Tensor) and other._rg
@@ -258,21 +446,19 @@ class Tensor(Traced):
         return self
 
     def __iadd__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.add, other)
+        return self._inplace(F.add, other)
 
     def __isub__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.subtract, other)
+        return self._inplace(F.subtract, other)
 
     def __imul__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.multiply, other)
+        return self._inplace(F.multiply, other)
 
     def __itruediv__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.divide, other)
+        return self._inplace(F.divide, other)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        if _local.grad_enabled and (
-            self._rg or (isinstance(value, Tensor) and value._rg)
-        ):
+        if _local.grad_enabled and (self._rg or (isinstance(value, Tensor) and value._rg)):
             raise RuntimeError(
                 "item assignment on a tensor in the graph is not recorded; use cr.where(mask, "
                 "new, x) or build the tensor with cr.concatenate/cr.stack, or assign inside "
@@ -347,150 +533,3 @@ def _copy(xp: Any, data: Any) -> Any:
         return xp.asarray(data, copy=True)
     except TypeError:  # NumPy < 2 has no copy= on asarray
         return xp.array(data, copy=True)
-
-
-# ---------------------------------------------------------------------------------------
-# Recording: how an op is applied when a Tensor is among its inputs.
-# ---------------------------------------------------------------------------------------
-def _apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
-    raw = [a.data if isinstance(a, Tensor) else a for a in args]
-    xp = namespace(*raw)
-    try:
-        data = op.forward(xp, *raw, **params)
-    except (ValueError, TypeError, IndexError) as err:
-        raise _forward_error(op, raw, params, err) from err
-    out = Tensor.__new__(Tensor)
-    out.data = data
-    out._grad = None
-    out._version = 0
-    if op.differentiable and _local.grad_enabled and _any_requires_grad(args):
-        out._rg = True
-        where = _user_frame() if _flags.anomaly else None
-        out._node = (op, args, params, _flags.epoch, where)
-    else:
-        out._rg = False
-        out._node = None
-    if _levels and op.differentiable:
-        _push_tangents(op, args, params, out)
-    if _flags.anomaly:
-        _check_finite(out, op, args, "forward", out._node[4] if out._node else _user_frame())
-    return out
-
-
-def _any_requires_grad(args: tuple[Any, ...]) -> bool:
-    for a in args:
-        if isinstance(a, Tensor) and a._rg:
-            return True
-    return False
-
-
-def _forward_error(op: Op, raw: list[Any], params: dict[str, Any], err: Exception) -> Exception:
-    shapes = ", ".join(_describe(r) for r in raw)
-    message = str(err)
-    if "broadcast" in message:
-        hint = "the shapes cannot be broadcast together; reshape or add an axis with None"
-    elif op.name in ("matmul", "dot", "einsum"):
-        hint = "the inner dimensions must agree (a (m, k) @ (k, n) -> (m, n))"
-    else:
-        hint = message
-    extra = f" with {params}" if params else ""
-    return type(err)(f"{op.name}: inputs {shapes}{extra}: {hint} [{message}]")
-
-
-def _describe(value: Any) -> str:
-    shape = getattr(value, "shape", None)
-    if shape is None:
-        return type(value).__name__
-    return f"{tuple(shape)} {value.dtype}"
-
-
-def _user_frame() -> tuple[str, int, str] | None:
-    """(file, line, function) of the innermost frame outside chainrule."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return None
-    return (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
-
-
-def format_where(where: tuple[str, int, str] | None) -> str:
-    if where is None:
-        return "an unknown place (turn on cr.detect_anomaly() to record it)"
-    return f"{where[0]}:{where[1]} in {where[2]}"
-
-
-def _check_finite(value: Any, op: Op, args: Any, phase: str, where: Any) -> None:
-    data = value.data if isinstance(value, Tensor) else value
-    xp = namespace(data)
-    kind = getattr(data.dtype, "kind", "f")
-    if kind not in "fc":
-        return
-    if bool(xp.all(xp.isfinite(data))):
-        return
-    shapes = ", ".join(_describe(a.data if isinstance(a, Tensor) else a) for a in args)
-    bad = "NaN" if bool(xp.any(xp.isnan(data))) else "inf"
-    raise AnomalyError(
-        f"{op.name}: {bad} in the {phase} pass (inputs {shapes}, result "
-        f"{_describe(data)}); the node was made at {format_where(where)}"
-    )
-
-
-def _push_tangents(op: Op, args: tuple[Any, ...], params: dict[str, Any], out: Tensor) -> None:
-    """Forward mode: push each active level's tangents through the op's JVP rules."""
-    saved = list(_levels)
-    for k, level in enumerate(saved):
-        tangents = [
-            level.get(id(a)) if isinstance(a, Tensor) else None for a in args
-        ]
-        if all(t is None for t in tangents):
-            continue
-        # Rules for level k run with only the outer levels active, so that a tangent of a
-        # tangent (jvp of jvp) is tracked by the outer level and never confused with this one.
-        _levels[:] = saved[:k]
-        try:
-            outer = bool(_levels) or out._rg
-            rule_out = out if outer else out.data
-            rule_args = args if outer else tuple(
-                a.data if isinstance(a, Tensor) else a for a in args
-            )
-            total = None
-            for i, entry in enumerate(tangents):
-                if entry is None:
-                    continue
-                rule = op.jvps[0] if op.variadic else op.jvps[i] if i < len(op.jvps) else None
-                if rule is None:
-                    continue
-                if rule is NOT_IMPLEMENTED:
-                    raise NotImplementedError(
-                        f"{op.name}: forward mode (jvp) is not implemented for input {i}; "
-                        "use reverse mode (cr.grad, cr.vjp) instead"
-                    )
-                if op.variadic:
-                    contribution = rule(i, entry[1], rule_out, *rule_args, **params)
-                else:
-                    contribution = rule(entry[1], rule_out, *rule_args, **params)
-                total = contribution if total is None else total + contribution
-            if total is not None:
-                total = _fit(total, out.data)
-        finally:
-            _levels[:] = saved
-        if total is not None:
-            level[id(out)] = (out, total)
-
-
-def _fit(value: Any, like: Any) -> Any:
-    """Broadcast a tangent to ``like``'s shape and cast it to its dtype."""
-    if tuple(value.shape) != tuple(like.shape):
-        value = _ops.broadcast_to(value, tuple(like.shape))
-    if value.dtype != like.dtype:
-        value = _ops.astype(value, like.dtype)
-    return value
-
-
-_registry._apply = _apply
-
-from . import ops as _ops  # noqa: E402  (the ops need Tensor to exist first)
-from ._tensor_methods import install as _install  # noqa: E402
-
-_install(Tensor)

@@ -159,9 +159,7 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
     return (out if nested else out.data), vjp_fn
 
 
-def jvp(
-    f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
-) -> tuple[Any, Any]:
+def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """Forward mode: ``(f(*primals), J_f(primals) @ tangents)``, tangents pushed through each
     op's JVP rule as ``f`` runs (no backward pass).
 
@@ -200,9 +198,7 @@ def jvp(
     return out.data, tangent_out.data if isinstance(tangent_out, Tensor) else tangent_out
 
 
-def jacobian(
-    f: Callable[..., Any], argnums: int = 0, mode: str = "auto"
-) -> Callable[..., Any]:
+def jacobian(f: Callable[..., Any], argnums: int = 0, mode: str = "auto") -> Callable[..., Any]:
     """The Jacobian of ``f`` with respect to argument ``argnums``: shape
     ``out.shape + in.shape``. ``mode`` is "reverse" (one VJP per output entry), "forward"
     (one JVP per input entry) or "auto" (whichever needs fewer passes).

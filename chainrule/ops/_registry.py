@@ -173,8 +173,8 @@ def defop(
     name: str,
     forward: Callable[..., Any],
     *,
-    vjp: Sequence[Any] | None = None,
-    jvp: Sequence[Any] | str | None = None,
+    vjp: Sequence[Any] | Callable[..., Any] | None = None,
+    jvp: Sequence[Any] | Callable[..., Any] | str | None = None,
     formula: str = "",
     kink: str | None = None,
     numpy: Sequence[str] = (),
@@ -188,7 +188,7 @@ def defop(
     # A single callable (not a list) is a rule for every input of a variadic op:
     # rule(i, grad, out, *inputs, **params).
     variadic = callable(vjp)
-    vjps = (vjp,) if variadic else tuple(vjp) if vjp is not None else ()
+    vjps: tuple[Any, ...] = (vjp,) if callable(vjp) else tuple(vjp) if vjp is not None else ()
     if jvp == "vjp":
         jvps = vjps
     elif jvp is None:
@@ -196,7 +196,7 @@ def defop(
     elif callable(jvp):
         jvps = (jvp,)
     else:
-        jvps = tuple(jvp)
+        jvps = tuple(jvp)  # type: ignore[arg-type]
     op = Op(
         name,
         forward,

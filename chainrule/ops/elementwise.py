@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from ..backend import erf as _erf
-from ._registry import defop
+from ._registry import Op, defop
 
 __all__ = [
     "add",
@@ -60,7 +60,7 @@ def _like(xp: Any, value: Any, other: Any) -> Any:
 
 
 # -- arithmetic ------------------------------------------------------------------------
-add = defop(
+add: Op = defop(
     "add",
     lambda xp, x, y: x + y,
     vjp=[lambda g, out, x, y: g, lambda g, out, x, y: g],  # d(x+y)/dx = 1, d(x+y)/dy = 1
@@ -71,7 +71,7 @@ add = defop(
     description="x + y, broadcasting.",
 )
 
-subtract = defop(
+subtract: Op = defop(
     "subtract",
     lambda xp, x, y: x - y,
     vjp=[lambda g, out, x, y: g, lambda g, out, x, y: -g],  # d(x-y)/dy = -1
@@ -82,7 +82,7 @@ subtract = defop(
     description="x - y, broadcasting.",
 )
 
-multiply = defop(
+multiply: Op = defop(
     "multiply",
     lambda xp, x, y: x * y,
     vjp=[lambda g, out, x, y: g * y, lambda g, out, x, y: g * x],  # d(xy)/dx = y
@@ -93,7 +93,7 @@ multiply = defop(
     description="x * y, broadcasting.",
 )
 
-divide = defop(
+divide: Op = defop(
     "divide",
     lambda xp, x, y: x / y,
     vjp=[
@@ -115,7 +115,7 @@ def _power_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
     return where(equal(x, 0), 0.0, g * out * log(safe))
 
 
-power = defop(
+power: Op = defop(
     "power",
     lambda xp, x, y: x**y,
     vjp=[lambda g, out, x, y: g * y * x ** (y - 1), _power_dy],  # d(x^y)/dx = y x^(y-1)
@@ -127,7 +127,7 @@ power = defop(
     description="x ** y, broadcasting.",
 )
 
-negative = defop(
+negative: Op = defop(
     "negative",
     lambda xp, x: -x,
     vjp=[lambda g, out, x: -g],
@@ -139,7 +139,7 @@ negative = defop(
 )
 
 # -- transcendental ----------------------------------------------------------------------
-exp = defop(
+exp: Op = defop(
     "exp",
     lambda xp, x: xp.exp(x),
     vjp=[lambda g, out, x: g * out],
@@ -150,7 +150,7 @@ exp = defop(
     description="e ** x.",
 )
 
-log = defop(
+log: Op = defop(
     "log",
     lambda xp, x: xp.log(x),
     vjp=[lambda g, out, x: g / x],
@@ -161,7 +161,7 @@ log = defop(
     description="Natural logarithm.",
 )
 
-log1p = defop(
+log1p: Op = defop(
     "log1p",
     lambda xp, x: xp.log1p(x),
     vjp=[lambda g, out, x: g / (1 + x)],
@@ -172,7 +172,7 @@ log1p = defop(
     description="log(1 + x), accurate for small x.",
 )
 
-expm1 = defop(
+expm1: Op = defop(
     "expm1",
     lambda xp, x: xp.expm1(x),
     vjp=[lambda g, out, x: g * (out + 1)],
@@ -183,7 +183,7 @@ expm1 = defop(
     description="exp(x) - 1, accurate for small x.",
 )
 
-sqrt = defop(
+sqrt: Op = defop(
     "sqrt",
     lambda xp, x: xp.sqrt(x),
     vjp=[lambda g, out, x: g / (2 * out)],
@@ -195,7 +195,7 @@ sqrt = defop(
     description="Square root.",
 )
 
-sin = defop(
+sin: Op = defop(
     "sin",
     lambda xp, x: xp.sin(x),
     vjp=[lambda g, out, x: g * cos(x)],
@@ -206,7 +206,7 @@ sin = defop(
     description="Sine.",
 )
 
-cos = defop(
+cos: Op = defop(
     "cos",
     lambda xp, x: xp.cos(x),
     vjp=[lambda g, out, x: -g * sin(x)],
@@ -217,7 +217,7 @@ cos = defop(
     description="Cosine.",
 )
 
-tan = defop(
+tan: Op = defop(
     "tan",
     lambda xp, x: xp.tan(x),
     vjp=[lambda g, out, x: g * (1 + out * out)],
@@ -228,7 +228,7 @@ tan = defop(
     description="Tangent.",
 )
 
-tanh = defop(
+tanh: Op = defop(
     "tanh",
     lambda xp, x: xp.tanh(x),
     vjp=[lambda g, out, x: g * (1 - out * out)],
@@ -241,7 +241,7 @@ tanh = defop(
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
-erf = defop(
+erf: Op = defop(
     "erf",
     lambda xp, x: _erf(xp, x),
     vjp=[lambda g, out, x: g * _TWO_OVER_SQRT_PI * exp(-(x * x))],
@@ -252,7 +252,7 @@ erf = defop(
 )
 
 # -- piecewise -------------------------------------------------------------------------
-abs = defop(
+abs: Op = defop(
     "abs",
     lambda xp, x: xp.abs(x),
     vjp=[lambda g, out, x: g * sign(x)],
@@ -264,7 +264,7 @@ abs = defop(
     description="Absolute value.",
 )
 
-sign = defop(
+sign: Op = defop(
     "sign",
     lambda xp, x: xp.sign(x),
     vjp=[None],
@@ -280,7 +280,7 @@ def _maximum_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
     return where(greater(x, y), g, where(equal(x, y), 0.5 * g, 0.0))
 
 
-maximum = defop(
+maximum: Op = defop(
     "maximum",
     lambda xp, x, y: xp.maximum(_like(xp, x, y), _like(xp, y, x)),
     vjp=[_maximum_dx, lambda g, out, x, y: _maximum_dx(g, out, y, x)],
@@ -297,7 +297,7 @@ def _minimum_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
     return where(less(x, y), g, where(equal(x, y), 0.5 * g, 0.0))
 
 
-minimum = defop(
+minimum: Op = defop(
     "minimum",
     lambda xp, x, y: xp.minimum(_like(xp, x, y), _like(xp, y, x)),
     vjp=[_minimum_dx, lambda g, out, x, y: _minimum_dx(g, out, y, x)],
@@ -314,7 +314,7 @@ def _where(xp: Any, condition: Any, x: Any, y: Any) -> Any:
     return xp.where(condition, _like(xp, x, y), _like(xp, y, x))
 
 
-where = defop(
+where: Op = defop(
     "where",
     _where,
     vjp=[
@@ -345,7 +345,7 @@ def _clip_dx(g: Any, out: Any, x: Any, min: Any = None, max: Any = None) -> Any:
     return where(inside, g, 0.0)
 
 
-clip = defop(
+clip: Op = defop(
     "clip",
     _clip,
     vjp=[_clip_dx],
@@ -358,7 +358,7 @@ clip = defop(
 )
 
 # -- comparisons and predicates: no gradient ----------------------------------------------
-_NONDIFF = [
+_NONDIFF: list[tuple[str, Any, tuple[str, ...], int]] = [
     ("equal", lambda xp, x, y: x == y, ("equal",), 2),
     ("not_equal", lambda xp, x, y: x != y, ("not_equal",), 2),
     ("less", lambda xp, x, y: x < y, ("less",), 2),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import index_add
-from ._registry import defop
+from ._registry import Op, defop
 
 __all__ = ["getitem", "scatter_add"]
 
@@ -31,17 +31,17 @@ def _scatter_add(xp: Any, g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     return out
 
 
-getitem = defop(
+getitem: Op = defop(
     "getitem",
     lambda xp, x, index: x[index],
     vjp=[lambda g, out, x, index: scatter_add(g, index=index, shape=tuple(x.shape))],
     jvp=[lambda t, out, x, index: getitem(t, index=index)],
     formula="d x[index]/dx: the gradient scattered back to the indexed places (repeats add)",
     family=F,
-    description="x[index] with basic (slices, ints, None, ...) or advanced (arrays, masks) indices.",
+    description="x[index]: basic (slices, ints, None, ...) or advanced (arrays, masks) indices.",
 )
 
-scatter_add = defop(
+scatter_add: Op = defop(
     "scatter_add",
     _scatter_add,
     vjp=[lambda g, out, values, index, shape: getitem(g, index=index)],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._registry import defop, public
+from ._registry import Op, defop, public
 from .shape import broadcast_to, expand_dims, matrix_transpose, reshape, squeeze
 
 __all__ = ["matmul", "dot", "outer", "einsum", "inner"]
@@ -47,7 +47,7 @@ def _matmul(xp: Any, x: Any, y: Any) -> Any:
     return xp.matmul(x, y)
 
 
-matmul = defop(
+matmul: Op = defop(
     "matmul",
     _matmul,
     vjp=[_matmul_dx, _matmul_dy],
@@ -167,7 +167,7 @@ def _einsum_jvp(i: int, t: Any, out: Any, *operands: Any, subscripts: str) -> An
     return einsum(subscripts, *args)
 
 
-_einsum = defop(
+_einsum: Op = defop(
     "einsum",
     _einsum_forward,
     vjp=_einsum_vjp,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._registry import defop
+from ._registry import Op, defop
 from .elementwise import erf, exp, greater, isfinite, tanh, where
 from .reductions import _sum, expand
 
@@ -33,7 +33,7 @@ def _sigmoid(xp: Any, x: Any) -> Any:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-sigmoid = defop(
+sigmoid: Op = defop(
     "sigmoid",
     _sigmoid,
     vjp=[lambda g, out, x: g * out * (1 - out)],
@@ -43,7 +43,7 @@ sigmoid = defop(
     description="The logistic function 1 / (1 + exp(-x)).",
 )
 
-relu = defop(
+relu: Op = defop(
     "relu",
     lambda xp, x: xp.where(x > 0, x, xp.zeros_like(x)),
     vjp=[lambda g, out, x: where(greater(x, 0), g, 0.0)],
@@ -59,7 +59,7 @@ def _leaky(xp: Any, x: Any, negative_slope: float = 0.01) -> Any:
     return xp.where(x > 0, x, x * negative_slope)
 
 
-leaky_relu = defop(
+leaky_relu: Op = defop(
     "leaky_relu",
     _leaky,
     vjp=[lambda g, out, x, negative_slope=0.01: where(greater(x, 0), g, g * negative_slope)],
@@ -76,7 +76,7 @@ def _softplus(xp: Any, x: Any) -> Any:
     return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, xp.zeros_like(x))
 
 
-softplus = defop(
+softplus: Op = defop(
     "softplus",
     _softplus,
     vjp=[lambda g, out, x: g * sigmoid(x)],
@@ -111,7 +111,7 @@ def _gelu_vjp(g: Any, out: Any, x: Any, approximate: str = "none") -> Any:
     return g * (cdf + x * pdf)
 
 
-gelu = defop(
+gelu: Op = defop(
     "gelu",
     _gelu,
     vjp=[_gelu_vjp],
@@ -165,13 +165,19 @@ def _lse_weights(out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     return where(finite, exp(x - where(finite, full, 0.0)), 0.0)
 
 
-logsumexp = defop(
+logsumexp: Op = defop(
     "logsumexp",
     _logsumexp,
-    vjp=[lambda g, out, x, axis=None, keepdims=False: expand(g, x, axis, keepdims)
-         * _lse_weights(out, x, axis, keepdims)],
-    jvp=[lambda t, out, x, axis=None, keepdims=False: _sum(
-        t * _lse_weights(out, x, axis, keepdims), axis=axis, keepdims=keepdims)],
+    vjp=[
+        lambda g, out, x, axis=None, keepdims=False: (
+            expand(g, x, axis, keepdims) * _lse_weights(out, x, axis, keepdims)
+        )
+    ],
+    jvp=[
+        lambda t, out, x, axis=None, keepdims=False: _sum(
+            t * _lse_weights(out, x, axis, keepdims), axis=axis, keepdims=keepdims
+        )
+    ],
     formula="d logsumexp(x)/dx_i = softmax(x)_i",
     kink="a slice of all -inf has value -inf and gradient 0",
     family=F,
@@ -185,7 +191,7 @@ def _softmax(xp: Any, x: Any, axis: int = -1) -> Any:
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-softmax = defop(
+softmax: Op = defop(
     "softmax",
     _softmax,
     # the Jacobian diag(s) - s s^T is symmetric, so the same rule serves both modes
@@ -201,7 +207,7 @@ def _log_softmax(xp: Any, x: Any, axis: int = -1) -> Any:
     return x - _logsumexp(xp, x, axis=axis, keepdims=True)
 
 
-log_softmax = defop(
+log_softmax: Op = defop(
     "log_softmax",
     _log_softmax,
     vjp=[lambda g, out, x, axis=-1: g - exp(out) * _sum(g, axis=axis, keepdims=True)],

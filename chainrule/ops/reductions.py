@@ -9,12 +9,23 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from ._registry import defop, public
+from ._registry import Op, defop, public
 from .elementwise import equal, sqrt
 from .shape import astype, broadcast_to, reshape
 
 __all__ = [
-    "sum", "mean", "var", "std", "max", "min", "argmax", "argmin", "all", "any", "axes_of", "expand"
+    "sum",
+    "mean",
+    "var",
+    "std",
+    "max",
+    "min",
+    "argmax",
+    "argmin",
+    "all",
+    "any",
+    "axes_of",
+    "expand",
 ]
 
 F = "reduction"
@@ -59,7 +70,7 @@ def _as_axis(axis: Any) -> Any:
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-_sum = defop(
+_sum: Op = defop(
     "sum",
     _xp_sum,
     vjp=[lambda g, out, x, axis=None, keepdims=False: expand(g, x, axis, keepdims)],
@@ -88,7 +99,7 @@ def _mean_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False
     return expand(g, x, axis, keepdims) / _count(x, axis)  # d mean(x)/dx_i = 1/n
 
 
-_mean = defop(
+_mean: Op = defop(
     "mean",
     lambda xp, x, axis=None, keepdims=False: xp.mean(x, axis=_as_axis(axis), keepdims=keepdims),
     vjp=[_mean_vjp],
@@ -125,7 +136,7 @@ def _var_jvp(t: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False,
     return _sum(t * _centered(x, axis), axis=axis, keepdims=keepdims) * scale
 
 
-_var = defop(
+_var: Op = defop(
     "var",
     _var_forward,
     vjp=[_var_vjp],
@@ -139,17 +150,27 @@ _var = defop(
 
 @public(_var)
 def var(
-    x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0, correction: Any = None,
+    x: Any,
+    axis: Any = None,
+    keepdims: bool = False,
+    ddof: Any = 0,
+    correction: Any = None,
     **numpy_kwargs: Any,
 ) -> Any:
     """Variance over ``axis``; ``ddof`` (NumPy) or ``correction`` (array API) subtracts from n."""
     _no_numpy_extras("var", numpy_kwargs)
-    return _var(x, axis=_as_axis(axis), keepdims=keepdims, ddof=ddof if correction is None else correction)
+    return _var(
+        x, axis=_as_axis(axis), keepdims=keepdims, ddof=ddof if correction is None else correction
+    )
 
 
 @public(_var, numpy=("std",))
 def std(
-    x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0, correction: Any = None,
+    x: Any,
+    axis: Any = None,
+    keepdims: bool = False,
+    ddof: Any = 0,
+    correction: Any = None,
     **numpy_kwargs: Any,
 ) -> Any:
     """Standard deviation: ``sqrt(var(x))``. Its gradient is infinite where the spread is 0."""
@@ -172,7 +193,7 @@ def _extreme_jvp(t: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = Fa
     return _sum(t * hit, axis=axis, keepdims=keepdims) / _sum(hit, axis=axis, keepdims=keepdims)
 
 
-_max = defop(
+_max: Op = defop(
     "max",
     lambda xp, x, axis=None, keepdims=False: xp.max(x, axis=_as_axis(axis), keepdims=keepdims),
     vjp=[_extreme_vjp],
@@ -184,7 +205,7 @@ _max = defop(
     description="Largest entry over the given axes.",
 )
 
-_min = defop(
+_min: Op = defop(
     "min",
     lambda xp, x, axis=None, keepdims=False: xp.min(x, axis=_as_axis(axis), keepdims=keepdims),
     vjp=[_extreme_vjp],
@@ -211,7 +232,7 @@ def min(x: Any, axis: Any = None, keepdims: bool = False, **numpy_kwargs: Any) -
     return _min(x, axis=_as_axis(axis), keepdims=keepdims)
 
 
-argmax = defop(
+argmax: Op = defop(
     "argmax",
     lambda xp, x, axis=None, keepdims=False: xp.argmax(x, axis=axis, keepdims=keepdims),
     vjp=[None],
@@ -220,7 +241,7 @@ argmax = defop(
     description="Index of the largest entry (integer result, no gradient).",
 )
 
-argmin = defop(
+argmin: Op = defop(
     "argmin",
     lambda xp, x, axis=None, keepdims=False: xp.argmin(x, axis=axis, keepdims=keepdims),
     vjp=[None],
@@ -229,7 +250,7 @@ argmin = defop(
     description="Index of the smallest entry (integer result, no gradient).",
 )
 
-all = defop(
+all: Op = defop(
     "all",
     lambda xp, x, axis=None, keepdims=False: xp.all(x, axis=_as_axis(axis), keepdims=keepdims),
     vjp=[None],
@@ -238,7 +259,7 @@ all = defop(
     description="Whether every entry is true (boolean result, no gradient).",
 )
 
-any = defop(
+any: Op = defop(
     "any",
     lambda xp, x, axis=None, keepdims=False: xp.any(x, axis=_as_axis(axis), keepdims=keepdims),
     vjp=[None],

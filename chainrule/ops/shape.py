@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._registry import defop, public
+from ._registry import Op, defop, public
 
 __all__ = [
     "reshape",
@@ -35,7 +35,7 @@ def _normalize_shape(shape: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
-reshape = defop(
+reshape: Op = defop(
     "reshape",
     lambda xp, x, shape: xp.reshape(x, shape),
     vjp=[lambda g, out, x, shape: reshape(g, _shape(x))],
@@ -58,7 +58,7 @@ def _transpose(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
     return xp.permute_dims(x, axes)
 
 
-_permute = defop(
+_permute: Op = defop(
     "transpose",
     _transpose,
     vjp=[lambda g, out, x, axes: _permute(g, axes=_inverse(axes))],
@@ -94,7 +94,7 @@ def matrix_transpose(x: Any) -> Any:
 
 
 # The engine sums a gradient back over broadcast dimensions, so the rule passes it through.
-broadcast_to = defop(
+broadcast_to: Op = defop(
     "broadcast_to",
     lambda xp, x, shape: xp.broadcast_to(x, shape),
     vjp=[lambda g, out, x, shape: g],
@@ -127,7 +127,7 @@ def _concat_jvp(i: int, t: Any, out: Any, *xs: Any, axis: int) -> Any:
     return _pad(t, widths=tuple(widths), value=0)
 
 
-_concatenate = defop(
+_concatenate: Op = defop(
     "concatenate",
     lambda xp, *xs, axis: xp.concat(list(xs), axis=axis),
     vjp=_concat_vjp,
@@ -157,7 +157,7 @@ def _stack_jvp(i: int, t: Any, out: Any, *xs: Any, axis: int) -> Any:
     return _pad(expand_dims(t, axis=ax), widths=tuple(widths), value=0)
 
 
-_stack = defop(
+_stack: Op = defop(
     "stack",
     lambda xp, *xs, axis: xp.stack(list(xs), axis=axis),
     vjp=_stack_vjp,
@@ -180,7 +180,7 @@ def _squeeze(xp: Any, x: Any, axis: Any) -> Any:
     return xp.squeeze(x, axis=axis)
 
 
-squeeze = defop(
+squeeze: Op = defop(
     "squeeze",
     _squeeze,
     vjp=[lambda g, out, x, axis=None: reshape(g, _shape(x))],
@@ -191,7 +191,7 @@ squeeze = defop(
     description="Remove size-1 axes (all of them when axis is None).",
 )
 
-expand_dims = defop(
+expand_dims: Op = defop(
     "expand_dims",
     lambda xp, x, axis: xp.expand_dims(x, axis=axis),
     vjp=[lambda g, out, x, axis: reshape(g, _shape(x))],
@@ -202,7 +202,7 @@ expand_dims = defop(
     description="Insert a size-1 axis.",
 )
 
-flip = defop(
+flip: Op = defop(
     "flip",
     lambda xp, x, axis=None: xp.flip(x, axis=axis),
     vjp=[lambda g, out, x, axis=None: flip(g, axis=axis)],
@@ -225,7 +225,7 @@ def _unpad(g: Any, widths: tuple[tuple[int, int], ...], x: Any) -> Any:
     return g[tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, widths))]
 
 
-_pad = defop(
+_pad: Op = defop(
     "pad",
     _pad_forward,
     vjp=[lambda g, out, x, widths, value: _unpad(g, widths, x)],
@@ -268,7 +268,7 @@ def _astype(xp: Any, x: Any, dtype: Any) -> Any:
 
 
 # The engine casts every gradient to its input's dtype, so the rule passes it through.
-astype = defop(
+astype: Op = defop(
     "astype",
     _astype,
     vjp=[lambda g, out, x, dtype: g],

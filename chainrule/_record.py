@@ -1,0 +1,168 @@
+"""Recording: how an op is applied when a Tensor is among its inputs.
+
+The op table calls :func:`apply` (through ``chainrule.ops._registry``) whenever a Tensor is
+an argument: the forward runs on the raw arrays, and if grad mode is on and some input
+requires a gradient, the result remembers ``(op, inputs, params, epoch, where)``. Forward-mode
+tangents and anomaly checks happen here too, each behind one cheap test.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from . import _state
+from . import ops as F
+from .backend import namespace
+from .ops import _registry
+from .ops._registry import NOT_IMPLEMENTED, Op
+from .tensor import Tensor
+
+__all__ = ["apply", "AnomalyError", "format_where", "user_frame", "check_finite"]
+
+_local = _state.local
+_flags = _state.flags
+_levels = _state.forward_levels
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class AnomalyError(FloatingPointError):
+    """A NaN or inf appeared while :func:`chainrule.detect_anomaly` was on."""
+
+
+def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
+    raw = [a.data if isinstance(a, Tensor) else a for a in args]
+    xp = namespace(*raw)
+    try:
+        data = op.forward(xp, *raw, **params)
+    except (ValueError, TypeError, IndexError) as err:
+        raise _forward_error(op, raw, params, err) from err
+    out = Tensor.__new__(Tensor)
+    out.data = data
+    out._grad = None
+    out._version = 0
+    if op.differentiable and _local.grad_enabled and _any_requires_grad(args):
+        out._rg = True
+        where = user_frame() if _flags.anomaly else None
+        out._node = (op, args, params, _flags.epoch, where)
+    else:
+        out._rg = False
+        out._node = None
+    if _levels and op.differentiable:
+        _push_tangents(op, args, params, out)
+    if _flags.anomaly:
+        check_finite(out, op, args, "forward", out._node[4] if out._node else user_frame())
+    return out
+
+
+def _any_requires_grad(args: tuple[Any, ...]) -> bool:
+    for a in args:
+        if isinstance(a, Tensor) and a._rg:
+            return True
+    return False
+
+
+def _forward_error(op: Op, raw: list[Any], params: dict[str, Any], err: Exception) -> Exception:
+    shapes = ", ".join(_describe(r) for r in raw)
+    message = str(err)
+    if "broadcast" in message:
+        hint = "the shapes cannot be broadcast together; reshape or add an axis with None"
+    elif op.name in ("matmul", "dot", "einsum"):
+        hint = "the inner dimensions must agree (a (m, k) @ (k, n) -> (m, n))"
+    else:
+        hint = message
+    extra = f" with {params}" if params else ""
+    return type(err)(f"{op.name}: inputs {shapes}{extra}: {hint} [{message}]")
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return type(value).__name__
+    return f"{tuple(shape)} {value.dtype}"
+
+
+def user_frame() -> tuple[str, int, str] | None:
+    """(file, line, function) of the innermost frame outside chainrule."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    return (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+
+
+def format_where(where: tuple[str, int, str] | None) -> str:
+    if where is None:
+        return "an unknown place (turn on cr.detect_anomaly() to record it)"
+    return f"{where[0]}:{where[1]} in {where[2]}"
+
+
+def check_finite(value: Any, op: Op, args: Any, phase: str, where: Any) -> None:
+    data = value.data if isinstance(value, Tensor) else value
+    xp = namespace(data)
+    kind = getattr(data.dtype, "kind", "f")
+    if kind not in "fc":
+        return
+    if bool(xp.all(xp.isfinite(data))):
+        return
+    shapes = ", ".join(_describe(a.data if isinstance(a, Tensor) else a) for a in args)
+    bad = "NaN" if bool(xp.any(xp.isnan(data))) else "inf"
+    raise AnomalyError(
+        f"{op.name}: {bad} in the {phase} pass (inputs {shapes}, result "
+        f"{_describe(data)}); the node was made at {format_where(where)}"
+    )
+
+
+def _push_tangents(op: Op, args: tuple[Any, ...], params: dict[str, Any], out: Tensor) -> None:
+    """Forward mode: push each active level's tangents through the op's JVP rules."""
+    saved = list(_levels)
+    for k, level in enumerate(saved):
+        tangents = [level.get(id(a)) if isinstance(a, Tensor) else None for a in args]
+        if all(t is None for t in tangents):
+            continue
+        # Rules for level k run with only the outer levels active, so that a tangent of a
+        # tangent (jvp of jvp) is tracked by the outer level and never confused with this one.
+        _levels[:] = saved[:k]
+        try:
+            outer = bool(_levels) or out._rg
+            rule_out = out if outer else out.data
+            rule_args = (
+                args if outer else tuple(a.data if isinstance(a, Tensor) else a for a in args)
+            )
+            total = None
+            for i, entry in enumerate(tangents):
+                if entry is None:
+                    continue
+                rule = op.jvps[0] if op.variadic else op.jvps[i] if i < len(op.jvps) else None
+                if rule is None:
+                    continue
+                if rule is NOT_IMPLEMENTED:
+                    raise NotImplementedError(
+                        f"{op.name}: forward mode (jvp) is not implemented for input {i}; "
+                        "use reverse mode (cr.grad, cr.vjp) instead"
+                    )
+                if op.variadic:
+                    contribution = rule(i, entry[1], rule_out, *rule_args, **params)
+                else:
+                    contribution = rule(entry[1], rule_out, *rule_args, **params)
+                total = contribution if total is None else total + contribution
+            if total is not None:
+                total = _fit(total, out.data)
+        finally:
+            _levels[:] = saved
+        if total is not None:
+            level[id(out)] = (out, total)
+
+
+def _fit(value: Any, like: Any) -> Any:
+    """Broadcast a tangent to ``like``'s shape and cast it to its dtype."""
+    if tuple(value.shape) != tuple(like.shape):
+        value = F.broadcast_to(value, tuple(like.shape))
+    if value.dtype != like.dtype:
+        value = F.astype(value, like.dtype)
+    return value
+
+
+_registry._apply = apply
