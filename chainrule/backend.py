@@ -20,6 +20,7 @@ __all__ = [
     "erf",
     "index_add",
     "default_float",
+    "owned",
 ]
 
 # NOTE: NumPy returns scalars (np.float64, ...) from 0-d operations; they are arrays for our
@@ -164,3 +165,18 @@ def _index_to_numpy(i: Any) -> Any:
     if isinstance(i, (int, slice)) or i is None or i is Ellipsis:
         return i
     return to_numpy(i)
+
+
+def owned(x: Any) -> Any:
+    """``x`` if it is an array that owns writeable memory, else a copy of it.
+
+    A gradient stored in ``.grad`` must not be a read-only broadcast view or share memory with
+    another tensor's gradient, or an in-place edit of one would change the other.
+    """
+    if type(x) is np.ndarray:
+        if x.base is None and x.flags.writeable:
+            return x
+        return x.copy()
+    if isinstance(x, np.generic):
+        return np.asarray(x).copy()
+    return x

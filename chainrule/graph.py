@@ -19,7 +19,7 @@ from . import _state
 from . import ops as F
 from ._record import check_finite as _check_finite
 from ._record import format_where
-from .backend import namespace
+from .backend import namespace, owned
 from .ops._registry import NOT_IMPLEMENTED
 from .tensor import Tensor
 
@@ -208,6 +208,7 @@ def _run(
     deps = _count_consumers(root)
     needed = _leading_to(root, targets) if targets is not None and not accumulate else None
     captured: dict[int, Any] = {}
+    stored: set[int] = {id(seed)}  # arrays already handed out: never hand one out twice
     pending: dict[int, Any] = {id(root): seed}
     ready = [root]
     anomaly = _flags.anomaly
@@ -219,10 +220,10 @@ def _run(
         node = t._node
         if node is None:  # a source: the gradient lands in .grad
             if accumulate and (targets is None or id(t) in targets):
-                _accumulate(t, g, create_graph)
+                _accumulate(t, g, create_graph, stored)
             continue
         if t._grad is not None and accumulate:  # a node that asked for retain_grad()
-            _accumulate(t, g, create_graph)
+            _accumulate(t, g, create_graph, stored)
         op, inputs, params, epoch, where = node
         if create_graph:
             out: Any = t
@@ -230,15 +231,19 @@ def _run(
         else:
             out = t.data
             args = [a.data if isinstance(a, Tensor) else a for a in inputs]
+        if t._version > epoch:
+            raise _modified_error(op, t, -1, where)
         vjps = op.vjps
         for i, a in enumerate(inputs):
-            if not (isinstance(a, Tensor) and a._rg):
+            if not isinstance(a, Tensor):
+                continue
+            if a._version > epoch:
+                raise _modified_error(op, a, i, where)
+            if not a._rg:
                 continue
             k = id(a)
             if needed is not None and k not in needed:
                 continue
-            if a._version > epoch:
-                raise _modified_error(op, a, i, where)
             if op.variadic:
                 c = vjps[0](i, g, out, *args, **params)
             else:
@@ -293,17 +298,22 @@ def _unbroadcast(c: Any, shape: tuple[int, ...], op: Any) -> Any:
 
 
 def _modified_error(op: Any, a: Tensor, i: int, where: Any) -> RuntimeError:
+    what = "the output" if i < 0 else f"input {i}"
     return RuntimeError(
-        f"backward: input {i} of {op.name} (shape {a.shape}) was modified in place after "
+        f"backward: {what} of {op.name} (shape {a.shape}) was modified in place after "
         f"{op.name} used it (made at {format_where(where)}), so its gradient would be wrong; "
         "update it out of place (x = x + y) or make the update after backward()"
     )
 
 
-def _accumulate(t: Tensor, g: Any, create_graph: bool) -> None:
+def _accumulate(t: Tensor, g: Any, create_graph: bool, stored: set[int]) -> None:
     if create_graph:
         value = g if isinstance(g, Tensor) else Tensor(g)
     else:
+        if id(g) in stored:
+            g = g.copy() if hasattr(g, "copy") else namespace(g).asarray(g, copy=True)
+        g = owned(g)
+        stored.add(id(g))
         value = Tensor(g)
     prev = t._grad
     if isinstance(prev, Tensor):
