@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _state
 from . import ops as F
-from .backend import namespace
+from .backend import _NAMESPACES, namespace
 from .ops import _registry
 from .ops._registry import NOT_IMPLEMENTED, Op
 from .tensor import Tensor
@@ -24,6 +24,7 @@ __all__ = ["apply", "AnomalyError", "format_where", "user_frame", "check_finite"
 _local = _state.local
 _flags = _state.flags
 _levels = _state.forward_levels
+_NO_PARAMS: dict[str, Any] = {}  # shared by every node without parameters; never mutated
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -32,8 +33,31 @@ class AnomalyError(FloatingPointError):
 
 
 def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
-    raw = [a.data if isinstance(a, Tensor) else a for a in args]
-    xp = namespace(*raw)
+    # NOTE: this runs once per recorded op; the common one- and two-input cases are spelled
+    # out so that the inputs are unwrapped and checked in one pass, without helper calls.
+    rg = False
+    if len(args) == 2:
+        x, y = args
+        if isinstance(x, Tensor):
+            rg = x._rg
+            x = x.data
+        if isinstance(y, Tensor):
+            rg = rg or y._rg
+            y = y.data
+        raw: Any = (x, y)
+    elif len(args) == 1:
+        (x,) = args
+        rg = x._rg
+        raw = (x.data,)
+    else:
+        raw = []
+        for a in args:
+            if isinstance(a, Tensor):
+                rg = rg or a._rg
+                raw.append(a.data)
+            else:
+                raw.append(a)
+    xp = _NAMESPACES.get(type(raw[0])) or namespace(*raw)
     try:
         data = op.forward(xp, *raw, **params)
     except (ValueError, TypeError, IndexError) as err:
@@ -42,10 +66,10 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
     out.data = data
     out._grad = None
     out._version = 0
-    if op.differentiable and _local.grad_enabled and _any_requires_grad(args):
+    if rg and op.differentiable and _local.grad_enabled:
         out._rg = True
         where = user_frame() if _flags.anomaly else None
-        out._node = (op, args, params, _flags.epoch, where)
+        out._node = (op, args, params or _NO_PARAMS, _flags.epoch, where)
     else:
         out._rg = False
         out._node = None
@@ -56,14 +80,7 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
     return out
 
 
-def _any_requires_grad(args: tuple[Any, ...]) -> bool:
-    for a in args:
-        if isinstance(a, Tensor) and a._rg:
-            return True
-    return False
-
-
-def _forward_error(op: Op, raw: list[Any], params: dict[str, Any], err: Exception) -> Exception:
+def _forward_error(op: Op, raw: Any, params: dict[str, Any], err: Exception) -> Exception:
     shapes = ", ".join(_describe(r) for r in raw)
     message = str(err)
     if "broadcast" in message:

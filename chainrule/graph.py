@@ -256,7 +256,9 @@ def _run(
                 c = rule(g, out, *args, **params)
             if c is None:  # a custom Function may return None for "no gradient"
                 c = namespace(a.data).zeros_like(a.data)
-            c = _fit_to(c, a, op)
+            data = a.data
+            if c.shape != data.shape or c.dtype != data.dtype:
+                c = _fit_to(c, a, op)
             if anomaly:
                 _check_finite(c, op, inputs, "backward", where)
             prev = pending.get(k)
