@@ -442,6 +442,13 @@ class Graph:
         if not isinstance(sink, Tensor):
             raise TypeError(f"graph: expected a Tensor, got {type(sink).__name__}")
         order = _topological(sink)
+        for t in order:
+            if t._node is not None and t._node[1] is None:
+                raise RuntimeError(
+                    f"graph: the graph through {t._node[0].name} was freed by backward(); "
+                    "call cr.graph(sink) before backward() (the Graph keeps what it shows, "
+                    "gradients included), or pass retain_graph=True to backward()"
+                )
         self.nodes: list[Node] = [Node(t, i) for i, t in enumerate(order)]
         by_id = {id(n.tensor): n for n in self.nodes}
         self.edges: list[tuple[Node, Node]] = []

@@ -1,0 +1,166 @@
+"""The code in the docs runs: every fenced ```python block of README.md and docs/*.md.
+
+One test case per Markdown file. The file's blocks run in order, in one namespace shared by
+that file only (so a later block may use names an earlier one defined, as a reader would
+type them into one session), with the working directory set to a fresh temporary folder.
+Any exception, a failed ``assert`` included, fails the case and names the file, the line
+where the block starts, and the block.
+
+Conventions for writers:
+
+- A block fenced as ```python is run. Put ``assert`` lines in it to state what the output is;
+  a block that only prints checks only that it runs.
+- A block fenced as ```python no-run is shown but not run, by design: for snippets that need
+  a GPU, the network, a long training run, or that are deliberately incomplete.
+- Any other fence (```bash, ```text, ```py, unlabelled) is not Python to run.
+- A fence is closed by a line of at least as many backticks as opened it; a block left open
+  fails the file's case, since it would swallow the rest of the page when rendered.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC_FILES = [p for p in [ROOT / "README.md"] if p.exists()] + sorted((ROOT / "docs").glob("*.md"))
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,})(?P<info>[^`]*)$")
+
+
+@dataclass
+class Block:
+    line: int  # 1-based line of the opening fence
+    info: str  # the info string: "python", "python no-run", "bash", ...
+    code: str
+
+    @property
+    def runs(self) -> bool:
+        words = self.info.split()
+        return bool(words) and words[0] == "python" and "no-run" not in words[1:]
+
+
+def extract_blocks(text: str, source: str = "<markdown>") -> list[Block]:
+    """Every fenced code block of ``text``, in order (runnable or not)."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, ticks = len(opening["indent"]), len(opening["ticks"])
+        body: list[str] = []
+        j = i + 1
+        while j < len(lines):
+            closing = _FENCE.match(lines[j])
+            if closing and len(closing["ticks"]) >= ticks and not closing["info"].strip():
+                break
+            body.append(lines[j][indent:] if lines[j][:indent].isspace() else lines[j])
+            j += 1
+        else:
+            raise AssertionError(f"{source}:{i + 1}: a ``` fence is opened but never closed")
+        blocks.append(Block(line=i + 1, info=opening["info"].strip(), code="\n".join(body)))
+        i = j + 1
+    return blocks
+
+
+def run_blocks(blocks: list[Block], source: str) -> int:
+    """Run the runnable blocks in order in one namespace; return how many ran."""
+    namespace: dict[str, object] = {"__name__": "__docs__"}
+    ran = 0
+    for block in blocks:
+        if not block.runs:
+            continue
+        # Pad with blank lines so tracebacks give the line number in the Markdown file.
+        code = "\n" * block.line + block.code
+        try:
+            exec(compile(code, source, "exec"), namespace)
+        except Exception:
+            pytest.fail(
+                f"{source}: the ```python block at line {block.line} failed:\n\n"
+                f"{block.code}\n\n{traceback.format_exc()}",
+                pytrace=False,
+            )
+        ran += 1
+    return ran
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_doc_code_blocks_run(path, tmp_path, monkeypatch):
+    source = str(path.relative_to(ROOT))
+    blocks = extract_blocks(path.read_text(encoding="utf-8"), source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # A block may change global state (warning filters, NumPy error handling); undo it.
+    with warnings.catch_warnings(), np.errstate():
+        ran = run_blocks(blocks, source)
+    assert ran == sum(b.runs for b in blocks)
+
+
+def test_readme_is_checked():
+    assert ROOT / "README.md" in DOC_FILES
+
+
+def test_conventions_page_has_code_that_runs():
+    path = ROOT / "docs" / "conventions.md"
+    assert path in DOC_FILES
+    blocks = [b for b in extract_blocks(path.read_text(encoding="utf-8")) if b.runs]
+    assert len(blocks) >= 2
+    assert any("cr.ops.table()" in b.code for b in blocks)
+
+
+SAMPLE = """\
+Text.
+
+```python
+x = 1
+```
+
+```python no-run
+raise RuntimeError("never run")
+```
+
+- a list item with an indented block:
+
+  ```python
+  y = x + 1
+  ```
+
+````markdown
+```python
+z = "inside a longer fence: not a block of its own"
+```
+````
+
+```bash
+make demo
+```
+"""
+
+
+def test_extractor_finds_blocks_and_honours_no_run():
+    blocks = extract_blocks(SAMPLE)
+    assert [b.info for b in blocks] == ["python", "python no-run", "python", "markdown", "bash"]
+    assert [b.runs for b in blocks] == [True, False, True, False, False]
+    assert blocks[2].code == "y = x + 1"
+    assert blocks[0].line == 3
+    assert run_blocks(blocks, "<sample>") == 2  # the no-run block would raise if it ran
+
+
+def test_a_failing_block_fails_and_names_its_line():
+    blocks = extract_blocks("intro\n\n```python\nassert 1 + 1 == 3\n```\n")
+    with pytest.raises(pytest.fail.Exception, match=r"line 3"):
+        run_blocks(blocks, "<sample>")
+
+
+def test_an_unclosed_fence_fails():
+    with pytest.raises(AssertionError, match="never closed"):
+        extract_blocks("```python\nx = 1\n")
