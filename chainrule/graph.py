@@ -15,6 +15,8 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from . import _state
 from . import ops as F
 from ._record import check_finite as _check_finite
@@ -98,14 +100,20 @@ class detect_anomaly:
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.prev: list[bool] = []
+        self.prev: list[tuple[bool, Any]] = []
 
     def __enter__(self) -> None:
-        self.prev.append(_flags.anomaly)
+        # NumPy's floating-point warnings are replaced by the error, which says more.
+        quiet = np.errstate(all="ignore") if self.enabled else None
+        if quiet is not None:
+            quiet.__enter__()
+        self.prev.append((_flags.anomaly, quiet))
         _flags.anomaly = self.enabled
 
     def __exit__(self, *exc: Any) -> None:
-        _flags.anomaly = self.prev.pop()
+        _flags.anomaly, quiet = self.prev.pop()
+        if quiet is not None:
+            quiet.__exit__(*exc)
 
 
 # -- the backward pass ---------------------------------------------------------------------

@@ -49,6 +49,7 @@ class Traced:
     """Base of the values the ops record (``Tensor``). Ops only know it carries ``.data``."""
 
     __slots__ = ()
+    data: Any
 
 
 class _NotImplementedRule:
