@@ -45,8 +45,22 @@ def _array_ufunc(self: Any, ufunc: Any, method: str, *inputs: Any, **kwargs: Any
     return fn(*inputs)
 
 
+# Functions that only read metadata: answered from the tensor, nothing to record.
+def _size(t: Any, axis: int | None = None) -> int:
+    return t.size if axis is None else t.shape[axis]
+
+
+_METADATA: dict[Any, Any] = {
+    np.shape: lambda t: t.shape,
+    np.ndim: lambda t: t.ndim,
+    np.size: _size,
+}
+
+
 def _array_function(self: Any, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
     _load()
+    if func in _METADATA:
+        return _METADATA[func](*args, **kwargs)
     fn = _BY_FUNCTION.get(func)
     if fn is None:
         raise TypeError(

@@ -214,7 +214,7 @@ def _run(
 ) -> dict[int, Any]:
     """The engine. Returns the gradients reached at ``targets`` (by id)."""
     deps = _count_consumers(root)
-    needed = _leading_to(root, targets) if targets is not None and not accumulate else None
+    needed = _leading_to(root, targets) if targets is not None else None
     captured: dict[int, Any] = {}
     stored: set[int] = {id(seed)}  # arrays already handed out: never hand one out twice
     pending: dict[int, Any] = {id(root): seed}
@@ -230,7 +230,10 @@ def _run(
             if accumulate and (targets is None or id(t) in targets):
                 _accumulate(t, g, create_graph, stored)
             continue
-        if t._grad is not None and accumulate:  # a node that asked for retain_grad()
+        if accumulate and (
+            (t._grad is not None and targets is None)  # a node that asked for retain_grad()
+            or (targets is not None and id(t) in targets)  # backward(inputs=[...]) names it
+        ):
             _accumulate(t, g, create_graph, stored)
         op, inputs, params, epoch, where = node
         if create_graph:
@@ -450,6 +453,8 @@ class Graph:
         if not isinstance(sink, Tensor):
             raise TypeError(f"graph: expected a Tensor, got {type(sink).__name__}")
         order = _topological(sink)
+        # still a topological order with every source moved to the front
+        order = [t for t in order if t._node is None] + [t for t in order if t._node is not None]
         for t in order:
             if t._node is not None and t._node[1] is None:
                 raise RuntimeError(
@@ -525,14 +530,14 @@ class Graph:
         }
 
     def to_networkx(self) -> Any:
-        """A ``networkx.DiGraph`` (networkx is optional: ``pip install chainrule[graph]``)."""
+        """A ``networkx.MultiDiGraph`` (networkx is optional: ``pip install chainrule[graph]``)."""
         try:
             import networkx as nx
         except ImportError as err:
             raise ImportError(
                 "Graph.to_networkx needs networkx: pip install 'chainrule[graph]'"
             ) from err
-        g = nx.DiGraph()
+        g = nx.MultiDiGraph()  # x * x has two edges from x: keep both
         for n in self.nodes:
             g.add_node(n.index, name=n.name, op=n.op, shape=n.shape, source=n.is_source)
         g.add_edges_from((p.index, c.index) for p, c in self.edges)

@@ -437,6 +437,13 @@ class Tensor(Traced):
                 f"{tuple(self.data.shape)}; an in-place update cannot change the shape"
             )
         if result.dtype != self.data.dtype:
+            kind_new = getattr(result.dtype, "kind", "f")
+            if getattr(self.data.dtype, "kind", "f") in "iub" and kind_new in "fc":
+                raise TypeError(
+                    f"in-place {op.name}: the result is {result.dtype} but the tensor is "
+                    f"{self.data.dtype}; it cannot hold it without truncating. Write "
+                    f"`x = x {_SYMBOL.get(op.name, op.name)} y` or convert x to float first"
+                )
             result = namespace(result).astype(result, self.data.dtype)
         try:
             self.data[...] = result

@@ -97,8 +97,11 @@ def value_and_grad(
         if has_aux:
             result, aux = result
         out = _check_scalar(result, "grad")
+        nested = nested or _depends_on_others(out, targets)
         grads = gradients(out, targets, create_graph=nested)
         value: Any = out if nested else out.data
+        if has_aux and not nested:
+            aux = _unwrap(aux)
         g: Any = grads[0] if isinstance(argnums, int) else tuple(grads)
         return ((value, aux), g) if has_aux else (value, g)
 
@@ -148,6 +151,7 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
         out = f(*args)
     if not isinstance(out, Tensor):
         out = Tensor(namespace(out).asarray(out))
+    nested = nested or _depends_on_others(out, targets)
 
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
         if not isinstance(cotangent, Tensor) and not hasattr(cotangent, "dtype"):
@@ -193,6 +197,9 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
         out = Tensor(namespace(out).asarray(out))
     entry = level.get(id(out))
     tangent_out = entry[1] if entry is not None else namespace(out.data).zeros_like(out.data)
+    # Recorded results (f closes over tensors that require grad) stay Tensors, so that an
+    # outer transform can differentiate through this one.
+    nested = nested or out._rg or (isinstance(tangent_out, Tensor) and tangent_out._rg)
     if nested:
         return out, tangent_out if isinstance(tangent_out, Tensor) else Tensor(tangent_out)
     return out.data, tangent_out.data if isinstance(tangent_out, Tensor) else tangent_out
@@ -257,6 +264,38 @@ def hessian(f: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
            [2., 0.]])
     """
     return jacobian(grad(f, argnums), argnums, mode="reverse")
+
+
+def _depends_on_others(out: Tensor, targets: list[Tensor]) -> bool:
+    """Whether ``out``'s graph reaches a tensor that requires grad besides ``targets`` (a
+    closure over an outer transform's input): then results must stay differentiable."""
+    if not out._rg:
+        return False
+    skip = {id(t) for t in targets}
+    seen: set[int] = set()
+    stack = [out]
+    while stack:
+        t = stack.pop()
+        node = t._node
+        if node is None:
+            if id(t) not in skip and t._rg:
+                return True
+            continue
+        for a in node[1] or ():
+            if isinstance(a, Tensor) and a._rg and id(a) not in seen and id(a) not in skip:
+                seen.add(id(a))
+                stack.append(a)
+    return False
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, (tuple, list)):
+        return type(value)(_unwrap(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    return value
 
 
 def _shape(x: Any) -> tuple[int, ...]:

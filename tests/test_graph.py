@@ -1,0 +1,448 @@
+"""The graph as data, the backward pass, grad mode and anomaly detection."""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import json
+import os
+import sys
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+
+RNG = np.random.default_rng(2024)
+THIS_FILE = os.path.basename(__file__)
+
+
+def _mlp_loss():
+    W = cr.tensor(RNG.normal(size=(2, 3)), requires_grad=True, name="W")
+    x = cr.tensor(RNG.normal(size=3), name="x")
+    b = cr.tensor(np.zeros(2), requires_grad=True, name="b")
+    h = cr.tanh(W @ x + b)
+    loss = cr.sum(h * h)
+    return loss, (W, x, b)
+
+
+# -- cr.graph ----------------------------------------------------------------------------
+def test_graph_sink_sources_nodes_edges():
+    loss, (W, x, b) = _mlp_loss()
+    g = cr.graph(loss)
+    assert g.sink.tensor is loss
+    assert g.nodes[-1] is g.sink
+    assert {id(n.tensor) for n in g.sources} == {id(W), id(x), id(b)}
+    assert all(n.is_source and n.op is None for n in g.sources)
+    ops = [n.op for n in g.nodes if not n.is_source]
+    assert sorted(ops) == sorted(["matmul", "add", "tanh", "multiply", "sum"])
+    assert len(g) == len(g.nodes) == 8
+    # matmul(W, x), add(., b), tanh, multiply(h, h) (two edges), sum
+    assert len(g.edges) == 8
+    by_tensor = {id(n.tensor): n for n in g.nodes}
+    mult = next(n for n in g.nodes if n.op == "multiply")
+    tanh = next(n for n in g.nodes if n.op == "tanh")
+    assert [p.index for p in mult.parents] == [tanh.index, tanh.index]
+    assert (by_tensor[id(W)], next(n for n in g.nodes if n.op == "matmul")) in g.edges
+
+
+def test_graph_nodes_are_topological():
+    x = cr.tensor(RNG.normal(size=4), requires_grad=True)
+    y = cr.tensor(RNG.normal(size=4), requires_grad=True)
+    a = x * y
+    b = cr.sin(a) + x
+    c = cr.exp(b) * a - y
+    sink = cr.sum(c * b)
+    g = cr.graph(sink)
+    assert g.nodes[0].is_source
+    assert g.nodes[-1] is g.sink and g.sink.tensor is sink
+    for i, n in enumerate(g.nodes):
+        assert n.index == i
+        for p in n.parents:
+            assert p.index < n.index
+    for parent, child in g.edges:
+        assert parent.index < child.index
+        assert parent in child.parents
+    # every node appears exactly once
+    assert len({id(n.tensor) for n in g.nodes}) == len(g.nodes)
+    assert {id(n.tensor) for n in g.sources} == {id(x), id(y)}
+
+
+def test_graph_to_dot_contains_every_node_and_edge():
+    loss, _ = _mlp_loss()
+    g = cr.graph(loss)
+    dot = g.to_dot()
+    assert dot.strip().startswith("digraph")
+    assert dot.strip().endswith("}")
+    for n in g.nodes:
+        assert f"n{n.index} [" in dot
+        assert n.name in dot
+    for p, c in g.edges:
+        assert f"n{p.index} -> n{c.index};" in dot
+    assert dot.count("->") == len(g.edges)
+
+
+def test_graph_to_json_round_trips():
+    loss, _ = _mlp_loss()
+    g = cr.graph(loss)
+    data = g.to_json()
+    back = json.loads(json.dumps(data))
+    assert back == data
+    assert back["sink"] == g.sink.index
+    assert len(back["nodes"]) == len(g.nodes)
+    assert [tuple(e) for e in back["edges"]] == [(p.index, c.index) for p, c in g.edges]
+    for entry, n in zip(back["nodes"], g.nodes):
+        assert entry["id"] == n.index
+        assert entry["op"] == n.op
+        assert tuple(entry["shape"]) == n.shape
+        assert entry["source"] == n.is_source
+
+
+def test_graph_to_networkx_same_nodes_and_edges():
+    import networkx as nx  # a test dependency (chainrule[test])
+
+    W = cr.tensor(RNG.normal(size=(2, 3)), requires_grad=True)
+    x = cr.tensor(RNG.normal(size=3))
+    loss = cr.sum(cr.tanh(W @ x))
+    g = cr.graph(loss)
+    G = g.to_networkx()
+    assert isinstance(G, nx.DiGraph)
+    assert G.number_of_nodes() == len(g.nodes)
+    assert G.number_of_edges() == len(g.edges)
+    assert nx.is_directed_acyclic_graph(G)
+
+
+def test_graph_to_networkx_keeps_repeated_edges():
+    # x * x feeds multiply twice; the exported graph must not lose an edge.
+    x = cr.tensor(3.0, requires_grad=True)
+    g = cr.graph(x * x + x)
+    assert len(g.edges) == 4  # x->multiply twice, multiply->add, x->add
+    G = g.to_networkx()
+    assert G.number_of_nodes() == len(g.nodes)
+    assert G.number_of_edges() == len(g.edges)
+
+
+# -- backward ----------------------------------------------------------------------------
+def test_fan_out_sums_gradients():
+    a = RNG.normal(size=5)
+    x = cr.tensor(a, requires_grad=True)
+    y = x * x + cr.sin(x) + 3.0 * x  # x used in three places (four edges)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * a + np.cos(a) + 3.0, rtol=1e-13)
+
+
+def test_diamond_graph_handbook_example():
+    # l(x) = h(f(x), g(x)) with f = x^2, g = x, h = x1^2 + x2^2: l' = 4x^3 + 2x.
+    x = cr.tensor(1.7, requires_grad=True)
+    f, g = x**2, x
+    loss = f**2 + g**2
+    loss.backward()
+    assert float(x.grad) == pytest.approx(4 * 1.7**3 + 2 * 1.7, rel=1e-14)
+
+
+def test_broadcasting_reduced_to_each_input_shape():
+    a = RNG.normal(size=(3, 1))
+    b = RNG.normal(size=(1, 4))
+    c = RNG.normal(size=(4,))
+    s = 1.3
+    w = RNG.normal(size=(2, 3, 4))
+    A, B, C = (cr.tensor(v, requires_grad=True) for v in (a, b, c))
+    S = cr.tensor(s, requires_grad=True)
+    out = (A * B + C) * S  # shape (3, 4)
+    out = out + cr.zeros((2, 3, 4))  # broadcast once more, to (2, 3, 4)
+    (out * w).sum().backward()
+    wsum = w.sum(axis=0)  # (3, 4)
+    np.testing.assert_allclose(A.grad.numpy(), (wsum * b * s).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(B.grad.numpy(), (wsum * a * s).sum(axis=0, keepdims=True))
+    np.testing.assert_allclose(C.grad.numpy(), (wsum * s).sum(axis=0))
+    np.testing.assert_allclose(float(S.grad), ((a * b + c) * wsum).sum())
+    assert A.grad.shape == (3, 1) and B.grad.shape == (1, 4)
+    assert C.grad.shape == (4,) and S.grad.shape == ()
+
+
+def test_gradients_accumulate_across_backward_calls():
+    a = RNG.normal(size=3)
+    x = cr.tensor(a, requires_grad=True)
+    (x * x).sum().backward()
+    first = x.grad.numpy().copy()
+    np.testing.assert_allclose(first, 2 * a)
+    cr.sum(cr.exp(x)).backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * a + np.exp(a))
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_million_node_chain_without_recursion():
+    limit = sys.getrecursionlimit()
+    n = 10**6
+    c = 1.0000001
+    x = cr.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(n):
+        y = y * c
+    value = float(y)
+    y.backward()
+    assert sys.getrecursionlimit() == limit
+    # d y / d x multiplies the same factors in the same order as the forward pass did.
+    assert float(x.grad) == value
+    assert float(x.grad) == pytest.approx(c**n, rel=1e-9)
+    del y
+    assert sys.getrecursionlimit() == limit
+
+
+def test_long_chain_graph_and_drop_without_backward():
+    limit = sys.getrecursionlimit()
+    n = 200_000
+    x = cr.tensor(0.5, requires_grad=True)
+    y = x
+    for _ in range(n):
+        y = y + x
+    g = cr.graph(y)
+    assert len(g.nodes) == n + 1
+    assert g.nodes[0].tensor is x and g.sink.tensor is y
+    del g
+    probe = weakref.ref(y)
+    del y  # freeing a deep graph must not recurse either
+    assert probe() is None
+    assert sys.getrecursionlimit() == limit
+
+
+def test_no_reference_cycles():
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        x = cr.tensor(RNG.normal(size=4), requires_grad=True)
+        a = x * 2.0
+        b = cr.tanh(a)
+        c = b @ b
+        sink = c + cr.sum(a)
+        refs = [weakref.ref(t) for t in (a, b, c)]
+        del a, b, c
+        assert all(r() is not None for r in refs)  # held by the graph
+        del sink
+        assert all(r() is None for r in refs)
+
+        # the same after a backward pass that retained the graph
+        a = x * 3.0
+        sink = cr.sum(cr.exp(a))
+        ra, rs = weakref.ref(a), weakref.ref(sink)
+        del a
+        sink.backward(retain_graph=True)
+        del sink
+        assert ra() is None and rs() is None
+        assert x.grad is not None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def test_retain_graph_false_frees_and_second_backward_raises():
+    x = cr.tensor(2.0, requires_grad=True)
+    y = x**3
+    y.backward()
+    assert float(x.grad) == 12.0
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_retain_graph_true_allows_second_backward():
+    x = cr.tensor(2.0, requires_grad=True)
+    y = cr.sin(x) * x**3
+    y.backward(retain_graph=True)
+    y.backward()
+    expected = np.cos(2.0) * 8.0 + np.sin(2.0) * 12.0
+    assert float(x.grad) == pytest.approx(2 * expected, rel=1e-14)
+
+
+def test_create_graph_gives_differentiable_gradient():
+    a = np.array([0.5, -1.5, 2.0])
+    x = cr.tensor(a, requires_grad=True)
+    (x**3).sum().backward(create_graph=True)
+    g = x.grad
+    np.testing.assert_allclose(g.numpy(), 3 * a**2)
+    assert g.requires_grad and not g.is_leaf
+    x.grad = None
+    g.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 6 * a)
+
+
+def test_backward_function_form_and_gradients():
+    x = cr.tensor(1.5, requires_grad=True)
+    y = cr.tensor(-0.5, requires_grad=True)
+    z = x * x * y
+    gx, gy = cr.gradients(z, [x, y], retain_graph=True)
+    assert float(gx) == pytest.approx(2 * 1.5 * -0.5)
+    assert float(gy) == pytest.approx(1.5**2)
+    assert x.grad is None and y.grad is None  # gradients() does not touch .grad
+    cr.backward(z)
+    assert float(x.grad) == pytest.approx(2 * 1.5 * -0.5)
+
+
+# -- grad mode ---------------------------------------------------------------------------
+def test_no_grad_and_enable_grad_context_managers():
+    x = cr.tensor(1.0, requires_grad=True)
+    assert cr.is_grad_enabled()
+    with cr.no_grad():
+        assert not cr.is_grad_enabled()
+        y = x * 2
+        with cr.enable_grad():
+            assert cr.is_grad_enabled()
+            z = x * 2
+        assert not cr.is_grad_enabled()
+    assert cr.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+    assert z.requires_grad and not z.is_leaf
+    with cr.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+
+
+def test_grad_mode_restored_after_exception():
+    with pytest.raises(ZeroDivisionError):
+        with cr.no_grad():
+            raise ZeroDivisionError("inside no_grad")
+    assert cr.is_grad_enabled()
+
+
+def test_no_grad_and_enable_grad_as_decorators():
+    x = cr.tensor(1.0, requires_grad=True)
+
+    @cr.no_grad()
+    def frozen(t):
+        return t * 2, cr.is_grad_enabled()
+
+    @cr.enable_grad()
+    def recording(t):
+        return t * 2
+
+    y, mode = frozen(x)
+    assert not mode and not y.requires_grad
+    assert cr.is_grad_enabled()
+    with cr.no_grad():
+        z = recording(x)
+        assert not cr.is_grad_enabled()
+    assert z.requires_grad
+    assert frozen.__name__ == "frozen"
+
+
+def test_grad_mode_is_per_thread():
+    entered, release = threading.Event(), threading.Event()
+    seen = {}
+
+    def worker():
+        with cr.no_grad():
+            entered.set()
+            release.wait(10)
+            seen["worker"] = cr.is_grad_enabled()
+            seen["worker_records"] = (cr.tensor(1.0, requires_grad=True) * 2).requires_grad
+
+    th = threading.Thread(target=worker)
+    th.start()
+    assert entered.wait(10)
+    seen["main"] = cr.is_grad_enabled()
+    seen["main_records"] = (cr.tensor(1.0, requires_grad=True) * 2).requires_grad
+    release.set()
+    th.join(10)
+    assert seen == {"main": True, "main_records": True, "worker": False, "worker_records": False}
+
+    # and the other way round: a new thread starts recording whatever the main thread does
+    with cr.no_grad():
+        th = threading.Thread(target=lambda: seen.update(fresh=cr.is_grad_enabled()))
+        th.start()
+        th.join(10)
+    assert seen["fresh"] is True
+
+
+# -- backward errors ---------------------------------------------------------------------
+def test_backward_on_non_scalar_without_grad_raises():
+    y = cr.tensor([1.0, 2.0], requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="not a scalar"):
+        y.backward()
+
+
+def test_backward_with_explicit_grad_on_non_scalar():
+    a = np.array([1.0, 2.0])
+    x = cr.tensor(a, requires_grad=True)
+    y = x * x
+    g = np.array([10.0, -1.0])
+    y.backward(g)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * a * g)
+
+
+def test_backward_grad_with_wrong_shape_raises():
+    y = cr.tensor([1.0, 2.0], requires_grad=True) * 2
+    with pytest.raises(ValueError, match=r"\(3,\)"):
+        y.backward(np.ones(3))
+
+
+def test_backward_grad_with_wrong_dtype_raises():
+    y = cr.tensor([1.0, 2.0], requires_grad=True) * 2
+    with pytest.raises(TypeError, match="float32"):
+        y.backward(np.ones(2, dtype=np.float32))
+
+
+def test_backward_on_tensor_without_graph_raises():
+    with pytest.raises(RuntimeError):
+        cr.tensor(1.0).backward()
+
+
+def test_backward_inputs_only_fills_those():
+    a = cr.tensor(1.5, requires_grad=True)
+    b = cr.tensor(-2.0, requires_grad=True)
+    c = cr.tensor(0.5, requires_grad=True)
+    (a * b * c).backward(inputs=[a, c])
+    assert float(a.grad) == pytest.approx(-2.0 * 0.5)
+    assert float(c.grad) == pytest.approx(1.5 * -2.0)
+    assert b.grad is None
+
+
+def test_backward_inputs_may_name_a_non_leaf():
+    a = np.array([1.0, 2.0])
+    w = cr.tensor(a, requires_grad=True)
+    h = w * 3.0
+    (h * h).sum().backward(inputs=[h])
+    assert h.grad is not None
+    np.testing.assert_allclose(h.grad.numpy(), 2 * 3.0 * a)
+    assert w.grad is None
+
+
+# -- anomaly detection -------------------------------------------------------------------
+def test_detect_anomaly_forward_nan_names_op_file_and_line():
+    x = cr.tensor([-1.0, 1.0], requires_grad=True)
+    with cr.detect_anomaly(), np.errstate(all="ignore"):
+        line = inspect.currentframe().f_lineno + 2
+        with pytest.raises(cr.AnomalyError) as info:
+            cr.log(x)
+    message = str(info.value)
+    assert "log" in message
+    assert "NaN" in message
+    assert THIS_FILE in message
+    assert f"{THIS_FILE}:{line}" in message
+
+
+def test_detect_anomaly_backward_inf_names_op_file_and_line():
+    x = cr.tensor([0.0, 4.0], requires_grad=True)
+    with cr.detect_anomaly(), np.errstate(all="ignore"):
+        line = inspect.currentframe().f_lineno + 1
+        s = cr.sqrt(x)
+        total = cr.sum(s * 3.0)
+        with pytest.raises(cr.AnomalyError) as info:
+            total.backward()
+    message = str(info.value)
+    assert "sqrt" in message
+    assert "backward" in message
+    assert f"{THIS_FILE}:{line}" in message
+
+
+def test_detect_anomaly_is_off_by_default_and_restored():
+    x = cr.tensor([-1.0], requires_grad=True)
+    with np.errstate(all="ignore"):
+        y = cr.log(x)  # no anomaly mode: NaN passes through
+        assert np.isnan(y.numpy()).all()
+        with cr.detect_anomaly():
+            with pytest.raises(cr.AnomalyError):
+                cr.log(x)
+        z = cr.log(x)
+    assert np.isnan(z.numpy()).all()
