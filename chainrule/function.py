@@ -94,6 +94,12 @@ class Function:
     def backward(ctx: Context, grad: Any) -> Any:
         raise NotImplementedError("Function subclasses must define backward(ctx, grad)")
 
+    @staticmethod
+    def jvp(ctx: Context, *tangents: Any) -> Any:
+        """Optional forward mode: the output's tangent given one tangent per input (zeros
+        for inputs without one)."""
+        raise NotImplementedError
+
     @classmethod
     def apply(cls, *inputs: Any, **kwargs: Any) -> Tensor:
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in inputs)
@@ -106,4 +112,27 @@ class Function:
             out._rg = True
             where = _user_frame() if _state.flags.anomaly else None
             out._node = (_FUNCTION_OP, inputs, {"ctx": ctx, "fn": cls}, _state.flags.epoch, where)
+        if _state.forward_levels:
+            _push_function_tangents(cls, ctx, inputs, out)
         return out
+
+
+def _push_function_tangents(cls: Any, ctx: Context, inputs: Any, out: Tensor) -> None:
+    for level in _state.forward_levels:
+        entries = [level.get(id(a)) if isinstance(a, Tensor) else None for a in inputs]
+        if all(e is None for e in entries):
+            continue
+        if cls.jvp is Function.jvp:
+            raise NotImplementedError(
+                f"{cls.__name__}: forward mode (cr.jvp, forward cr.jacobian) needs a "
+                "jvp(ctx, *tangents) static method on the Function; or use reverse mode"
+            )
+        tangents = [
+            e[1]
+            if e is not None
+            else namespace(a.data).zeros_like(a.data)
+            if isinstance(a, Tensor)
+            else None
+            for a, e in zip(inputs, entries)
+        ]
+        level[id(out)] = (out, cls.jvp(ctx, *tangents))

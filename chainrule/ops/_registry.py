@@ -215,15 +215,18 @@ def defop(
     return op
 
 
-def public(op: Op, numpy: Sequence[str] = ()) -> Callable[[Callable[..., Any]], Any]:
+def public(
+    op: Op, numpy: Sequence[str] = (), face: bool = True
+) -> Callable[[Callable[..., Any]], Any]:
     """Decorate the user-facing function of an op whose call signature differs from the
     primitive's (a list of arrays, NumPy-style arguments). ``numpy`` names the NumPy
-    functions that dispatch to it on Tensors."""
+    functions that dispatch to it on Tensors. ``face=False`` marks a function built on the op
+    (``dot`` on ``matmul``) that is not the op's own public face."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if op.public is op:
+        if face:
             op.public = fn
-        op.numpy = op.numpy + tuple(numpy)
+            op.numpy = op.numpy + tuple(numpy)
         _PUBLIC_NUMPY.update({n: fn for n in numpy})
         return fn
 

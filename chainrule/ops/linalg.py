@@ -59,7 +59,7 @@ matmul: Op = defop(
 )
 
 
-@public(matmul, numpy=("dot",))
+@public(matmul, numpy=("dot",), face=False)
 def dot(x: Any, y: Any) -> Any:
     """NumPy's ``dot`` for 0-D, 1-D and 2-D operands (a matrix product; scalars multiply)."""
     if not x.shape or not y.shape:
@@ -72,7 +72,7 @@ def dot(x: Any, y: Any) -> Any:
     return matmul(x, y)
 
 
-@public(matmul, numpy=("inner", "vdot"))
+@public(matmul, numpy=("inner", "vdot"), face=False)
 def inner(x: Any, y: Any) -> Any:
     """Inner product of two 1-D arrays."""
     return _sum_all(x * y)
@@ -84,7 +84,7 @@ def _sum_all(v: Any) -> Any:
     return sum(v)
 
 
-@public(matmul, numpy=("outer",))
+@public(matmul, numpy=("outer",), face=False)
 def outer(x: Any, y: Any) -> Any:
     """Outer product of two vectors (inputs are flattened, as in NumPy)."""
     return reshape(x, (-1, 1)) * reshape(y, (1, -1))

@@ -164,7 +164,7 @@ def var(
     )
 
 
-@public(_var, numpy=("std",))
+@public(_var, numpy=("std",), face=False)
 def std(
     x: Any,
     axis: Any = None,

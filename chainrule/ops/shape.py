@@ -84,7 +84,7 @@ def permute(x: Any, *axes: Any) -> Any:
     return transpose(x, axes)
 
 
-@public(_permute, numpy=("matrix_transpose",))
+@public(_permute, numpy=("matrix_transpose",), face=False)
 def matrix_transpose(x: Any) -> Any:
     """Swap the last two axes."""
     ndim = len(x.shape)
