@@ -96,8 +96,8 @@ class Function:
 
     @staticmethod
     def jvp(ctx: Context, *tangents: Any) -> Any:
-        """Optional forward mode: the output's tangent given one tangent per input (zeros
-        for inputs without one)."""
+        """Optional forward mode: the output's tangent given one tangent per input, each a
+        Tensor (zeros for inputs without one)."""
         raise NotImplementedError
 
     @classmethod
@@ -128,11 +128,16 @@ def _push_function_tangents(cls: Any, ctx: Context, inputs: Any, out: Tensor) ->
                 "jvp(ctx, *tangents) static method on the Function; or use reverse mode"
             )
         tangents = [
-            e[1]
-            if e is not None
-            else namespace(a.data).zeros_like(a.data)
-            if isinstance(a, Tensor)
-            else None
-            for a, e in zip(inputs, entries)
+            _as_tensor(e[1]) if e is not None else _zeros_like(a) for a, e in zip(inputs, entries)
         ]
         level[id(out)] = (out, cls.jvp(ctx, *tangents))
+
+
+def _as_tensor(value: Any) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor(value)
+
+
+def _zeros_like(value: Any) -> Tensor:
+    data = value.data if isinstance(value, Tensor) else value
+    xp = namespace(data)
+    return Tensor(xp.zeros_like(data) if hasattr(data, "shape") else xp.asarray(0.0))

@@ -111,6 +111,8 @@ divide: Op = defop(
 def _power_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
     # NOTE: d(x^y)/dy = x^y log x; at x = 0 the product is taken as 0 (the limit for y > 0),
     # and log is evaluated at 1 there so no spurious divide-by-zero warning is raised.
+    if isinstance(x, (int, float)):  # a constant base, 2.0 ** t: stay in g's namespace
+        return g * out * math.log(x) if x != 0 else g * 0.0
     safe = where(equal(x, 0), 1.0, x)
     return where(equal(x, 0), 0.0, g * out * log(safe))
 

@@ -27,6 +27,14 @@ def _scatter_add(xp: Any, g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     out = xp.zeros(shape, dtype=g.dtype)
     if _has_integer_array(index):
         return index_add(xp, out, index, g)
+    parts = index if isinstance(index, tuple) else (index,)
+    if any(p is None for p in parts):
+        # None added size-1 axes to the result; assignment wants the index without them
+        # (and, in the array API, an explicit ... for the axes it leaves out).
+        index = tuple(p for p in parts if p is not None)
+        if not any(p is Ellipsis for p in index):
+            index = (*index, Ellipsis)
+        g = xp.reshape(g, tuple(out[index].shape))
     out[index] = g
     return out
 

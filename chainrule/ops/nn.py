@@ -209,7 +209,12 @@ softmax: Op = defop(
 
 
 def _log_softmax(xp: Any, x: Any, axis: int = -1) -> Any:
-    return x - _logsumexp(xp, x, axis=axis, keepdims=True)
+    # NOTE: shift first, then subtract the log of the sum: (x - m) is exact for the largest
+    # entries, so log_softmax keeps full precision even where x itself is ~1e4.
+    m = xp.max(x, axis=axis, keepdims=True)
+    shifted = x - xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    with _quiet_log(xp):
+        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
 
 log_softmax: Op = defop(
