@@ -26,18 +26,10 @@ from .creation import (
     zeros,
     zeros_like,
 )
+from .dag import Graph, Node, graph
 from .function import Context, Function
-from .graph import (
-    Graph,
-    backward,
-    detect_anomaly,
-    enable_grad,
-    gradients,
-    graph,
-    is_grad_enabled,
-    no_grad,
-    set_grad_enabled,
-)
+from .graph import backward, gradients
+from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import (
     abs,
     add,
@@ -126,6 +118,7 @@ __all__ = [
     "tensor",
     "AnomalyError",
     "Graph",
+    "Node",
     "graph",
     "backward",
     "gradients",

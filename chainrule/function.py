@@ -23,7 +23,7 @@ from typing import Any
 from . import _state
 from ._record import user_frame as _user_frame
 from .backend import namespace
-from .graph import no_grad, set_grad_enabled
+from .modes import no_grad, set_grad_enabled
 from .ops._registry import Op, defop
 from .tensor import Tensor
 

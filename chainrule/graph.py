@@ -1,4 +1,4 @@
-"""The backward pass, grad mode, and the graph as data.
+"""The backward pass.
 
 backward() in one paragraph: walk from the sink to the sources once to count, for every node,
 how many consumers it has in this graph; then start from the sink with gradient 1 and pop
@@ -11,112 +11,23 @@ join two nodes — dynamic programming over the DAG.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from . import _state
 from . import ops as F
 from ._record import check_finite as _check_finite
 from ._record import format_where
 from .backend import namespace, owned
+from .modes import set_grad_enabled
 from .ops._registry import NOT_IMPLEMENTED
 from .tensor import Tensor
 
-__all__ = [
-    "backward",
-    "gradients",
-    "no_grad",
-    "enable_grad",
-    "set_grad_enabled",
-    "is_grad_enabled",
-    "detect_anomaly",
-    "Graph",
-    "graph",
-]
+__all__ = ["backward", "gradients"]
 
-_local = _state.local
 _flags = _state.flags
 
 
-# -- grad mode ---------------------------------------------------------------------------
-class set_grad_enabled:
-    """Switch recording on or off in this thread: a context manager and a decorator."""
-
-    def __init__(self, mode: bool) -> None:
-        self.mode = bool(mode)
-        self.prev: list[bool] = []
-
-    def __enter__(self) -> None:
-        self.prev.append(_local.grad_enabled)
-        _local.grad_enabled = self.mode
-
-    def __exit__(self, *exc: Any) -> None:
-        _local.grad_enabled = self.prev.pop()
-
-    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with set_grad_enabled(self.mode):
-                return fn(*args, **kwargs)
-
-        return wrapper
-
-
-class no_grad(set_grad_enabled):
-    """Record nothing inside (evaluation, parameter updates).
-
-    >>> import chainrule as cr
-    >>> w = cr.tensor(1.0, requires_grad=True)
-    >>> with cr.no_grad():
-    ...     y = w * 2
-    >>> y.requires_grad
-    False
-    """
-
-    def __init__(self) -> None:
-        super().__init__(False)
-
-
-class enable_grad(set_grad_enabled):
-    """Record again inside a ``no_grad`` region."""
-
-    def __init__(self) -> None:
-        super().__init__(True)
-
-
-def is_grad_enabled() -> bool:
-    return _local.grad_enabled
-
-
-class detect_anomaly:
-    """Raise at the first NaN or inf made in the forward or backward pass, naming the op, the
-    shapes and the file:line of user code where that node was made.
-
-    It checks every result, so it is for debugging, not for production runs.
-    """
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.prev: list[tuple[bool, Any]] = []
-
-    def __enter__(self) -> None:
-        # NumPy's floating-point warnings are replaced by the error, which says more.
-        quiet = np.errstate(all="ignore") if self.enabled else None
-        if quiet is not None:
-            quiet.__enter__()
-        self.prev.append((_flags.anomaly, quiet))
-        _flags.anomaly = self.enabled
-
-    def __exit__(self, *exc: Any) -> None:
-        _flags.anomaly, quiet = self.prev.pop()
-        if quiet is not None:
-            quiet.__exit__(*exc)
-
-
-# -- the backward pass ---------------------------------------------------------------------
 def _freed_error(t: Tensor) -> RuntimeError:
     op = t._node[0].name if t._node else "?"
     return RuntimeError(
@@ -388,193 +299,3 @@ def gradients(
             g = Tensor(zero) if create_graph else zero
         results.append(g)
     return results
-
-
-# -- the graph as data ---------------------------------------------------------------------
-class Node:
-    """One node of a :class:`Graph`: a tensor and how it was made."""
-
-    __slots__ = ("tensor", "index", "op", "parents", "params")
-
-    def __init__(self, tensor: Tensor, index: int) -> None:
-        self.tensor = tensor
-        self.index = index
-        node = tensor._node
-        self.op: str | None = node[0].name if node else None
-        self.params: dict[str, Any] = dict(node[2]) if node else {}
-        self.parents: list[Node] = []
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.tensor.shape
-
-    @property
-    def dtype(self) -> Any:
-        return self.tensor.dtype
-
-    @property
-    def name(self) -> str:
-        label = self.tensor.name
-        if label:
-            return label
-        return self.op if self.op else f"input{self.index}"
-
-    @property
-    def value(self) -> Any:
-        return self.tensor.numpy()
-
-    @property
-    def grad(self) -> Any:
-        g = self.tensor.grad
-        return None if g is None else g.numpy()
-
-    @property
-    def is_source(self) -> bool:
-        return self.op is None
-
-    def __repr__(self) -> str:
-        kind = "source" if self.op is None else self.op
-        return f"Node({self.index}: {self.name} [{kind}] shape={self.shape})"
-
-
-class Graph:
-    """The computation graph that produced ``sink``: nodes in topological order.
-
-    >>> import chainrule as cr
-    >>> x = cr.tensor(3.0, requires_grad=True, name="x")
-    >>> g = cr.graph(x * x + x)
-    >>> [n.name for n in g.nodes]
-    ['x', 'multiply', 'add']
-    >>> len(g.edges), [s.name for s in g.sources]  # x feeds multiply twice, and add
-    (4, ['x'])
-    """
-
-    def __init__(self, sink: Tensor) -> None:
-        if not isinstance(sink, Tensor):
-            raise TypeError(f"graph: expected a Tensor, got {type(sink).__name__}")
-        order = _topological(sink)
-        # still a topological order with every source moved to the front
-        order = [t for t in order if t._node is None] + [t for t in order if t._node is not None]
-        for t in order:
-            if t._node is not None and t._node[1] is None:
-                raise RuntimeError(
-                    f"graph: the graph through {t._node[0].name} was freed by backward(); "
-                    "call cr.graph(sink) before backward() (the Graph keeps what it shows, "
-                    "gradients included), or pass retain_graph=True to backward()"
-                )
-        self.nodes: list[Node] = [Node(t, i) for i, t in enumerate(order)]
-        by_id = {id(n.tensor): n for n in self.nodes}
-        self.edges: list[tuple[Node, Node]] = []
-        for n in self.nodes:
-            node = n.tensor._node
-            if node is None or node[1] is None:
-                continue
-            for a in node[1]:
-                if isinstance(a, Tensor):
-                    parent = by_id[id(a)]
-                    n.parents.append(parent)
-                    self.edges.append((parent, n))
-        self.sink: Node = self.nodes[-1]
-
-    @property
-    def sources(self) -> list[Node]:
-        """The leaves: inputs, parameters, constants given as tensors."""
-        return [n for n in self.nodes if n.is_source]
-
-    def __len__(self) -> int:
-        return len(self.nodes)
-
-    def __iter__(self) -> Iterator[Node]:
-        return iter(self.nodes)
-
-    def __repr__(self) -> str:
-        return (
-            f"Graph({len(self.nodes)} nodes, {len(self.edges)} edges, "
-            f"{len(self.sources)} sources, sink={self.sink.name})"
-        )
-
-    def to_dot(self) -> str:
-        """Graphviz text: sources as boxes, the sink double-circled, ops as ellipses."""
-        lines = ["digraph chainrule {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
-        for n in self.nodes:
-            shape = "box" if n.is_source else "ellipse"
-            if n is self.sink:
-                shape = "doublecircle" if not n.is_source else shape
-            label = f"{n.name}\\n{_shape_text(n.shape)}"
-            if n.op and n.tensor.name:
-                label = f"{n.tensor.name} = {n.op}\\n{_shape_text(n.shape)}"
-            lines.append(f'  n{n.index} [label="{_escape(label)}", shape={shape}];')
-        for parent, child in self.edges:
-            lines.append(f"  n{parent.index} -> n{child.index};")
-        lines.append("}")
-        return "\n".join(lines)
-
-    def to_json(self) -> dict[str, Any]:
-        """The graph as plain data (nodes with op, shape, dtype, name; edges as index pairs)."""
-        return {
-            "sink": self.sink.index,
-            "nodes": [
-                {
-                    "id": n.index,
-                    "name": n.name,
-                    "op": n.op,
-                    "shape": list(n.shape),
-                    "dtype": str(n.dtype),
-                    "source": n.is_source,
-                    "requires_grad": n.tensor.requires_grad,
-                    "params": {k: repr(v) for k, v in n.params.items()},
-                }
-                for n in self.nodes
-            ],
-            "edges": [[p.index, c.index] for p, c in self.edges],
-        }
-
-    def to_networkx(self) -> Any:
-        """A ``networkx.MultiDiGraph`` (networkx is optional: ``pip install chainrule[graph]``)."""
-        try:
-            import networkx as nx
-        except ImportError as err:
-            raise ImportError(
-                "Graph.to_networkx needs networkx: pip install 'chainrule[graph]'"
-            ) from err
-        g = nx.MultiDiGraph()  # x * x has two edges from x: keep both
-        for n in self.nodes:
-            g.add_node(n.index, name=n.name, op=n.op, shape=n.shape, source=n.is_source)
-        g.add_edges_from((p.index, c.index) for p, c in self.edges)
-        return g
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "scalar" if shape == () else "x".join(str(s) for s in shape)
-
-
-def _escape(text: str) -> str:
-    return text.replace('"', '\\"')
-
-
-def _topological(sink: Tensor) -> list[Tensor]:
-    """Sources first, sink last; iterative depth-first post-order (no recursion)."""
-    order: list[Tensor] = []
-    done: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(sink, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            if id(t) not in done:
-                done.add(id(t))
-                order.append(t)
-            continue
-        if id(t) in done:
-            continue
-        stack.append((t, True))
-        node = t._node
-        if node is not None and node[1] is not None:
-            for a in reversed(node[1]):
-                if isinstance(a, Tensor) and id(a) not in done:
-                    stack.append((a, False))
-    return order
-
-
-def graph(sink: Tensor) -> Graph:
-    """The computation graph that produced ``sink`` (see :class:`Graph`)."""
-    return Graph(sink)

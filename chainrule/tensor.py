@@ -15,6 +15,7 @@ from typing import Any
 
 from . import _state
 from . import ops as F
+from ._tensor_ops import TensorOps, _raw_index
 from .backend import namespace, to_numpy
 from .ops._registry import Op, Traced
 
@@ -23,7 +24,7 @@ __all__ = ["Tensor", "tensor"]
 _local = _state.local
 
 
-class Tensor(Traced):
+class Tensor(TensorOps, Traced):
     """An array that records the operations applied to it, so that gradients can flow back.
 
     Make one with :func:`chainrule.tensor`. ``.data`` is the underlying array (NumPy by
@@ -218,204 +219,6 @@ class Tensor(Traced):
     def zero_grad(self) -> None:
         self._grad = None
 
-    # -- operators: each a call into the op table -----------------------------------------
-    def __add__(self, other: Any) -> Tensor:
-        return F.add(self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return F.add(other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return F.subtract(self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return F.subtract(other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return F.multiply(self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return F.multiply(other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return F.divide(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return F.divide(other, self)
-
-    def __pow__(self, other: Any) -> Tensor:
-        return F.power(self, other)
-
-    def __rpow__(self, other: Any) -> Tensor:
-        return F.power(other, self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return F.matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return F.matmul(other, self)
-
-    def __neg__(self) -> Tensor:
-        return F.negative(self)
-
-    def __pos__(self) -> Tensor:
-        return self
-
-    def __abs__(self) -> Tensor:
-        return F.abs(self)
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return F.equal(self, other)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return F.not_equal(self, other)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return F.less(self, other)
-
-    def __le__(self, other: Any) -> Tensor:
-        return F.less_equal(self, other)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return F.greater(self, other)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return F.greater_equal(self, other)
-
-    def __invert__(self) -> Tensor:
-        return F.logical_not(self)
-
-    def __and__(self, other: Any) -> Tensor:
-        return F.logical_and(self, other)
-
-    def __or__(self, other: Any) -> Tensor:
-        return F.logical_or(self, other)
-
-    def __getitem__(self, index: Any) -> Tensor:
-        raw = _raw_index(index)
-        return F.getitem(self, index=raw)
-
-    # -- methods: the functions of the op table, PyTorch and NumPy spellings ----------------
-    @property
-    def T(self) -> Tensor:
-        """All axes reversed (the transpose of a matrix)."""
-        return F.transpose(self)
-
-    @property
-    def mT(self) -> Tensor:
-        """The last two axes swapped."""
-        return F.matrix_transpose(self)
-
-    def reshape(self, *shape: Any) -> Tensor:
-        """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; one dimension may be -1."""
-        if len(shape) == 1 and not isinstance(shape[0], int):
-            shape = tuple(shape[0])
-        return F.reshape(self, shape=tuple(int(s) for s in shape))
-
-    view = reshape
-
-    def flatten(self) -> Tensor:
-        return self.reshape(-1)
-
-    def transpose(self, *axes: Any) -> Tensor:
-        """No axes: reverse them. A permutation: permute. Two axes of a tensor that is not
-        2-D: swap those two (PyTorch's ``transpose(dim0, dim1)``)."""
-        if not axes:
-            return F.transpose(self)
-        if len(axes) == 1 and not isinstance(axes[0], int):
-            axes = tuple(axes[0])
-        if len(axes) == 2 and self.ndim != 2:
-            order = list(range(self.ndim))
-            a, b = axes[0] % self.ndim, axes[1] % self.ndim
-            order[a], order[b] = order[b], order[a]
-            axes = tuple(order)
-        return F.transpose(self, axes)
-
-    def permute(self, *axes: Any) -> Tensor:
-        return F.permute(self, *axes)
-
-    def astype(self, dtype: Any) -> Tensor:
-        return F.astype(self, dtype=dtype)
-
-    def squeeze(self, axis: Any = None) -> Tensor:
-        return F.squeeze(self, axis=axis)
-
-    def expand_dims(self, axis: int) -> Tensor:
-        return F.expand_dims(self, axis=axis)
-
-    unsqueeze = expand_dims
-
-    def broadcast_to(self, shape: Any) -> Tensor:
-        return F.broadcast_to(self, shape=tuple(shape))
-
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.mean(self, axis=axis, keepdims=keepdims)
-
-    def var(self, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Tensor:
-        return F.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
-
-    def std(self, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Tensor:
-        return F.std(self, axis=axis, keepdims=keepdims, ddof=ddof)
-
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.max(self, axis=axis, keepdims=keepdims)
-
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.min(self, axis=axis, keepdims=keepdims)
-
-    def argmax(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.argmax(self, axis=axis, keepdims=keepdims)
-
-    def argmin(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.argmin(self, axis=axis, keepdims=keepdims)
-
-    def all(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.all(self, axis=axis, keepdims=keepdims)
-
-    def any(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.any(self, axis=axis, keepdims=keepdims)
-
-    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.logsumexp(self, axis=axis, keepdims=keepdims)
-
-    def softmax(self, axis: int = -1) -> Tensor:
-        return F.softmax(self, axis=axis)
-
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return F.log_softmax(self, axis=axis)
-
-    def exp(self) -> Tensor:
-        return F.exp(self)
-
-    def log(self) -> Tensor:
-        return F.log(self)
-
-    def sqrt(self) -> Tensor:
-        return F.sqrt(self)
-
-    def tanh(self) -> Tensor:
-        return F.tanh(self)
-
-    def sigmoid(self) -> Tensor:
-        return F.sigmoid(self)
-
-    def relu(self) -> Tensor:
-        return F.relu(self)
-
-    def abs(self) -> Tensor:
-        return F.abs(self)
-
-    def clip(self, min: Any = None, max: Any = None) -> Tensor:
-        return F.clip(self, min=min, max=max)
-
-    clamp = clip
-
-    def dot(self, other: Any) -> Tensor:
-        return F.dot(self, other)
-
     # -- in-place updates ---------------------------------------------------------------
     def _inplace(self, op: Op, other: Any) -> Tensor:
         other_rg = isinstance(other, Tensor) and other._rg
@@ -493,16 +296,6 @@ def _check_float(data: Any, what: str) -> None:
             f"{data.dtype}; make it with dtype=float64 (or float32), e.g. "
             "cr.tensor([1, 2], dtype='float64', requires_grad=True)"
         )
-
-
-def _raw_index(index: Any) -> Any:
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    if isinstance(index, list):
-        return namespace().asarray(index)
-    return index
 
 
 def tensor(

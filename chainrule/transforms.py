@@ -15,7 +15,8 @@ from typing import Any
 from . import _state
 from . import ops as F
 from .backend import namespace
-from .graph import enable_grad, gradients
+from .graph import gradients
+from .modes import enable_grad
 from .tensor import Tensor
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian"]

@@ -1,0 +1,203 @@
+"""The computation graph as data: ``cr.graph(sink)`` gives a :class:`Graph` of :class:`Node`.
+
+It is a snapshot of the recorded graph, sources first and sink last, that a user can walk,
+print as Graphviz text, or export as JSON or a networkx graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .tensor import Tensor
+
+__all__ = ["Graph", "Node", "graph", "topological_order"]
+
+
+class Node:
+    """One node of a :class:`Graph`: a tensor and how it was made."""
+
+    __slots__ = ("tensor", "index", "op", "parents", "params")
+
+    def __init__(self, tensor: Tensor, index: int) -> None:
+        self.tensor = tensor
+        self.index = index
+        node = tensor._node
+        self.op: str | None = node[0].name if node else None
+        self.params: dict[str, Any] = dict(node[2]) if node else {}
+        self.parents: list[Node] = []
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.tensor.shape
+
+    @property
+    def dtype(self) -> Any:
+        return self.tensor.dtype
+
+    @property
+    def name(self) -> str:
+        label = self.tensor.name
+        if label:
+            return label
+        return self.op if self.op else f"input{self.index}"
+
+    @property
+    def value(self) -> Any:
+        return self.tensor.numpy()
+
+    @property
+    def grad(self) -> Any:
+        g = self.tensor.grad
+        return None if g is None else g.numpy()
+
+    @property
+    def is_source(self) -> bool:
+        return self.op is None
+
+    def __repr__(self) -> str:
+        kind = "source" if self.op is None else self.op
+        return f"Node({self.index}: {self.name} [{kind}] shape={self.shape})"
+
+
+class Graph:
+    """The computation graph that produced ``sink``: nodes in topological order.
+
+    >>> import chainrule as cr
+    >>> x = cr.tensor(3.0, requires_grad=True, name="x")
+    >>> g = cr.graph(x * x + x)
+    >>> [n.name for n in g.nodes]
+    ['x', 'multiply', 'add']
+    >>> len(g.edges), [s.name for s in g.sources]  # x feeds multiply twice, and add
+    (4, ['x'])
+    """
+
+    def __init__(self, sink: Tensor) -> None:
+        if not isinstance(sink, Tensor):
+            raise TypeError(f"graph: expected a Tensor, got {type(sink).__name__}")
+        order = topological_order(sink)
+        # still a topological order with every source moved to the front
+        order = [t for t in order if t._node is None] + [t for t in order if t._node is not None]
+        for t in order:
+            if t._node is not None and t._node[1] is None:
+                raise RuntimeError(
+                    f"graph: the graph through {t._node[0].name} was freed by backward(); "
+                    "call cr.graph(sink) before backward() (the Graph keeps what it shows, "
+                    "gradients included), or pass retain_graph=True to backward()"
+                )
+        self.nodes: list[Node] = [Node(t, i) for i, t in enumerate(order)]
+        by_id = {id(n.tensor): n for n in self.nodes}
+        self.edges: list[tuple[Node, Node]] = []
+        for n in self.nodes:
+            node = n.tensor._node
+            if node is None or node[1] is None:
+                continue
+            for a in node[1]:
+                if isinstance(a, Tensor):
+                    parent = by_id[id(a)]
+                    n.parents.append(parent)
+                    self.edges.append((parent, n))
+        self.sink: Node = self.nodes[-1]
+
+    @property
+    def sources(self) -> list[Node]:
+        """The leaves: inputs, parameters, constants given as tensors."""
+        return [n for n in self.nodes if n.is_source]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __repr__(self) -> str:
+        return (
+            f"Graph({len(self.nodes)} nodes, {len(self.edges)} edges, "
+            f"{len(self.sources)} sources, sink={self.sink.name})"
+        )
+
+    def to_dot(self) -> str:
+        """Graphviz text: sources as boxes, the sink double-circled, ops as ellipses."""
+        lines = ["digraph chainrule {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+        for n in self.nodes:
+            shape = "box" if n.is_source else "ellipse"
+            if n is self.sink:
+                shape = "doublecircle" if not n.is_source else shape
+            label = f"{n.name}\\n{_shape_text(n.shape)}"
+            if n.op and n.tensor.name:
+                label = f"{n.tensor.name} = {n.op}\\n{_shape_text(n.shape)}"
+            lines.append(f'  n{n.index} [label="{_escape(label)}", shape={shape}];')
+        for parent, child in self.edges:
+            lines.append(f"  n{parent.index} -> n{child.index};")
+        lines.append("}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """The graph as plain data (nodes with op, shape, dtype, name; edges as index pairs)."""
+        return {
+            "sink": self.sink.index,
+            "nodes": [
+                {
+                    "id": n.index,
+                    "name": n.name,
+                    "op": n.op,
+                    "shape": list(n.shape),
+                    "dtype": str(n.dtype),
+                    "source": n.is_source,
+                    "requires_grad": n.tensor.requires_grad,
+                    "params": {k: repr(v) for k, v in n.params.items()},
+                }
+                for n in self.nodes
+            ],
+            "edges": [[p.index, c.index] for p, c in self.edges],
+        }
+
+    def to_networkx(self) -> Any:
+        """A ``networkx.MultiDiGraph`` (networkx is optional: ``pip install chainrule[graph]``)."""
+        try:
+            import networkx as nx
+        except ImportError as err:
+            raise ImportError(
+                "Graph.to_networkx needs networkx: pip install 'chainrule[graph]'"
+            ) from err
+        g = nx.MultiDiGraph()  # x * x has two edges from x: keep both
+        for n in self.nodes:
+            g.add_node(n.index, name=n.name, op=n.op, shape=n.shape, source=n.is_source)
+        g.add_edges_from((p.index, c.index) for p, c in self.edges)
+        return g
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "scalar" if shape == () else "x".join(str(s) for s in shape)
+
+
+def _escape(text: str) -> str:
+    return text.replace('"', '\\"')
+
+
+def topological_order(sink: Tensor) -> list[Tensor]:
+    """Sources first, sink last; iterative depth-first post-order (no recursion)."""
+    order: list[Tensor] = []
+    done: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(sink, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            if id(t) not in done:
+                done.add(id(t))
+                order.append(t)
+            continue
+        if id(t) in done:
+            continue
+        stack.append((t, True))
+        node = t._node
+        if node is not None and node[1] is not None:
+            for a in reversed(node[1]):
+                if isinstance(a, Tensor) and id(a) not in done:
+                    stack.append((a, False))
+    return order
+
+
+def graph(sink: Tensor) -> Graph:
+    """The computation graph that produced ``sink`` (see :class:`Graph`)."""
+    return Graph(sink)
