@@ -318,6 +318,11 @@ def tensor(
     """
     if isinstance(data, Tensor):
         data = data.data
+    elif isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) and d._rg for d in data):
+        raise TypeError(
+            "tensor: the list holds tensors that require grad, and copying them into a new "
+            "leaf would cut them out of the graph; use cr.stack(list) to keep the gradients"
+        )
     xp = namespace(data)
     if isinstance(dtype, str):
         dtype = getattr(xp, dtype)

@@ -185,3 +185,12 @@ def test_numpy_on_tensors_without_grad_still_returns_tensors():
     out = np.tanh(t)
     assert isinstance(out, cr.Tensor) and not out.requires_grad
     np.testing.assert_allclose(out.numpy(), np.tanh(A))
+
+
+def test_tensor_of_a_list_of_tracked_tensors_points_to_stack():
+    a = cr.tensor(1.0, requires_grad=True)
+    with pytest.raises(TypeError, match="cr.stack"):
+        cr.tensor([a, a * 2])
+    stacked = cr.stack([a, a * 2])
+    stacked.sum().backward()
+    assert float(a.grad) == 3.0
