@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck clean
+.PHONY: demo examples test lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The main job: train the default MLP on the bundled digits with backprop (seeded).
 demo: $(STAMP)
+	$(BIN)/chainrule train --data digits --out runs/digits
+
+# The handout's worked examples (a)-(g), each printed next to its closed form.
+examples: $(STAMP)
 	$(BIN)/python examples/run_all.py
 
 lint: $(STAMP)

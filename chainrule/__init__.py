@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from . import ops, random
+from . import data, io, nn, ops, optim, random
 from ._interop import install as _install_interop
 from ._record import AnomalyError
 from .check import GradcheckError, gradcheck, numerical_grad, numerical_jacobian
@@ -29,6 +29,7 @@ from .creation import (
 from .dag import Graph, Node, graph
 from .function import Context, Function
 from .graph import backward, gradients
+from .io import CheckpointError, load, save
 from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import (
     abs,
@@ -140,7 +141,14 @@ __all__ = [
     "Function",
     "Context",
     "ops",
+    "nn",
+    "optim",
     "random",
+    "data",
+    "io",
+    "save",
+    "load",
+    "CheckpointError",
     "zeros",
     "ones",
     "full",

@@ -583,6 +583,31 @@ def _normalizer(name: str, ref_fn: Callable[..., Any]) -> Any:
     return factory
 
 
+@st.composite
+def _cross_entropy(draw: Any, kind: str) -> Sample:
+    shape = _shape(draw, kind, min_dims=2, max_dims=2)
+    z = _values(draw, shape, -3, 3)
+    t = np.asarray(
+        draw(st.lists(st.integers(0, shape[1] - 1), min_size=shape[0], max_size=shape[0]))
+    )
+    eps = draw(st.sampled_from([0.0, 0.1]))
+
+    def ref(z: np.ndarray) -> np.ndarray:
+        log_p = sp.log_softmax(z, axis=-1)
+        return -(1 - eps) * log_p[np.arange(len(t)), t] - eps * log_p.mean(axis=-1)
+
+    faces = {
+        "cr.ops.cross_entropy": lambda z, t: cr.ops.cross_entropy(z, t, label_smoothing=eps),
+        "F.cross_entropy": lambda z, t: cr.nn.functional.cross_entropy(
+            z, t, reduction="none", label_smoothing=eps
+        ),
+    }
+    label, f = _variant(draw, faces)
+    return _sample(
+        draw, kind, "cross_entropy", lambda c, z: f(z, c(t)), [z], ref, note=f"{label} eps={eps}"
+    )
+
+
 # -- shape ops -----------------------------------------------------------------------------------
 @st.composite
 def _reshape(draw: Any, kind: str) -> Sample:
@@ -1217,6 +1242,7 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "logsumexp": _logsumexp,
     "softmax": _normalizer("softmax", sp.softmax),
     "log_softmax": _normalizer("log_softmax", sp.log_softmax),
+    "cross_entropy": _cross_entropy,
     # custom
     "function": _function,
 }

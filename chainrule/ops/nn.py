@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..backend import namespace
 from ._registry import Op, Traced, defop
 from .elementwise import erf, exp, greater, isfinite, tanh, where
 from .reductions import _max, _sum, expand
+from .shape import expand_dims
 
 __all__ = [
     "sigmoid",
@@ -22,6 +24,7 @@ __all__ = [
     "logsumexp",
     "softmax",
     "log_softmax",
+    "cross_entropy",
 ]
 
 F = "nn"
@@ -225,4 +228,49 @@ log_softmax: Op = defop(
     formula="d log_softmax(x)_i/dx_j = delta_ij - softmax(x)_j",
     family=F,
     description="x - logsumexp(x) along axis.",
+)
+
+
+def _onehot(xp: Any, targets: Any, k: int, dtype: Any) -> Any:
+    return xp.astype(xp.reshape(targets, (-1, 1)) == xp.arange(k), dtype)
+
+
+def _cross_entropy(xp: Any, logits: Any, targets: Any, label_smoothing: float = 0.0) -> Any:
+    # per-sample loss: logsumexp(z) - [(1 - eps) z_y + eps mean(z)]
+    k = logits.shape[-1]
+    lse = _logsumexp(xp, logits, axis=-1)
+    picked = xp.sum(logits * _onehot(xp, targets, k, logits.dtype), axis=-1)
+    if label_smoothing:
+        picked = (1 - label_smoothing) * picked + label_smoothing * xp.mean(logits, axis=-1)
+    return lse - picked
+
+
+def _ce_residual(z: Any, targets: Any, label_smoothing: float) -> Any:
+    # softmax(z) - q, with q the (smoothed) one-hot target: the derivative of each loss
+    raw = z.data if isinstance(z, Traced) else z
+    raw_t = targets.data if isinstance(targets, Traced) else targets
+    xp = namespace(raw)
+    k = raw.shape[-1]
+    q = _onehot(xp, raw_t, k, raw.dtype) * (1 - label_smoothing) + label_smoothing / k
+    return softmax(z, axis=-1) - q
+
+
+cross_entropy: Op = defop(
+    "cross_entropy",
+    _cross_entropy,
+    vjp=[
+        lambda g, out, z, targets, label_smoothing=0.0: (
+            expand_dims(g, axis=-1) * _ce_residual(z, targets, label_smoothing)
+        ),
+        None,
+    ],
+    jvp=[
+        lambda t, out, z, targets, label_smoothing=0.0: _sum(
+            t * _ce_residual(z, targets, label_smoothing), axis=-1
+        ),
+        None,
+    ],
+    formula="d CE(z, y)/dz = softmax(z) - onehot(y)  (smoothed: q = (1-e) onehot + e/K)",
+    family=F,
+    description="Per-sample softmax cross-entropy of logits (N, K) against class indices (N,).",
 )

@@ -1,0 +1,136 @@
+"""Losses and activations as functions (``cr.nn.functional``, often imported as ``F``).
+
+>>> import chainrule as cr, numpy as np
+>>> logits = cr.tensor([[2.0, 0.0, -1.0]], requires_grad=True)
+>>> loss = cr.nn.functional.cross_entropy(logits, np.array([0]))
+>>> bool(abs(float(loss) - (np.log(np.exp([2.0, 0.0, -1.0]).sum()) - 2.0)) < 1e-12)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import ops
+from ..backend import namespace, to_numpy
+from ..ops import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from ..tensor import Tensor
+from .init import generator
+
+__all__ = [
+    "mse_loss",
+    "cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "nll_loss",
+    "dropout",
+    "relu",
+    "leaky_relu",
+    "tanh",
+    "sigmoid",
+    "gelu",
+    "softplus",
+    "softmax",
+    "log_softmax",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(losses: Any, reduction: str, name: str) -> Any:
+    if reduction == "mean":
+        return ops.mean(losses)
+    if reduction == "sum":
+        return ops.sum(losses)
+    if reduction == "none":
+        return losses
+    raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _data(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:
+    """Mean squared error: mean((prediction - target)^2)."""
+    p, t = _data(prediction), _data(target)
+    if tuple(np.shape(p)) != tuple(np.shape(t)):
+        raise ValueError(
+            f"mse_loss: prediction shape {tuple(np.shape(p))} and target shape "
+            f"{tuple(np.shape(t))} differ; reshape one (e.g. target.reshape(-1, 1))"
+        )
+    diff = prediction - target
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def _class_targets(logits: Any, targets: Any, name: str) -> Any:
+    z = _data(logits)
+    t = _data(targets)
+    xp = namespace(z)
+    t = xp.asarray(t) if not hasattr(t, "dtype") else t
+    if len(z.shape) != 2:
+        raise ValueError(
+            f"{name}: logits must have shape (N, classes), got {tuple(z.shape)}; "
+            "for one sample use logits[None] and a target of shape (1,)"
+        )
+    if getattr(t.dtype, "kind", "i") not in "iu":
+        raise TypeError(f"{name}: targets must be integer class indices, got dtype {t.dtype}")
+    if tuple(t.shape) != (z.shape[0],):
+        raise ValueError(
+            f"{name}: targets shape {tuple(t.shape)} does not match logits {tuple(z.shape)}; "
+            f"expected ({z.shape[0]},)"
+        )
+    host = to_numpy(t)
+    if host.size and (host.min() < 0 or host.max() >= z.shape[1]):
+        raise ValueError(
+            f"{name}: targets must lie in [0, {z.shape[1]}) for {z.shape[1]} classes, got "
+            f"values from {host.min()} to {host.max()}"
+        )
+    return t
+
+
+def cross_entropy(
+    logits: Any, targets: Any, reduction: str = "mean", label_smoothing: float = 0.0
+) -> Any:
+    """Softmax cross-entropy of logits (N, K) against integer targets (N,), fused and stable:
+    ``logsumexp(z) - z[target]``; its gradient is ``softmax(z) - onehot(target)``.
+    ``label_smoothing`` mixes the one-hot target with the uniform distribution."""
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    t = _class_targets(logits, targets, "cross_entropy")
+    losses = ops.cross_entropy(logits, t, label_smoothing=float(label_smoothing))
+    return _reduce(losses, reduction, "cross_entropy")
+
+
+def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Any:
+    """Negative log-likelihood of log-probabilities (N, K) at integer targets (N,)."""
+    t = _class_targets(log_probs, targets, "nll_loss")
+    n = t.shape[0]
+    rows = namespace(t).arange(n)
+    return _reduce(-log_probs[rows, t], reduction, "nll_loss")
+
+
+def binary_cross_entropy_with_logits(logits: Any, targets: Any, reduction: str = "mean") -> Any:
+    """Stable binary cross-entropy of logits against targets in [0, 1]:
+    ``softplus(z) - z * y``, whose gradient is ``sigmoid(z) - y``."""
+    z, t = _data(logits), _data(targets)
+    if tuple(np.shape(z)) != tuple(np.shape(t)):
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: logits shape {tuple(np.shape(z))} and targets "
+            f"shape {tuple(np.shape(t))} differ"
+        )
+    return _reduce(softplus(logits) - logits * targets, reduction, "binary_cross_entropy")
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True, rng: Any = None) -> Any:
+    """Zero each entry with probability ``p`` and scale the rest by 1/(1-p) (identity when
+    not training)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    data = _data(x)
+    keep = generator(rng).random(tuple(data.shape)) >= p
+    mask = namespace(data).asarray(keep.astype(np.dtype(str(data.dtype))) / (1.0 - p))
+    return x * mask

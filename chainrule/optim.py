@@ -1,0 +1,278 @@
+"""Optimizers (SGD with momentum/Nesterov/weight decay, Adam, AdamW) and learning-rate
+schedules, with PyTorch's update rules and defaults.
+
+Backprop fills ``p.grad``; ``step()`` updates each parameter in place (the same Tensor, so a
+model keeps its parameters), outside the graph.
+
+>>> import chainrule as cr
+>>> w = cr.tensor([1.0, -2.0], requires_grad=True)
+>>> opt = cr.optim.SGD([w], lr=0.1)
+>>> cr.sum(w * w).backward()      # grad = 2w
+>>> opt.step()
+>>> w.tolist()
+[0.8, -1.6]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from . import _state
+from .tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "LRScheduler"]
+
+
+class Optimizer:
+    """Base class: holds the parameters, their per-parameter state, and the learning rate."""
+
+    def __init__(self, params: Iterable[Any], lr: float, name: str) -> None:
+        params = list(params)
+        if not params:
+            raise ValueError(f"{name}: got no parameters to optimize (an empty list)")
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise ValueError(
+                    f"{name}: parameter {i} is a {type(p).__name__}, not a Tensor; pass "
+                    "model.parameters() or tensors made with requires_grad=True"
+                )
+            if not p.is_leaf:
+                raise ValueError(
+                    f"{name}: parameter {i} (shape {p.shape}) is not a leaf tensor: it was "
+                    f"made by {p.op}; optimize the tensor it was computed from, or detach() it "
+                    "and set requires_grad=True"
+                )
+            if not p.requires_grad:
+                raise ValueError(
+                    f"{name}: parameter {i} (shape {p.shape}) does not require grad; make it "
+                    "with requires_grad=True"
+                )
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError(f"{name}: a parameter appears more than once")
+        _check_lr(lr, name)
+        self.params: list[Tensor] = params
+        self.lr = float(lr)
+        self.state: list[dict[str, Any]] = [{} for _ in params]
+        self.steps = 0
+        self.name = name
+
+    def zero_grad(self) -> None:
+        """Drop the gradients (set to None) before the next backward pass."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient."""
+        self.steps += 1
+        for p, state in zip(self.params, self.state):
+            g = p.grad
+            if g is None:
+                continue
+            if g.shape != p.shape:
+                raise ValueError(f"{self.name}: gradient shape {g.shape} != parameter {p.shape}")
+            p.data = self._update(p.data, g.data, state)
+            p._version = _state.bump_epoch()  # a graph that used the old value is now stale
+
+    def _update(self, p: Any, g: Any, state: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyperparameters, the step count and each parameter's state (NumPy arrays)."""
+        return {
+            "type": type(self).__name__,
+            "hyperparameters": self.hyperparameters(),
+            "steps": self.steps,
+            "state": [dict(s) for s in self.state],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("type") != type(self).__name__:
+            raise ValueError(
+                f"{self.name}.load_state_dict: the state is for {state.get('type')}, not "
+                f"{type(self).__name__}"
+            )
+        if len(state["state"]) != len(self.params):
+            raise ValueError(
+                f"{self.name}.load_state_dict: the state has {len(state['state'])} parameters, "
+                f"the optimizer {len(self.params)}"
+            )
+        for key, value in state["hyperparameters"].items():
+            setattr(self, key, value)
+        self.steps = int(state["steps"])
+        self.state = [dict(s) for s in state["state"]]
+
+
+def _check_lr(lr: float, name: str) -> None:
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"{name}: the learning rate must be a finite number >= 0, got {lr!r}")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, PyTorch's rule:
+    ``g += weight_decay * p``; ``b = momentum * b + (1 - dampening) * g`` (``b = g`` at the
+    first step); ``g = g + momentum * b`` if nesterov else ``b``; ``p -= lr * g``."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr, "SGD")
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError("SGD: momentum and weight_decay must be >= 0")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "dampening": self.dampening,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+        }
+
+    def _update(self, p: Any, g: Any, state: dict[str, Any]) -> Any:
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = g * 1  # a copy: the buffer must not alias the gradient
+            else:
+                buf = self.momentum * buf + (1 - self.dampening) * g
+            state["momentum_buffer"] = buf
+            g = g + self.momentum * buf if self.nesterov else buf
+        return p - self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba), PyTorch's rule and defaults: ``m = b1 m + (1-b1) g``,
+    ``v = b2 v + (1-b2) g^2``, ``p -= lr * m_hat / (sqrt(v_hat) + eps)`` with the bias
+    corrections ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``. ``weight_decay`` adds
+    ``weight_decay * p`` to the gradient (L2); AdamW decouples it."""
+
+    decoupled = False
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr, type(self).__name__)
+        b1, b2 = betas
+        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+            raise ValueError(f"{self.name}: betas must lie in [0, 1), got {betas}")
+        if eps < 0 or weight_decay < 0:
+            raise ValueError(f"{self.name}: eps and weight_decay must be >= 0")
+        self.betas = (float(b1), float(b2))
+        self.eps = eps
+        self.weight_decay = weight_decay
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "betas": self.betas,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+        }
+
+    def _update(self, p: Any, g: Any, state: dict[str, Any]) -> Any:
+        b1, b2 = self.betas
+        if self.weight_decay:
+            if self.decoupled:
+                p = p * (1 - self.lr * self.weight_decay)  # AdamW: shrink the weights directly
+            else:
+                g = g + self.weight_decay * p  # Adam: L2 folded into the gradient
+        t = state.get("step", 0) + 1
+        m = state.get("exp_avg")
+        v = state.get("exp_avg_sq")
+        m = (1 - b1) * g if m is None else b1 * m + (1 - b1) * g
+        v = (1 - b2) * (g * g) if v is None else b2 * v + (1 - b2) * (g * g)
+        state.update(step=t, exp_avg=m, exp_avg_sq=v)
+        step_size = self.lr / (1 - b1**t)
+        denom = (v / (1 - b2**t)) ** 0.5 + self.eps
+        return p - step_size * (m / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter): ``p *= 1 - lr * wd`` before
+    the Adam step; PyTorch's default ``weight_decay=0.01``."""
+
+    decoupled = True
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+class LRScheduler:
+    """Base of learning-rate schedules: call ``step()`` once per epoch (or per step)."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.epoch = 0
+
+    def lr_at(self, epoch: int) -> float:
+        raise NotImplementedError
+
+    def step(self) -> None:
+        self.epoch += 1
+        self.optimizer.lr = self.lr_at(self.epoch)
+
+    def get_last_lr(self) -> float:
+        return self.optimizer.lr
+
+
+class StepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        super().__init__(optimizer)
+        self.step_size = step_size
+        self.gamma = gamma
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Cosine from the base rate down to ``eta_min`` over ``T_max`` epochs:
+    ``eta_min + (base - eta_min) (1 + cos(pi t / T_max)) / 2``."""
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
+        if T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        super().__init__(optimizer)
+        self.T_max = T_max
+        self.eta_min = eta_min
+
+    def lr_at(self, epoch: int) -> float:
+        t = min(epoch, self.T_max)
+        cos = (1 + math.cos(math.pi * t / self.T_max)) / 2
+        return self.eta_min + (self.base_lr - self.eta_min) * cos
