@@ -16,6 +16,7 @@ model keeps its parameters), outside the graph.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -53,7 +54,7 @@ class Optimizer:
             raise ValueError(f"{name}: a parameter appears more than once")
         _check_lr(lr, name)
         self.params: list[Tensor] = params
-        self.lr = float(lr)
+        self.lr = float(lr)  # a Python float, whatever real number type was given
         self.state: list[dict[str, Any]] = [{} for _ in params]
         self.steps = 0
         self.name = name
@@ -108,7 +109,9 @@ class Optimizer:
 
 
 def _check_lr(lr: float, name: str) -> None:
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+    if not (isinstance(lr, numbers.Real) and not isinstance(lr, bool)) or not (
+        math.isfinite(lr) and lr >= 0
+    ):
         raise ValueError(f"{name}: the learning rate must be a finite number >= 0, got {lr!r}")
 
 

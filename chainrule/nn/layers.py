@@ -46,7 +46,7 @@ class Linear(Module):
         rng: Any = None,
         dtype: Any = "float64",
         init: str | None = None,
-        nonlinearity: str = "relu",
+        nonlinearity: str | None = None,
     ) -> None:
         super().__init__()
         if in_features < 1 or out_features < 1:
@@ -61,10 +61,11 @@ class Linear(Module):
         bound = 1.0 / math.sqrt(in_features)
         if init is None:
             w = _init.uniform(shape, bound, gen, dtype)
-        elif init == "xavier":
-            w = _init.xavier_uniform(shape, _init.gain(nonlinearity), gen, dtype)
+        elif init == "xavier":  # Glorot's gain is 1 unless a nonlinearity is named
+            gain = _init.gain(nonlinearity) if nonlinearity else 1.0
+            w = _init.xavier_uniform(shape, gain, gen, dtype)
         elif init == "kaiming":
-            w = _init.kaiming_normal(shape, nonlinearity, gen, dtype)
+            w = _init.kaiming_normal(shape, nonlinearity or "relu", gen, dtype)
         else:
             raise ValueError(f"Linear: init must be None, 'xavier' or 'kaiming', got {init!r}")
         self.weight = Parameter(w)
@@ -213,7 +214,7 @@ class MLP(Sequential):
             raise ValueError(
                 f"MLP: sizes must list at least an input and an output size, all >= 1; got {sizes}"
             )
-        act_name = activation if isinstance(activation, str) else "relu"
+        act_name = _name_of(activation)
         he_like = act_name.lower() in ("relu", "leaky_relu", "gelu", "softplus")
         gen = init.generator(rng)
         layers: list[Module] = []
@@ -241,3 +242,14 @@ class MLP(Sequential):
 
 def _activation_of(spec: Any) -> Module:
     return activation(spec)
+
+
+def _name_of(spec: Any) -> str:
+    """The table name of an activation given by name, class or instance ("relu", ...)."""
+    if isinstance(spec, str):
+        return spec.lower()
+    cls = type(spec) if isinstance(spec, Module) else spec
+    for name, known in _ACTIVATIONS.items():
+        if cls is known:
+            return name
+    return "relu"  # a custom activation: He initialisation, the common default

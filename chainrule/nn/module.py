@@ -77,12 +77,16 @@ class Module:
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
         modules = self.__dict__["_modules"]
-        params.pop(name, None)
-        modules.pop(name, None)
+        # a replacement keeps its place in the registration order (as in PyTorch)
         if isinstance(value, Parameter):
+            modules.pop(name, None)
             params[name] = value
         elif isinstance(value, Module):
+            params.pop(name, None)
             modules[name] = value
+        else:
+            params.pop(name, None)
+            modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -222,8 +226,11 @@ class Sequential(Module):
             x = layer(x)
         return x
 
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
+    def __getitem__(self, i: int | slice) -> Any:
+        layers = list(self._modules.values())
+        if isinstance(i, slice):
+            return Sequential(*layers[i])
+        return layers[i]
 
     def __len__(self) -> int:
         return len(self._modules)
