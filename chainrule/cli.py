@@ -144,7 +144,7 @@ def _write_metrics(history: Sequence[Any], path: Path) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .training import TrainConfig, prepare_data, save_checkpoint, train
+    from .training import ConfigError, TrainConfig, prepare_data, save_checkpoint, train
     from .viz import have_matplotlib, plot_history
 
     config = TrainConfig(
@@ -159,16 +159,18 @@ def _train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
     ).validate()
     out = Path(args.out) if args.out else Path("runs") / config.data
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the run's files")
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "model.safetensors"
     train_set, _ = prepare_data(config)
     steps_per_epoch = -(-len(train_set) // config.batch_size)
-    progress = _Progress(args.progress, steps_per_epoch * config.epochs, config.epochs)
     print(
         f"training an MLP {list(config.hidden)} ({config.activation}, {config.optimizer}, "
         f"lr {config.lr:g}) on {config.data} for {config.epochs} epochs, seed {config.seed}",
         flush=True,
     )
+    progress = _Progress(args.progress, steps_per_epoch * config.epochs, config.epochs)
     try:
         result = train(
             config, on_step=progress.step, on_epoch=progress.epoch, checkpoint=checkpoint

@@ -69,8 +69,10 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown data set {self.data!r}; choose one of {', '.join(DATASETS)}"
             )
-        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+        if not self.hidden or not all(_is_int(h) and h >= 1 for h in self.hidden):
             raise ConfigError(f"hidden sizes must be positive integers, got {self.hidden}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ConfigError(f"the seed must be an integer >= 0, got {self.seed!r}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(
                 f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"
@@ -81,10 +83,10 @@ class TrainConfig:
             )
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"the learning rate must be a positive number, got {self.lr}")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"the batch size must be at least 1, got {self.batch_size}")
+        if not _is_int(self.epochs) or self.epochs < 1:
+            raise ConfigError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise ConfigError(f"the batch size must be an integer >= 1, got {self.batch_size!r}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.weight_decay < 0:
@@ -101,6 +103,10 @@ class TrainConfig:
         raw = json.loads(text)
         raw["hidden"] = tuple(raw["hidden"])
         return cls(**raw)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -226,9 +232,9 @@ def train(
                 seconds=elapsed,
                 steps_per_second=len(range(0, len(train_set), config.batch_size)) / elapsed,
             )
-            result.history.append(metrics)
-            if checkpoint is not None:
+            if checkpoint is not None:  # saved first: the history never claims more
                 save_checkpoint(model, config, checkpoint, metrics)
+            result.history.append(metrics)
             if on_epoch is not None:
                 on_epoch(metrics)
     except KeyboardInterrupt:
@@ -263,8 +269,8 @@ def load_model(path: str | Path) -> tuple[nn.MLP, TrainConfig]:
         ) from err
     state = io.load(path)
     n_in = _shape_of(state, "0.weight", 1, path)
-    last = max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]))
-    n_out = _shape_of(state, last, 0, path)
+    layers = [int(k.split(".")[0]) for k in state if k.split(".")[0].isdigit()]
+    n_out = _shape_of(state, f"{max(layers)}.weight", 0, path)
     model = build_model(config, n_in, n_out)
     try:
         model.load_state_dict(state)
