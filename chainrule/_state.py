@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["local", "flags", "forward_levels", "bump_epoch"]
+__all__ = ["local", "flags", "forward_levels", "tracers", "bump_epoch"]
 
 
 class _Local(threading.local):
@@ -34,6 +34,12 @@ flags = _Flags()
 # Active forward-mode (JVP) levels, outermost first. Each is a dict: id(tensor) -> (tensor,
 # tangent). Empty almost always, so the recording path pays one truthiness test for it.
 forward_levels: list[dict[int, tuple[Any, Any]]] = []
+
+
+# Backward passes to record step by step, by id of their root: id(sink) -> a callback taking
+# (tensor, gradient, op or None, [(input index, input tensor, contribution), ...]). Set by
+# cr.graph(sink) so that Graph.backward_steps() shows the order the engine really used.
+tracers: dict[int, Any] = {}
 
 
 def bump_epoch() -> int:

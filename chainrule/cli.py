@@ -86,6 +86,11 @@ def _parser() -> _Parser:
     ops = sub.add_parser("ops", help="list the op table: formulas, support, kink conventions")
     ops.add_argument("--family", help="only ops of this family (elementwise, nn, linalg, ...)")
     ops.add_argument("--json", action="store_true", help="print the table as JSON")
+
+    from .commands import modules
+
+    for module in modules():
+        module.register(sub)
     return parser
 
 
@@ -239,6 +244,7 @@ def _ops(family: str | None, as_json: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    from .commands import CommandError
     from .io import CheckpointError
     from .training import ConfigError
 
@@ -251,12 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "ops":
             return _ops(args.family, args.json)
+        if getattr(args, "run", None) is not None:
+            return int(args.run(args))
         _parser().print_help()
         return 0
     except _UsageError as err:
         print(str(err), file=sys.stderr)
         return 2
-    except (ConfigError, CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, CheckpointError, CommandError, FileNotFoundError) as err:
         command = f"chainrule {args.command}" if "args" in locals() else "chainrule"
         print(f"{command}: {err}", file=sys.stderr)
         return 1

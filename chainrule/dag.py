@@ -1,31 +1,60 @@
 """The computation graph as data: ``cr.graph(sink)`` gives a :class:`Graph` of :class:`Node`.
 
 It is a snapshot of the recorded graph, sources first and sink last, that a user can walk,
-print as Graphviz text, or export as JSON or a networkx graph.
+print as Graphviz text, or export as JSON or a networkx graph. It also listens to the backward
+passes run from its sink: :meth:`Graph.backward_steps` gives the steps in the order the engine
+really took them, and every node's gradient (d sink / d node) becomes readable.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from . import _state
+from .backend import to_numpy
 from .tensor import Tensor
 
-__all__ = ["Graph", "Node", "graph", "topological_order"]
+__all__ = ["Graph", "Node", "BackwardStep", "graph", "topological_order"]
+
+
+@dataclass(frozen=True)
+class BackwardStep:
+    """One step of a backward pass: the gradient that gathered at ``node`` (d sink / d node),
+    the derivative rule applied there, and what it sent to each parent.
+
+    ``contributions`` holds ``(parent, input_index, value)``: the parent's share of the chain
+    rule through this node (already summed back over broadcast dimensions). A parent's own
+    gradient is the sum of the contributions it receives from all its children.
+    """
+
+    node: Node
+    grad: Any
+    op: str | None
+    formula: str
+    contributions: tuple[tuple[Node, int, Any], ...]
+
+    def __repr__(self) -> str:
+        sent = ", ".join(f"{p.name}" for p, _, _ in self.contributions)
+        return f"BackwardStep({self.node.name}: {self.op or 'source'} -> [{sent}])"
 
 
 class Node:
     """One node of a :class:`Graph`: a tensor and how it was made."""
 
-    __slots__ = ("tensor", "index", "op", "parents", "params")
+    __slots__ = ("tensor", "index", "op", "formula", "parents", "params", "traced_grad")
 
     def __init__(self, tensor: Tensor, index: int) -> None:
         self.tensor = tensor
         self.index = index
         node = tensor._node
         self.op: str | None = node[0].name if node else None
+        self.formula: str = node[0].formula if node else ""
         self.params: dict[str, Any] = dict(node[2]) if node else {}
         self.parents: list[Node] = []
+        self.traced_grad: Any = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -48,6 +77,10 @@ class Node:
 
     @property
     def grad(self) -> Any:
+        """d sink / d node from the last backward pass through the graph (any node), else the
+        tensor's ``.grad`` (leaves), else None."""
+        if self.traced_grad is not None:
+            return self.traced_grad
         g = self.tensor.grad
         return None if g is None else g.numpy()
 
@@ -98,6 +131,58 @@ class Graph:
                     n.parents.append(parent)
                     self.edges.append((parent, n))
         self.sink: Node = self.nodes[-1]
+        self._by_id = by_id
+        self._steps: list[BackwardStep] = []
+        self._listen()
+
+    # -- the backward pass, step by step --------------------------------------------------------
+    def _listen(self) -> None:
+        """Record every backward pass that starts at this graph's sink (weakly: a dropped
+        Graph stops listening)."""
+        key = id(self.sink.tensor)
+        ref = weakref.ref(self)
+
+        def record(t: Tensor, g: Any, op: Any, sent: Any) -> None:
+            graph = ref()
+            if graph is not None:
+                graph._record(t, g, op, sent)
+
+        record.graph_ref = ref  # type: ignore[attr-defined]
+        _state.tracers[key] = record
+        weakref.finalize(self, _forget, key, record)
+
+    def _record(self, t: Tensor, g: Any, op: Any, sent: Any) -> None:
+        node = self._by_id.get(id(t))
+        if node is None:
+            return
+        if t is self.sink.tensor:  # a new pass starts at the sink
+            self._steps = []
+        value = to_numpy(g.data if isinstance(g, Tensor) else g)
+        node.traced_grad = value
+        contributions = tuple(
+            (self._by_id[id(a)], i, to_numpy(c.data if isinstance(c, Tensor) else c))
+            for i, a, c in sent
+            if id(a) in self._by_id
+        )
+        formula = op.formula if op is not None else ""
+        name = op.name if op is not None else None
+        self._steps.append(BackwardStep(node, value, name, formula, contributions))
+
+    def backward_steps(self, grad: Any = None) -> list[BackwardStep]:
+        """The steps of the last backward pass from the sink, in the engine's order (sink
+        first). With none yet, one is run here without touching any ``.grad``.
+
+        >>> import chainrule as cr
+        >>> x = cr.tensor(2.0, requires_grad=True, name="x")
+        >>> g = cr.graph(cr.tanh(x * x))
+        >>> [(s.node.name, s.op) for s in g.backward_steps()]
+        [('tanh', 'tanh'), ('multiply', 'multiply'), ('x', None)]
+        """
+        if not self._steps:
+            from .graph import run_traced
+
+            run_traced(self.sink.tensor, grad)
+        return list(self._steps)
 
     @property
     def sources(self) -> list[Node]:
@@ -165,6 +250,11 @@ class Graph:
             g.add_node(n.index, name=n.name, op=n.op, shape=n.shape, source=n.is_source)
         g.add_edges_from((p.index, c.index) for p, c in self.edges)
         return g
+
+
+def _forget(key: int, record: Any) -> None:
+    if _state.tracers.get(key) is record:
+        del _state.tracers[key]
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:

@@ -23,7 +23,7 @@ from .modes import set_grad_enabled
 from .ops._registry import NOT_IMPLEMENTED
 from .tensor import Tensor
 
-__all__ = ["backward", "gradients"]
+__all__ = ["backward", "gradients", "run_traced"]
 
 _flags = _state.flags
 
@@ -131,6 +131,7 @@ def _run(
     pending: dict[int, Any] = {id(root): seed}
     ready = [root]
     anomaly = _flags.anomaly
+    trace = _state.tracers.get(id(root)) if _state.tracers else None
     while ready:
         t = ready.pop()
         g = pending.pop(id(t))
@@ -140,6 +141,8 @@ def _run(
         if node is None:  # a source: the gradient lands in .grad
             if accumulate and (targets is None or id(t) in targets):
                 _accumulate(t, g, create_graph, stored)
+            if trace is not None:
+                trace(t, g, None, [])
             continue
         if accumulate and (
             (t._grad is not None and targets is None)  # a node that asked for retain_grad()
@@ -156,6 +159,7 @@ def _run(
         if t._version > epoch:
             raise _modified_error(op, t, -1, where)
         vjps = op.vjps
+        sent: list[tuple[int, Tensor, Any]] | None = [] if trace is not None else None
         for i, a in enumerate(inputs):
             if not isinstance(a, Tensor):
                 continue
@@ -183,12 +187,16 @@ def _run(
                 c = _fit_to(c, a, op)
             if anomaly:
                 _check_finite(c, op, inputs, "backward", where)
+            if sent is not None:
+                sent.append((i, a, c))
             prev = pending.get(k)
             pending[k] = c if prev is None else prev + c
             left = deps[k] - 1
             deps[k] = left
             if left == 0:
                 ready.append(a)
+        if trace is not None:
+            trace(t, g, op, sent)
         if not retain_graph:
             t._node = (op, None, params, epoch, where)  # free what this node held
     return captured
@@ -299,3 +307,13 @@ def gradients(
             g = Tensor(zero) if create_graph else zero
         results.append(g)
     return results
+
+
+def run_traced(root: Tensor, grad: Any = None) -> None:
+    """A backward pass that changes no ``.grad`` and keeps the graph: for the step-by-step
+    view of a graph that has not been through ``backward()`` yet."""
+    if not root._rg:
+        raise RuntimeError("backward_steps: the sink does not require grad; nothing flows back")
+    seed = _seed(root, grad, create_graph=False)
+    with set_grad_enabled(False):
+        _run(root, seed, True, False, None, accumulate=False)
