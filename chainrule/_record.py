@@ -69,7 +69,7 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
     if rg and op.differentiable and _local.grad_enabled:
         out._rg = True
         where = user_frame() if _flags.anomaly else None
-        out._node = (op, args, params or _NO_PARAMS, _flags.epoch, where)
+        out._node = (op, args, params or _NO_PARAMS, _flags.epoch, where, _local.scope)
     else:
         out._rg = False
         out._node = None

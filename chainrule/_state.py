@@ -15,6 +15,9 @@ class _Local(threading.local):
     """Per-thread switches. Class attributes are the defaults every new thread starts with."""
 
     grad_enabled: bool = True
+    # The Modules whose forward is running, outermost first (set by Module.__call__), so that
+    # a graph picture can group the nodes of one layer.
+    scope: tuple[Any, ...] = ()
 
 
 local = _Local()

@@ -105,7 +105,8 @@ class Graph:
     (4, ['x'])
     """
 
-    def __init__(self, sink: Tensor) -> None:
+    def __init__(self, sink: Tensor, module: Any = None) -> None:
+        self.module = module  # optional: the model, to name collapsed layers by attribute
         if not isinstance(sink, Tensor):
             raise TypeError(f"graph: expected a Tensor, got {type(sink).__name__}")
         order = topological_order(sink)
@@ -201,21 +202,50 @@ class Graph:
             f"{len(self.sources)} sources, sink={self.sink.name})"
         )
 
-    def to_dot(self) -> str:
-        """Graphviz text: sources as boxes, the sink double-circled, ops as ellipses."""
-        lines = ["digraph chainrule {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
-        for n in self.nodes:
-            shape = "box" if n.is_source else "ellipse"
-            if n is self.sink:
-                shape = "doublecircle" if not n.is_source else shape
-            label = f"{n.name}\\n{_shape_text(n.shape)}"
-            if n.op and n.tensor.name:
-                label = f"{n.tensor.name} = {n.op}\\n{_shape_text(n.shape)}"
-            lines.append(f'  n{n.index} [label="{_escape(label)}", shape={shape}];')
-        for parent, child in self.edges:
-            lines.append(f"  n{parent.index} -> n{child.index};")
-        lines.append("}")
-        return "\n".join(lines)
+    # -- pictures (drawn by chainrule.drawing) -------------------------------------------------
+    def to_dot(self, collapse: bool | None = None, values: bool = True) -> str:
+        """Graphviz text: sources boxed (parameters green, data grey), ops as ellipses, the
+        sink in red; with values and gradients once they are known. ``collapse`` groups the
+        nodes of each ``cr.nn`` layer (None: only for graphs of more than 150 nodes)."""
+        from .drawing import to_dot
+
+        return to_dot(self, collapse, values, self.module)
+
+    def to_svg(self, collapse: bool | None = None, values: bool = True, engine: str = "auto"):
+        """The picture as SVG text: Graphviz's layout when ``dot`` is installed, else our
+        layered layout (``engine="builtin"`` forces it)."""
+        from .drawing import to_svg
+
+        return to_svg(self, collapse, values, self.module, engine)
+
+    def _repr_svg_(self) -> str:  # a notebook shows the graph inline
+        return self.to_svg()
+
+    def save(self, path: Any, collapse: bool | None = None, values: bool = True) -> Any:
+        """Write the picture; the format follows the extension: .svg, .png, .dot, or .html
+        (a self-contained interactive page with the backward pass step by step)."""
+        from pathlib import Path
+
+        from . import drawing
+
+        path = Path(path)
+        suffix = path.suffix.lower()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".svg":
+            path.write_text(self.to_svg(collapse, values), encoding="utf-8")
+        elif suffix == ".dot":
+            path.write_text(self.to_dot(collapse, values), encoding="utf-8")
+        elif suffix == ".png":
+            drawing.save_png(self, path, collapse, values, self.module)
+        elif suffix in (".html", ".htm"):
+            from .html_page import graph_html
+
+            path.write_text(graph_html(self, collapse=collapse), encoding="utf-8")
+        else:
+            raise ValueError(
+                f"Graph.save: unknown extension {path.suffix!r}; use .svg, .png, .dot or .html"
+            )
+        return path
 
     def to_json(self) -> dict[str, Any]:
         """The graph as plain data (nodes with op, shape, dtype, name; edges as index pairs)."""
@@ -257,14 +287,6 @@ def _forget(key: int, record: Any) -> None:
         del _state.tracers[key]
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "scalar" if shape == () else "x".join(str(s) for s in shape)
-
-
-def _escape(text: str) -> str:
-    return text.replace('"', '\\"')
-
-
 def topological_order(sink: Tensor) -> list[Tensor]:
     """Sources first, sink last; iterative depth-first post-order (no recursion)."""
     order: list[Tensor] = []
@@ -288,6 +310,7 @@ def topological_order(sink: Tensor) -> list[Tensor]:
     return order
 
 
-def graph(sink: Tensor) -> Graph:
-    """The computation graph that produced ``sink`` (see :class:`Graph`)."""
-    return Graph(sink)
+def graph(sink: Tensor, module: Any = None) -> Graph:
+    """The computation graph that produced ``sink`` (see :class:`Graph`). Pass the model as
+    ``module`` to label collapsed layers with their attribute names."""
+    return Graph(sink, module)

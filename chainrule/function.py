@@ -111,7 +111,15 @@ class Function:
         if any(needs) and _state.local.grad_enabled:
             out._rg = True
             where = _user_frame() if _state.flags.anomaly else None
-            out._node = (_FUNCTION_OP, inputs, {"ctx": ctx, "fn": cls}, _state.flags.epoch, where)
+            params = {"ctx": ctx, "fn": cls}
+            out._node = (
+                _FUNCTION_OP,
+                inputs,
+                params,
+                _state.flags.epoch,
+                where,
+                _state.local.scope,
+            )
         if _state.forward_levels:
             _push_function_tangents(cls, ctx, inputs, out)
         return out

@@ -149,7 +149,7 @@ def _run(
             or (targets is not None and id(t) in targets)  # backward(inputs=[...]) names it
         ):
             _accumulate(t, g, create_graph, stored)
-        op, inputs, params, epoch, where = node
+        op, inputs, params, epoch, where, scope = node
         if create_graph:
             out: Any = t
             args: Any = inputs
@@ -198,7 +198,7 @@ def _run(
         if trace is not None:
             trace(t, g, op, sent)
         if not retain_graph:
-            t._node = (op, None, params, epoch, where)  # free what this node held
+            t._node = (op, None, params, epoch, where, scope)  # free what this node held
     return captured
 
 

@@ -1,9 +1,10 @@
 """Tensor: an array plus its place in the computation graph.
 
 A Tensor made by an op is a node of the graph: ``_node`` holds ``(op, inputs, params, epoch,
-where)`` — the primitive that made it, the values it was applied to (Tensors, arrays or
-numbers), the op's keyword parameters, the in-place counter at recording time and, while
-anomaly detection is on, the file and line of user code that made it. A leaf (a source: data,
+where, scope)`` — the primitive that made it, the values it was applied to (Tensors, arrays or
+numbers), the op's keyword parameters, the in-place counter at recording time, while anomaly
+detection is on the file and line of user code that made it, and the Modules whose forward
+was running (for grouping layers in pictures). A leaf (a source: data,
 parameters) has ``_node = None``. Nodes point only at their inputs, so a graph has no
 reference cycles and is freed by reference counting the moment the sink is dropped.
 """

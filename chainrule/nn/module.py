@@ -99,7 +99,13 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        local = _state.local
+        outer = local.scope
+        local.scope = (*outer, self)  # nodes made inside are tagged with this module
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            local.scope = outer
 
     # -- parameters -------------------------------------------------------------------------
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:

@@ -1,0 +1,373 @@
+"""Pictures of computation graphs: what each box says, how layers collapse, and SVG/PNG/DOT.
+
+A picture is built in two steps. :func:`scene` turns a :class:`~chainrule.dag.Graph` into
+boxes and arrows — each box with a title (the op or the tensor's name), its shape, and, once a
+backward pass has run, its value and gradient; nodes made inside the same ``cr.nn`` layer can
+collapse into one labelled box. Then a renderer draws the scene: Graphviz's ``dot`` when it
+is installed, otherwise our own layered layout (:mod:`chainrule.layout`) written out as SVG by
+hand, or drawn with matplotlib for PNG.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .layout import layered_layout
+
+__all__ = ["Box", "Scene", "scene", "to_dot", "to_svg", "save_png", "AUTO_COLLAPSE"]
+
+# Above this many nodes, a graph built by cr.nn modules is drawn one box per layer.
+AUTO_COLLAPSE = 150
+
+_STYLE = {  # kind: (fill, stroke)
+    "parameter": ("#e3f4e1", "#2e7d32"),
+    "input": ("#eeeeee", "#616161"),
+    "op": ("#ffffff", "#1f5fa8"),
+    "sink": ("#fde8e6", "#c62828"),
+    "group": ("#fff8dc", "#b58900"),
+}
+
+
+@dataclass
+class Box:
+    """One box of a picture: a node, or a collapsed group of nodes."""
+
+    key: int
+    kind: str  # parameter | input | op | sink | group
+    title: str
+    lines: list[str]
+    members: list[int] = field(default_factory=list)  # node indices inside
+
+
+@dataclass
+class Scene:
+    boxes: list[Box]
+    arrows: list[tuple[int, int, int]]  # (from box, to box, how many edges)
+
+
+# -- what the boxes say -----------------------------------------------------------------------
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "scalar" if shape == () else "×".join(str(s) for s in shape)
+
+
+def summary(value: Any) -> str:
+    """A number for a scalar; shape, norm and range for an array."""
+    if value is None:
+        return "-"
+    a = np.asarray(value, dtype=np.float64)
+    if a.size == 1:
+        return f"{float(a.reshape(())):.4g}"
+    return f"norm {np.linalg.norm(a):.3g} [{a.min():.3g}, {a.max():.3g}]"
+
+
+def _node_box(node: Any, sink: Any, values: bool, names: dict[int, str]) -> Box:
+    if node is sink:
+        kind = "sink"
+    elif node.is_source:
+        kind = "parameter" if node.tensor.requires_grad else "input"
+    else:
+        kind = "op"
+    label = node.tensor.name or names.get(id(node.tensor))
+    title = f"{label} = {node.op}" if (label and node.op) else (label or node.name)
+    lines = [_shape_text(node.shape)]
+    if values:
+        lines.append(f"value {summary(node.value)}")
+        if node.grad is not None:
+            lines.append(f"grad {summary(node.grad)}")
+    return Box(node.index, kind, title, lines, [node.index])
+
+
+# -- grouping by module ------------------------------------------------------------------------
+def _scopes(graph: Any) -> dict[int, tuple[Any, ...]]:
+    """node index -> the Modules whose forward made it (parameters: their owner's scope)."""
+    out: dict[int, tuple[Any, ...]] = {}
+    by_module: dict[int, tuple[Any, ...]] = {}
+    for n in graph.nodes:
+        node = n.tensor._node
+        scope = node[5] if node is not None else ()
+        if scope:
+            out[n.index] = scope
+            by_module.setdefault(id(scope[-1]), scope)
+    for n in graph.nodes:
+        if n.is_source and n.index not in out:
+            for scope in by_module.values():
+                params = getattr(scope[-1], "_parameters", {})
+                if any(p is n.tensor for p in params.values()):
+                    out[n.index] = scope
+                    break
+    return out
+
+
+def _module_names(graph: Any, module: Any) -> dict[int, str]:
+    names: dict[int, str] = {}
+    if module is not None:
+        for name, m in module.named_modules():
+            names[id(m)] = name or type(m).__name__
+    return names
+
+
+def scene(graph: Any, collapse: bool | None = None, values: bool = True, module: Any = None):
+    """Boxes and arrows for ``graph``. ``collapse=None`` collapses layers built by ``cr.nn``
+    modules when the graph has more than ``AUTO_COLLAPSE`` nodes; True or False force it."""
+    scopes = _scopes(graph)
+    if collapse is None:
+        collapse = len(graph.nodes) > AUTO_COLLAPSE and bool(scopes)
+    box_of: dict[int, int] = {}
+    boxes: list[Box] = []
+    groups: dict[int, Box] = {}
+    names = _module_names(graph, module)
+    param_names = (
+        {id(p): name for name, p in module.named_parameters()} if module is not None else {}
+    )
+    counts: dict[str, int] = {}
+    for n in graph.nodes:
+        scope = scopes.get(n.index, ())
+        if collapse and len(scope) >= 2 and n is not graph.sink:
+            owner = scope[1]  # one box per child of the outermost module
+            group = groups.get(id(owner))
+            if group is None:
+                kind = type(owner).__name__
+                counts[kind] = counts.get(kind, 0) + 1
+                title = names.get(id(owner)) or f"{kind} #{counts[kind]}"
+                if names.get(id(owner)):
+                    title = f"{title} ({kind})"
+                group = Box(len(boxes), "group", title, [])
+                groups[id(owner)] = group
+                boxes.append(group)
+            group.members.append(n.index)
+            box_of[n.index] = group.key
+        else:
+            box = _node_box(n, graph.sink, values, param_names)
+            box.key = len(boxes)
+            boxes.append(box)
+            box_of[n.index] = box.key
+    for group in groups.values():
+        members = [graph.nodes[i] for i in group.members]
+        ops = sorted({m.op for m in members if m.op})
+        last = members[-1]
+        group.lines = [
+            f"{len(members)} nodes: {', '.join(ops)}" if ops else f"{len(members)} nodes",
+            f"out {_shape_text(last.shape)}",
+        ]
+    weights: dict[tuple[int, int], int] = {}
+    for parent, child in graph.edges:
+        a, b = box_of[parent.index], box_of[child.index]
+        if a != b:
+            weights[(a, b)] = weights.get((a, b), 0) + 1
+    arrows = [(a, b, w) for (a, b), w in weights.items()]
+    return Scene(boxes, arrows)
+
+
+# -- renderers ---------------------------------------------------------------------------------
+def to_dot(graph: Any, collapse: bool | None = None, values: bool = True, module: Any = None):
+    """Graphviz text for the scene (left to right, sources boxed, the sink in red)."""
+    sc = scene(graph, collapse, values, module)
+    out = ["digraph chainrule {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
+    for box in sc.boxes:
+        fill, stroke = _STYLE[box.kind]
+        shape = "box" if box.kind in ("parameter", "input", "group") else "ellipse"
+        periph = 2 if box.kind == "sink" else 1
+        style = "filled,dashed" if box.kind == "group" else "filled"
+        label = "\\n".join([box.title, *box.lines]).replace('"', '\\"')
+        out.append(
+            f'  n{box.key} [label="{label}", shape={shape}, style="{style}", '
+            f'fillcolor="{fill}", color="{stroke}", peripheries={periph}];'
+        )
+    for a, b, w in sc.arrows:
+        if "group" in (sc.boxes[a].kind, sc.boxes[b].kind):
+            extra = f' [label="×{w}"]' if w > 1 else ""
+            out.append(f"  n{a} -> n{b}{extra};")
+        else:  # x * x uses x twice: two edges, as in the graph
+            out.extend([f"  n{a} -> n{b};"] * w)
+    out.append("}")
+    return "\n".join(out)
+
+
+def _dot_program() -> str | None:
+    return shutil.which("dot")
+
+
+_CHAR_W, _LINE_H, _PAD, _GAP_X, _GAP_Y = 6.6, 14.0, 8.0, 60.0, 18.0
+
+
+def _box_size(box: Box) -> tuple[float, float]:
+    width = max(len(t) for t in [box.title, *box.lines]) * _CHAR_W + 2 * _PAD
+    height = (1 + len(box.lines)) * _LINE_H + 2 * _PAD
+    return max(width, 60.0), height
+
+
+def _geometry(sc: Scene) -> tuple[dict[Any, tuple[float, float, float, float]], float, float]:
+    """Box key -> (x, y, width, height) from the layered layout, left to right."""
+    pos = layered_layout([b.key for b in sc.boxes], [(a, b) for a, b, _ in sc.arrows])
+    sizes: dict[Any, tuple[float, float]] = {b.key: _box_size(b) for b in sc.boxes}
+    layers: dict[int, list[Any]] = {}
+    for key, (layer, _) in pos.items():
+        layers.setdefault(layer, []).append(key)
+    col_w = {layer: max(sizes[k][0] for k in keys) for layer, keys in layers.items()}
+    row_h = max(h for _, h in sizes.values()) + _GAP_Y
+    x_at: dict[int, float] = {}
+    x = _PAD
+    for layer in sorted(layers):
+        x_at[layer] = x
+        x += col_w[layer] + _GAP_X
+    geo = {}
+    for key, (layer, rank) in pos.items():
+        w, h = sizes[key]
+        cx = x_at[layer] + col_w[layer] / 2
+        cy = _PAD + rank * row_h + row_h / 2
+        geo[key] = (cx - w / 2, cy - h / 2, w, h)
+    width = x - _GAP_X + _PAD
+    height = max(y + h for _, y, _, h in geo.values()) + _PAD
+    return geo, width, height
+
+
+def to_svg(
+    graph: Any,
+    collapse: bool | None = None,
+    values: bool = True,
+    module: Any = None,
+    engine: str = "auto",
+) -> str:
+    """The picture as SVG text. ``engine``: "dot" (Graphviz), "builtin" (our layout), or
+    "auto" (Graphviz when its ``dot`` program is installed)."""
+    if engine not in ("auto", "dot", "builtin"):
+        raise ValueError(f"to_svg: engine must be 'auto', 'dot' or 'builtin', got {engine!r}")
+    dot = _dot_program()
+    if engine == "dot" and dot is None:
+        raise RuntimeError("to_svg: Graphviz's dot program is not installed; use engine='builtin'")
+    if dot is not None and engine != "builtin":
+        text = to_dot(graph, collapse, values, module)
+        done = subprocess.run([dot, "-Tsvg"], input=text, capture_output=True, text=True)
+        if done.returncode == 0:
+            return done.stdout
+    return _builtin_svg(scene(graph, collapse, values, module))
+
+
+def _builtin_svg(sc: Scene) -> str:
+    geo, width, height = _geometry(sc)
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif" '
+        'font-size="11" class="chainrule-graph">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" '
+        'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+        '<path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
+    ]
+    for a, b, count in sc.arrows:
+        x1, y1, w1, h1 = geo[a]
+        x2, y2, _, h2 = geo[b]
+        sx, sy, ex, ey = x1 + w1, y1 + h1 / 2, x2, y2 + h2 / 2
+        mid = (sx + ex) / 2
+        out.append(
+            f'<path class="edge" data-from="{a}" data-to="{b}" d="M {sx:.1f} {sy:.1f} C '
+            f'{mid:.1f} {sy:.1f}, {mid:.1f} {ey:.1f}, {ex:.1f} {ey:.1f}" fill="none" '
+            f'stroke="#777" stroke-width="{1.2 + 0.4 * min(count - 1, 4):.1f}" '
+            'marker-end="url(#arrow)"/>'
+        )
+    for box in sc.boxes:
+        x, y, w, h = geo[box.key]
+        fill, stroke = _STYLE[box.kind]
+        dash = ' stroke-dasharray="5 3"' if box.kind == "group" else ""
+        width_px = 2.5 if box.kind == "sink" else 1.3
+        radius = 4 if box.kind in ("parameter", "input", "group") else 12
+        out.append(f'<g class="node {box.kind}" data-node="{box.key}">')
+        out.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{radius}" '
+            f'fill="{fill}" stroke="{stroke}" stroke-width="{width_px}"{dash}/>'
+        )
+        for i, text in enumerate([box.title, *box.lines]):
+            weight = ' font-weight="bold"' if i == 0 else ""
+            ty = y + _PAD + (i + 0.8) * _LINE_H
+            out.append(
+                f'<text x="{x + w / 2:.1f}" y="{ty:.1f}" text-anchor="middle"{weight}>'
+                f"{html.escape(text)}</text>"
+            )
+        out.append("</g>")
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def save_png(
+    graph: Any,
+    path: str | Path,
+    collapse: bool | None = None,
+    values: bool = True,
+    module: Any = None,
+    engine: str = "auto",
+) -> Path:
+    """PNG via Graphviz when installed, else drawn with matplotlib from our layout."""
+    path = Path(path)
+    dot = _dot_program()
+    if dot is not None and engine != "builtin":
+        text = to_dot(graph, collapse, values, module)
+        done = subprocess.run(
+            [dot, "-Tpng", "-o", str(path)], input=text, text=True, capture_output=True
+        )
+        if done.returncode == 0:
+            return path
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    except ImportError as err:
+        raise ImportError(
+            "saving a graph as PNG needs Graphviz's dot or matplotlib "
+            "(pip install 'chainrule[train]'); .svg and .html need neither"
+        ) from err
+    sc = scene(graph, collapse, values, module)
+    geo, width, height = _geometry(sc)
+    dpi = 100
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.axis("off")
+    for a, b, _ in sc.arrows:
+        x1, y1, w1, h1 = geo[a]
+        x2, y2, _, h2 = geo[b]
+        ax.add_patch(
+            FancyArrowPatch(
+                (x1 + w1, y1 + h1 / 2),
+                (x2, y2 + h2 / 2),
+                arrowstyle="-|>",
+                mutation_scale=10,
+                color="#777",
+                connectionstyle="arc3,rad=0.0",
+            )
+        )
+    for box in sc.boxes:
+        x, y, w, h = geo[box.key]
+        fill, stroke = _STYLE[box.kind]
+        ax.add_patch(
+            FancyBboxPatch(
+                (x, y),
+                w,
+                h,
+                boxstyle="round,pad=0,rounding_size=6",
+                facecolor=fill,
+                edgecolor=stroke,
+                linewidth=2.5 if box.kind == "sink" else 1.2,
+                linestyle="--" if box.kind == "group" else "-",
+            )
+        )
+        for i, text in enumerate([box.title, *box.lines]):
+            ax.text(
+                x + w / 2,
+                y + _PAD + (i + 0.5) * _LINE_H,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                fontweight="bold" if i == 0 else "normal",
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
