@@ -113,49 +113,79 @@ def _module_names(graph: Any, module: Any) -> dict[int, str]:
     return names
 
 
-def scene(graph: Any, collapse: bool | None = None, values: bool = True, module: Any = None):
+def scene(
+    graph: Any,
+    collapse: bool | None = None,
+    values: bool = True,
+    module: Any = None,
+    fold: bool = True,
+) -> Scene:
     """Boxes and arrows for ``graph``. ``collapse=None`` collapses layers built by ``cr.nn``
-    modules when the graph has more than ``AUTO_COLLAPSE`` nodes; True or False force it."""
+    modules when the graph has more than ``AUTO_COLLAPSE`` nodes; True or False force it.
+    Collapsed, a run of three or more identical layers in a row (40 x Linear, Tanh) folds
+    into one box unless ``fold=False``."""
+    module = module if module is not None else getattr(graph, "module", None)
     scopes = _scopes(graph)
     if collapse is None:
         collapse = len(graph.nodes) > AUTO_COLLAPSE and bool(scopes)
-    box_of: dict[int, int] = {}
-    boxes: list[Box] = []
-    groups: dict[int, Box] = {}
+    # 1. which unit each node belongs to: a layer (the outermost module's child) or itself
+    unit_of: dict[int, Any] = {}
+    owners: dict[Any, Any] = {}
+    for n in graph.nodes:
+        scope = scopes.get(n.index, ())
+        if collapse and len(scope) >= 2 and n is not graph.sink:
+            unit_of[n.index] = ("layer", id(scope[1]))
+            owners[("layer", id(scope[1]))] = scope[1]
+        else:
+            unit_of[n.index] = ("node", n.index)
+    members: dict[Any, list[int]] = {}
+    for n in graph.nodes:
+        members.setdefault(unit_of[n.index], []).append(n.index)
+
+    # 2. units in the order of their first op (a layer's parameters come first in the graph)
+    def first_op(unit: Any) -> int:
+        ops = [i for i in members[unit] if not graph.nodes[i].is_source]
+        return min(ops) if ops else members[unit][0]
+
+    order = sorted(members, key=first_op)
+    if collapse and fold:
+        order, folded = _fold_runs(order, owners, members, graph)
+    else:
+        folded = {}
+    # 3. boxes
     names = _module_names(graph, module)
     param_names = (
         {id(p): name for name, p in module.named_parameters()} if module is not None else {}
     )
     counts: dict[str, int] = {}
-    for n in graph.nodes:
-        scope = scopes.get(n.index, ())
-        if collapse and len(scope) >= 2 and n is not graph.sink:
-            owner = scope[1]  # one box per child of the outermost module
-            group = groups.get(id(owner))
-            if group is None:
-                kind = type(owner).__name__
-                counts[kind] = counts.get(kind, 0) + 1
-                title = names.get(id(owner)) or f"{kind} #{counts[kind]}"
-                if names.get(id(owner)):
-                    title = f"{title} ({kind})"
-                group = Box(len(boxes), "group", title, [])
-                groups[id(owner)] = group
-                boxes.append(group)
-            group.members.append(n.index)
-            box_of[n.index] = group.key
+    boxes: list[Box] = []
+    box_of: dict[int, int] = {}
+    for unit in order:
+        key = len(boxes)
+        if unit in folded:
+            kinds, repeats, inner = folded[unit]
+            box = Box(key, "group", f"{' → '.join(kinds)} ×{repeats}", [], inner)
+        elif unit[0] == "layer":
+            owner = owners[unit]
+            kind = type(owner).__name__
+            counts[kind] = counts.get(kind, 0) + 1
+            title = (
+                f"{names[id(owner)]} ({kind})" if id(owner) in names else f"{kind} #{counts[kind]}"
+            )
+            box = Box(key, "group", title, [], list(members[unit]))
         else:
-            box = _node_box(n, graph.sink, values, param_names)
-            box.key = len(boxes)
-            boxes.append(box)
-            box_of[n.index] = box.key
-    for group in groups.values():
-        members = [graph.nodes[i] for i in group.members]
-        ops = sorted({m.op for m in members if m.op})
-        last = members[-1]
-        group.lines = [
-            f"{len(members)} nodes: {', '.join(ops)}" if ops else f"{len(members)} nodes",
-            f"out {_shape_text(last.shape)}",
-        ]
+            box = _node_box(graph.nodes[unit[1]], graph.sink, values, param_names)
+            box.key = key
+        if box.kind == "group":
+            inside = [graph.nodes[i] for i in box.members]
+            ops = sorted({m.op for m in inside if m.op})
+            box.lines = [
+                f"{len(inside)} nodes: {', '.join(ops)}" if ops else f"{len(inside)} nodes",
+                f"out {_shape_text(inside[-1].shape)}",
+            ]
+        for i in box.members:
+            box_of[i] = key
+        boxes.append(box)
     weights: dict[tuple[int, int], int] = {}
     for parent, child in graph.edges:
         a, b = box_of[parent.index], box_of[child.index]
@@ -163,6 +193,48 @@ def scene(graph: Any, collapse: bool | None = None, values: bool = True, module:
             weights[(a, b)] = weights.get((a, b), 0) + 1
     arrows = [(a, b, w) for (a, b), w in weights.items()]
     return Scene(boxes, arrows)
+
+
+def _fold_runs(
+    order: list[Any], owners: dict[Any, Any], members: dict[Any, list[int]], graph: Any
+) -> tuple[list[Any], dict[Any, tuple[list[str], int, list[int]]]]:
+    """Fold runs of a repeating pattern of layers (period 1 to 3, three repeats or more)
+    into one unit each. Returns the new order and, per folded unit, (layer kinds, repeats,
+    node indices)."""
+
+    def signature(unit: Any) -> Any:
+        if unit[0] != "layer":
+            return None
+        inside = [graph.nodes[i] for i in members[unit]]
+        return (type(owners[unit]).__name__, tuple(sorted(m.op or "" for m in inside)))
+
+    sigs = [signature(u) for u in order]
+    out: list[Any] = []
+    folded: dict[Any, tuple[list[str], int, list[int]]] = {}
+    i = 0
+    while i < len(order):
+        best = (1, 1)  # (period, repeats)
+        for period in (1, 2, 3):
+            pattern = sigs[i : i + period]
+            if len(pattern) < period or any(p is None for p in pattern):
+                continue
+            repeats = 1
+            while sigs[i + repeats * period : i + (repeats + 1) * period] == pattern:
+                repeats += 1
+            if repeats >= 3 and period * repeats > best[0] * best[1]:
+                best = (period, repeats)
+        period, repeats = best
+        if repeats >= 3:
+            span = order[i : i + period * repeats]
+            unit = ("run", i)
+            kinds = [type(owners[u]).__name__ for u in span[:period]]
+            folded[unit] = (kinds, repeats, sorted(j for u in span for j in members[u]))
+            out.append(unit)
+            i += period * repeats
+        else:
+            out.append(order[i])
+            i += 1
+    return out, folded
 
 
 # -- renderers ---------------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""Graph pictures: the layered layout, the SVG/DOT/PNG renderers, values and gradients in the
+boxes, and layers of cr.nn modules collapsing into groups."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import drawing
+from chainrule.layout import layered_layout
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _small():
+    x = cr.tensor(2.0, requires_grad=True, name="x")
+    w = cr.tensor(0.5, requires_grad=True, name="w")
+    b = cr.tensor(0.1, requires_grad=True, name="b")
+    out = cr.sigmoid(w * x + b)
+    return out, (x, w, b)
+
+
+def _nodes(svg: str) -> list[ET.Element]:
+    root = ET.fromstring(svg)
+    return [g for g in root.iter(f"{SVG}g") if "node" in g.get("class", "").split()]
+
+
+def _texts(element: ET.Element) -> list[str]:
+    return [t.text or "" for t in element.iter(f"{SVG}text")]
+
+
+def test_layout_layers_follow_the_edges_and_sources_sit_by_their_consumer():
+    #  0 -> 2 -> 3 -> 5 ; 1 -> 4 -> 5 ; 6 -> 5 (a source used only at the end)
+    edges = [(0, 2), (2, 3), (3, 5), (1, 4), (4, 5), (6, 5)]
+    pos = layered_layout([0, 1, 2, 3, 4, 5, 6], edges)
+    for a, b in edges:
+        assert pos[a][0] < pos[b][0]
+    assert pos[6][0] == pos[5][0] - 1  # pulled next to its only consumer
+    assert pos[0][0] == 0 and pos[5][0] == 3
+    # no two nodes share a place
+    assert len(set(pos.values())) == len(pos)
+
+
+def test_layout_accepts_any_node_order_and_refuses_cycles():
+    pos = layered_layout([2, 1, 0], [(0, 1), (1, 2)])
+    assert [pos[n][0] for n in (0, 1, 2)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="cycle"):
+        layered_layout([0, 1], [(0, 1), (1, 0)])
+
+
+def test_layout_is_deterministic():
+    edges = [(i, i + 5) for i in range(5)] + [(i + 5, 10) for i in range(5)]
+    nodes = list(range(11))
+    assert layered_layout(nodes, edges) == layered_layout(nodes, edges)
+
+
+def test_builtin_svg_has_one_box_per_node_and_marks_sources_and_sink():
+    out, _ = _small()
+    g = cr.graph(out)
+    svg = g.to_svg(engine="builtin")
+    boxes = _nodes(svg)
+    assert sorted(int(b.get("data-node")) for b in boxes) == [n.index for n in g.nodes]
+    kinds = {int(b.get("data-node")): b.get("class").split()[1] for b in boxes}
+    assert kinds[g.sink.index] == "sink"
+    for s in g.sources:
+        assert kinds[s.index] == "parameter"  # leaves that require grad
+    edges = [p for p in ET.fromstring(svg).iter(f"{SVG}path") if p.get("class") == "edge"]
+    assert len(edges) == len(g.edges)
+
+
+def test_values_and_gradients_appear_after_backward():
+    out, (x, w, b) = _small()
+    g = cr.graph(out)
+    before = {int(n.get("data-node")): _texts(n) for n in _nodes(g.to_svg(engine="builtin"))}
+    assert not any(t.startswith("grad") for texts in before.values() for t in texts)
+    out.backward()
+    after = {int(n.get("data-node")): _texts(n) for n in _nodes(g.to_svg(engine="builtin"))}
+    s = 1 / (1 + np.exp(-(0.5 * 2.0 + 0.1)))
+    by_name = {n.name: n.index for n in g.nodes}
+    assert f"value {s:.4g}" in after[g.sink.index]
+    assert f"grad {s * (1 - s) * 2.0:.4g}" in after[by_name["w"]]  # d out / dw = s(1-s) x
+    assert f"grad {s * (1 - s):.4g}" in after[by_name["add"]]  # interior node: d out / d(wx+b)
+
+
+def test_array_nodes_show_a_summary():
+    W = cr.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, name="W")
+    loss = cr.sum(W * W)
+    g = cr.graph(loss)
+    loss.backward()
+    texts = {int(n.get("data-node")): _texts(n) for n in _nodes(g.to_svg(engine="builtin"))}
+    w_texts = texts[g.sources[0].index]
+    assert "2×3" in w_texts
+    norm = np.linalg.norm(np.arange(6.0))
+    assert f"value norm {norm:.3g} [0, 5]" in w_texts
+
+
+def _mlp_loss(layers: int = 2, width: int = 4):
+    sizes = [3] + [width] * layers + [2]
+    net = cr.nn.MLP(sizes, activation="tanh", rng=0)
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    y = np.array([0, 1, 0, 1, 1])
+    return cr.nn.functional.cross_entropy(net(X), y), net
+
+
+def test_collapse_groups_each_layer_and_names_it_from_the_module():
+    loss, net = _mlp_loss()
+    g = cr.graph(loss, module=net)
+    sc = drawing.scene(g, collapse=True)
+    groups = [b for b in sc.boxes if b.kind == "group"]
+    assert [b.title for b in groups] == [
+        "0 (Linear)",
+        "1 (Tanh)",
+        "2 (Linear)",
+        "3 (Tanh)",
+        "4 (Linear)",
+    ]
+    linear = groups[0]
+    # weight, bias, transpose, matmul, add
+    assert len(linear.members) == 5 and "matmul" in linear.lines[0]
+    # every node is in exactly one box; the arrows form a chain through the layers
+    members = sorted(i for b in sc.boxes for i in b.members)
+    assert members == [n.index for n in g.nodes]
+    expanded = drawing.scene(g, collapse=False)
+    assert not any(b.kind == "group" for b in expanded.boxes)
+    assert len(expanded.boxes) == len(g.nodes)
+
+
+def test_big_graphs_collapse_by_themselves_and_stay_small():
+    loss, net = _mlp_loss(layers=40, width=3)
+    g = cr.graph(loss)
+    assert len(g.nodes) > drawing.AUTO_COLLAPSE
+    sc = drawing.scene(g)  # collapse=None: automatic, and the 40 repeated layers fold
+    titles = [b.title for b in sc.boxes if b.kind == "group"]
+    assert "Linear → Tanh ×40" in titles
+    assert len(sc.boxes) < 10
+    run = next(b for b in sc.boxes if b.title == "Linear → Tanh ×40")
+    assert len(run.members) == 40 * (5 + 1)  # each Linear: W, b, transpose, matmul, add
+    unfolded = drawing.scene(g, fold=False)
+    assert len(unfolded.boxes) < len(g.nodes) / 2
+    kinds = {b.title.split(" #")[0] for b in unfolded.boxes if b.kind == "group"}
+    assert kinds == {"Linear", "Tanh"}
+    svg = g.to_svg(engine="builtin")
+    assert len(_nodes(svg)) == len(sc.boxes)
+    # every node is drawn somewhere, once
+    assert sorted(i for b in sc.boxes for i in b.members) == [n.index for n in g.nodes]
+    small, _ = _small()
+    assert not any(b.kind == "group" for b in drawing.scene(cr.graph(small)).boxes)
+
+
+def test_save_by_extension(tmp_path):
+    out, _ = _small()
+    g = cr.graph(out)
+    out.backward()
+    assert g.save(tmp_path / "g.svg").read_text().lstrip().startswith(("<svg", "<?xml"))
+    assert "digraph" in g.save(tmp_path / "g.dot").read_text()
+    png = g.save(tmp_path / "g.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(png))
+    assert pixels.std() > 0.05  # drawn, not blank
+    with pytest.raises(ValueError, match=r"\.svg, \.png, \.dot or \.html"):
+        g.save(tmp_path / "g.jpg")
+
+
+def test_notebook_repr_is_svg():
+    out, _ = _small()
+    assert "<svg" in cr.graph(out)._repr_svg_()
+
+
+def test_engine_choice():
+    out, _ = _small()
+    g = cr.graph(out)
+    with pytest.raises(ValueError, match="engine"):
+        g.to_svg(engine="neato")
+    if shutil.which("dot") is None:
+        with pytest.raises(RuntimeError, match="Graphviz"):
+            g.to_svg(engine="dot")
+        assert g.to_svg() == g.to_svg(engine="builtin")  # auto falls back to ours
+    else:
+        assert "<svg" in g.to_svg(engine="dot")
+
+
+def test_dot_keeps_repeated_edges_and_labels_group_arrows():
+    x = cr.tensor(3.0, requires_grad=True, name="x")
+    g = cr.graph(x * x)
+    assert g.to_dot().count("n0 -> n1;") == 2
+    loss, net = _mlp_loss()
+    dot = cr.graph(loss, module=net).to_dot(collapse=True)
+    assert '"0 (Linear)' in dot
