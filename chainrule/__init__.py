@@ -14,6 +14,7 @@ from . import data, io, nn, ops, optim, random
 from ._interop import install as _install_interop
 from ._record import AnomalyError
 from .check import GradcheckError, gradcheck, numerical_grad, numerical_jacobian
+from .costs import cost_report
 from .creation import (
     arange,
     empty,
@@ -137,6 +138,7 @@ __all__ = [
     "numerical_grad",
     "numerical_jacobian",
     "gradcheck",
+    "cost_report",
     "GradcheckError",
     "Function",
     "Context",
