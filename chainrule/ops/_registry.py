@@ -40,7 +40,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..backend import namespace
+from ..backend import is_array, namespace
 
 __all__ = ["Op", "Traced", "defop", "public", "REGISTRY", "NOT_IMPLEMENTED", "table"]
 
@@ -58,6 +58,8 @@ class _NotImplementedRule:
 
 
 NOT_IMPLEMENTED: Any = _NotImplementedRule()
+
+_PLAIN = (bool, int, float, complex, list, tuple)
 
 # Set by chainrule.tensor at import: how an op is applied when a Tensor is among its inputs.
 _apply: Callable[..., Any] | None = None
@@ -128,7 +130,12 @@ class Op:
         for a in args:
             if isinstance(a, Traced):
                 return _apply(self, args, params)  # type: ignore[misc]
-        return self.forward(namespace(*args), *args, **params)
+        xp = namespace(*args)
+        if not any(is_array(a) for a in args):
+            # Only Python numbers or lists: compute with arrays, as NumPy would, not with
+            # Python arithmetic (which overflows with an error, or grows big integers).
+            args = tuple(xp.asarray(a) if isinstance(a, _PLAIN) else a for a in args)
+        return self.forward(xp, *args, **params)
 
     def _bind(self, args: tuple[Any, ...], params: dict[str, Any]) -> tuple[Any, Any]:
         """Positional arguments past the array inputs are the op's parameters, in order."""

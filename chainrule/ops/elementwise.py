@@ -287,7 +287,9 @@ maximum: Op = defop(
     lambda xp, x, y: xp.maximum(_like(xp, x, y), _like(xp, y, x)),
     vjp=[_maximum_dx, lambda g, out, x, y: _maximum_dx(g, out, y, x)],
     jvp="vjp",
-    formula="d max(x, y)/dx = 1 if x > y, 0 if x < y",
+    formula=(
+        "d maximum(x, y)/dx = 1 if x > y, 0 if x < y, d maximum(x, y)/dy = 1 if y > x, 0 if y < x"
+    ),
     kink="at x == y each input gets 0.5",
     numpy=("maximum",),
     family=F,
@@ -304,7 +306,9 @@ minimum: Op = defop(
     lambda xp, x, y: xp.minimum(_like(xp, x, y), _like(xp, y, x)),
     vjp=[_minimum_dx, lambda g, out, x, y: _minimum_dx(g, out, y, x)],
     jvp="vjp",
-    formula="d min(x, y)/dx = 1 if x < y, 0 if x > y",
+    formula=(
+        "d minimum(x, y)/dx = 1 if x < y, 0 if x > y, d minimum(x, y)/dy = 1 if y < x, 0 if y > x"
+    ),
     kink="at x == y each input gets 0.5",
     numpy=("minimum",),
     family=F,
