@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo examples test lint typecheck clean
+.PHONY: demo examples test lint typecheck browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy chainrule
 
-test: $(STAMP) lint typecheck
+# The interactive page's test drives a real headless Chromium (Debian's package); playwright,
+# from the test extra, uses that browser and downloads none.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
+	  (echo "Install Chromium (Debian: apt-get install chromium) for the browser test" && false)
+
+test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest chainrule tests
 
 clean:
