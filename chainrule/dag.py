@@ -44,7 +44,7 @@ class BackwardStep:
 class Node:
     """One node of a :class:`Graph`: a tensor and how it was made."""
 
-    __slots__ = ("tensor", "index", "op", "formula", "parents", "params", "traced_grad")
+    __slots__ = ("tensor", "index", "op", "formula", "parents", "params", "traced_grad", "call")
 
     def __init__(self, tensor: Tensor, index: int) -> None:
         self.tensor = tensor
@@ -55,6 +55,8 @@ class Node:
         self.params: dict[str, Any] = dict(node[2]) if node else {}
         self.parents: list[Node] = []
         self.traced_grad: Any = None
+        # "power(·, 4)": the op with its constant inputs shown, "·" for each tensor input
+        self.call: str = _call_text(node) if node is not None and node[1] is not None else ""
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -280,6 +282,22 @@ class Graph:
             g.add_node(n.index, name=n.name, op=n.op, shape=n.shape, source=n.is_source)
         g.add_edges_from((p.index, c.index) for p, c in self.edges)
         return g
+
+
+def _call_text(node: tuple[Any, ...]) -> str:
+    op, inputs = node[0], node[1]
+    if all(isinstance(a, Tensor) for a in inputs):
+        return op.name
+    parts = []
+    for a in inputs:
+        if isinstance(a, Tensor):
+            parts.append("·")
+        elif isinstance(a, (int, float)) or getattr(a, "shape", None) == ():
+            parts.append(f"{float(a):g}")
+        else:
+            shape = getattr(a, "shape", None)
+            parts.append("array " + "×".join(map(str, shape)) if shape is not None else "…")
+    return f"{op.name}({', '.join(parts)})"
 
 
 def _forget(key: int, record: Any) -> None:

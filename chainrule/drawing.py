@@ -75,7 +75,8 @@ def _node_box(node: Any, sink: Any, values: bool, names: dict[int, str]) -> Box:
     else:
         kind = "op"
     label = node.tensor.name or names.get(id(node.tensor))
-    title = f"{label} = {node.op}" if (label and node.op) else (label or node.name)
+    what = node.call or node.op
+    title = f"{label} = {what}" if (label and node.op) else (label or what or node.name)
     lines = [_shape_text(node.shape)]
     if values:
         lines.append(f"value {summary(node.value)}")
