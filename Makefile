@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo examples test lint typecheck browser clean
+.PHONY: demo examples test lint typecheck browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,18 @@ browser:
 
 test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest chainrule tests
+
+# Peer benchmarks (not part of make test): their own venv with PyTorch 2.13.0 (a CPU build on
+# the local disk), HIPS autograd, JAX, MyGrad and micrograd beside chainrule.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r benchmarks/requirements.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
