@@ -608,6 +608,41 @@ def _cross_entropy(draw: Any, kind: str) -> Sample:
     )
 
 
+@st.composite
+def _linear(draw: Any, kind: str) -> Sample:
+    lead = _shape(draw, kind, max_dims=2)
+    n_in = 1 if kind != "any" else draw(st.integers(1, MAX_SIDE))
+    n_out = 1 if kind != "any" else draw(st.integers(1, MAX_SIDE))
+    x = _values(draw, (*lead, n_in), -2, 2)
+    w = _values(draw, (n_out, n_in), -2, 2)
+    b = _values(draw, (n_out,), -2, 2)
+    with_bias = draw(st.booleans())
+    faces = {
+        "cr.ops.linear": cr.ops.linear,
+        "F.linear": cr.nn.functional.linear,
+    }
+    label, f = _variant(draw, faces)
+    if with_bias:
+        return _sample(
+            draw,
+            kind,
+            "linear",
+            lambda c, x, w, b: f(x, w, b),
+            [x, w, b],
+            lambda x, w, b: x @ w.T + b,
+            note=f"{label} x{x.shape} W{w.shape} + b",
+        )
+    return _sample(
+        draw,
+        kind,
+        "linear",
+        lambda c, x, w: f(x, w, None),
+        [x, w],
+        lambda x, w: x @ w.T,
+        note=f"{label} x{x.shape} W{w.shape}, no bias",
+    )
+
+
 # -- shape ops -----------------------------------------------------------------------------------
 @st.composite
 def _reshape(draw: Any, kind: str) -> Sample:
@@ -1243,6 +1278,7 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "softmax": _normalizer("softmax", sp.softmax),
     "log_softmax": _normalizer("log_softmax", sp.log_softmax),
     "cross_entropy": _cross_entropy,
+    "linear": _linear,
     # custom
     "function": _function,
 }

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import ops
 from ..backend import namespace, to_numpy
-from ..ops import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from ..ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from ..tensor import Tensor
 from .init import generator
 
@@ -25,6 +25,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "nll_loss",
     "dropout",
+    "linear",
     "relu",
     "leaky_relu",
     "tanh",

@@ -76,8 +76,7 @@ class Linear(Module):
             self.bias = None  # type: ignore[assignment]
 
     def forward(self, x: Any) -> Any:
-        y = ops.matmul(x, self.weight.T)
-        return y if self.bias is None else y + self.bias
+        return ops.linear(x, self.weight, self.bias)  # one node: x @ W.T + b
 
     def extra_repr(self) -> str:
         return (

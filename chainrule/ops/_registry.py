@@ -40,7 +40,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..backend import is_array, namespace
+from ..backend import _NAMESPACES, is_array, namespace
 
 __all__ = ["Op", "Traced", "defop", "public", "REGISTRY", "NOT_IMPLEMENTED", "table"]
 
@@ -130,6 +130,13 @@ class Op:
         for a in args:
             if isinstance(a, Traced):
                 return _apply(self, args, params)  # type: ignore[misc]
+        if args:  # the fast path: the first input is an array of a known namespace
+            xp = _NAMESPACES.get(type(args[0]))
+            if xp is not None:
+                return self.forward(xp, *args, **params)
+        return self._plain(args, params)
+
+    def _plain(self, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         xp = namespace(*args)
         if not any(is_array(a) for a in args):
             # Only Python numbers or lists: compute with arrays, as NumPy would, not with

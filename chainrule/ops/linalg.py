@@ -19,8 +19,8 @@ def _matmul_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
             return g * y
         return expand_dims(g, axis=-1) * y
     if len(x.shape) == 1:
-        return squeeze(matmul(expand_dims(g, axis=-2), matrix_transpose(y)), axis=-2)
-    return matmul(g, matrix_transpose(y))
+        return squeeze(matmul(expand_dims(g, axis=-2), y.mT), axis=-2)
+    return matmul(g, y.mT)
 
 
 def _matmul_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -30,8 +30,8 @@ def _matmul_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
             return g * x
         return expand_dims(x, axis=-1) * expand_dims(g, axis=-2)
     if len(y.shape) == 1:
-        return squeeze(matmul(matrix_transpose(x), expand_dims(g, axis=-1)), axis=-1)
-    return matmul(matrix_transpose(x), g)
+        return squeeze(matmul(x.mT, expand_dims(g, axis=-1)), axis=-1)
+    return matmul(x.mT, g)
 
 
 def _matmul(xp: Any, x: Any, y: Any) -> Any:

@@ -13,7 +13,8 @@ from ..backend import namespace
 from ._registry import Op, Traced, defop
 from .elementwise import erf, exp, greater, isfinite, tanh, where
 from .reductions import _max, _sum, expand
-from .shape import expand_dims
+from .linalg import matmul
+from .shape import expand_dims, reshape
 
 __all__ = [
     "sigmoid",
@@ -25,6 +26,7 @@ __all__ = [
     "softmax",
     "log_softmax",
     "cross_entropy",
+    "linear",
 ]
 
 F = "nn"
@@ -273,4 +275,38 @@ cross_entropy: Op = defop(
     formula="d CE(z, y)/dz = softmax(z) - onehot(y)  (smoothed: q = (1-e) onehot + e/K)",
     family=F,
     description="Per-sample softmax cross-entropy of logits (N, K) against class indices (N,).",
+)
+
+
+def _linear(xp: Any, x: Any, weight: Any, bias: Any = None) -> Any:
+    if len(weight.shape) != 2 or not x.shape or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: the input has shape {tuple(x.shape)} but the weight has shape "
+            f"{tuple(weight.shape)}; the input's last dimension must equal weight.shape[1]"
+        )
+    y = xp.matmul(x, xp.matrix_transpose(weight))
+    return y if bias is None else y + bias
+
+
+def _rows(v: Any) -> Any:
+    """v as a matrix: all leading dimensions flattened into rows."""
+    return reshape(v, (-1, v.shape[-1]))
+
+
+linear: Op = defop(
+    "linear",
+    _linear,
+    vjp=[
+        lambda g, out, x, weight, bias: matmul(g, weight),  # d(x W^T + b)/dx: g W
+        lambda g, out, x, weight, bias: matmul(_rows(g).mT, _rows(x)),  # g^T x
+        lambda g, out, x, weight, bias: g,  # summed over the batch by the engine
+    ],
+    jvp=[
+        lambda t, out, x, weight, bias: matmul(t, weight.mT),
+        lambda t, out, x, weight, bias: matmul(x, t.mT),
+        lambda t, out, x, weight, bias: t,
+    ],
+    formula="d(x W^T + b)/dx = g W, d(x W^T + b)/dW = g^T x, d(x W^T + b)/db = sum of g",
+    family=F,
+    description="x @ weight.T + bias in one node: the fully connected layer (bias may be None).",
 )
