@@ -180,8 +180,9 @@ def scene(
         if box.kind == "group":
             inside = [graph.nodes[i] for i in box.members]
             ops = sorted({m.op for m in inside if m.op})
+            count = f"{len(inside)} node{'s' if len(inside) != 1 else ''}"
             box.lines = [
-                f"{len(inside)} nodes: {', '.join(ops)}" if ops else f"{len(inside)} nodes",
+                f"{count}: {', '.join(ops)}" if ops else count,
                 f"out {_shape_text(inside[-1].shape)}",
             ]
         for i in box.members:

@@ -12,8 +12,8 @@ from typing import Any
 from ..backend import namespace
 from ._registry import Op, Traced, defop
 from .elementwise import erf, exp, greater, isfinite, tanh, where
-from .reductions import _max, _sum, expand
 from .linalg import matmul
+from .reductions import _max, _sum, expand
 from .shape import expand_dims, reshape
 
 __all__ = [
