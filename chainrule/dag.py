@@ -223,9 +223,12 @@ class Graph:
     def _repr_svg_(self) -> str:  # a notebook shows the graph inline
         return self.to_svg()
 
-    def save(self, path: Any, collapse: bool | None = None, values: bool = True) -> Any:
+    def save(
+        self, path: Any, collapse: bool | None = None, values: bool = True, engine: str = "auto"
+    ) -> Any:
         """Write the picture; the format follows the extension: .svg, .png, .dot, or .html
-        (a self-contained interactive page with the backward pass step by step)."""
+        (a self-contained interactive page with the backward pass step by step). ``engine``
+        as in :meth:`to_svg` ("builtin" gives the same picture on every machine)."""
         from pathlib import Path
 
         from . import drawing
@@ -234,11 +237,11 @@ class Graph:
         suffix = path.suffix.lower()
         path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".svg":
-            path.write_text(self.to_svg(collapse, values), encoding="utf-8")
+            path.write_text(self.to_svg(collapse, values, engine), encoding="utf-8")
         elif suffix == ".dot":
             path.write_text(self.to_dot(collapse, values), encoding="utf-8")
         elif suffix == ".png":
-            drawing.save_png(self, path, collapse, values, self.module)
+            drawing.save_png(self, path, collapse, values, self.module, engine)
         elif suffix in (".html", ".htm"):
             from .html_page import graph_html
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .layout import layered_layout
+from .layout import layered_routes
 
 __all__ = ["Box", "Scene", "scene", "to_dot", "to_svg", "save_png", "AUTO_COLLAPSE"]
 
@@ -277,9 +277,10 @@ def _box_size(box: Box) -> tuple[float, float]:
     return max(width, 60.0), height
 
 
-def _geometry(sc: Scene) -> tuple[dict[Any, tuple[float, float, float, float]], float, float]:
-    """Box key -> (x, y, width, height) from the layered layout, left to right."""
-    pos = layered_layout([b.key for b in sc.boxes], [(a, b) for a, b, _ in sc.arrows])
+def _geometry(sc: Scene) -> tuple[dict[Any, Any], dict[Any, list[Any]], float, float]:
+    """Box key -> (x, y, width, height) from the layered layout, left to right; and for each
+    arrow the points it passes through (its own lane past the layers it crosses)."""
+    pos, routes = layered_routes([b.key for b in sc.boxes], [(a, b) for a, b, _ in sc.arrows])
     sizes: dict[Any, tuple[float, float]] = {b.key: _box_size(b) for b in sc.boxes}
     layers: dict[int, list[Any]] = {}
     for key, (layer, _) in pos.items():
@@ -297,9 +298,33 @@ def _geometry(sc: Scene) -> tuple[dict[Any, tuple[float, float, float, float]], 
         cx = x_at[layer] + col_w[layer] / 2
         cy = _PAD + rank * row_h + row_h / 2
         geo[key] = (cx - w / 2, cy - h / 2, w, h)
+    lanes = {}
+    for a, b, _ in sc.arrows:
+        x1, y1, w1, h1 = geo[a]
+        x2, y2, _, h2 = geo[b]
+        points = [(x1 + w1, y1 + h1 / 2)]
+        for layer, rank in routes.get((a, b), []):  # through the middle of each column
+            cy = _PAD + rank * row_h + row_h / 2
+            points += [(x_at[layer], cy), (x_at[layer] + col_w[layer], cy)]
+        points.append((x2, y2 + h2 / 2))
+        lanes[(a, b)] = points
     width = x - _GAP_X + _PAD
-    height = max(y + h for _, y, _, h in geo.values()) + _PAD
-    return geo, width, height
+    bottoms = [y + h for _, y, _, h in geo.values()]
+    bottoms += [p[1] + row_h / 2 for points in lanes.values() for p in points]
+    return geo, lanes, width, max(bottoms) + _PAD
+
+
+def _curve(points: list[tuple[float, float]]) -> list[tuple[str, tuple[float, ...]]]:
+    """Segments of a path through ``points``: straight across a column, an S-curve (cubic,
+    horizontal at both ends) between columns."""
+    segments: list[tuple[str, tuple[float, ...]]] = [("M", points[0])]
+    for i, (x0, y0), (x1, y1) in zip(range(len(points)), points, points[1:]):
+        if i % 2 == 1:  # inside a column, from its left edge to its right edge
+            segments.append(("L", (x1, y1)))
+        else:
+            mid = (x0 + x1) / 2
+            segments.append(("C", (mid, y0, mid, y1, x1, y1)))
+    return segments
 
 
 def to_svg(
@@ -325,7 +350,7 @@ def to_svg(
 
 
 def _builtin_svg(sc: Scene) -> str:
-    geo, width, height = _geometry(sc)
+    geo, lanes, width, height = _geometry(sc)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif" '
@@ -335,13 +360,12 @@ def _builtin_svg(sc: Scene) -> str:
         '<path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
     ]
     for a, b, count in sc.arrows:
-        x1, y1, w1, h1 = geo[a]
-        x2, y2, _, h2 = geo[b]
-        sx, sy, ex, ey = x1 + w1, y1 + h1 / 2, x2, y2 + h2 / 2
-        mid = (sx + ex) / 2
+        d = " ".join(
+            f"{cmd} " + " ".join(f"{v:.1f}" for v in values)
+            for cmd, values in _curve(lanes[(a, b)])
+        )
         out.append(
-            f'<path class="edge" data-from="{a}" data-to="{b}" d="M {sx:.1f} {sy:.1f} C '
-            f'{mid:.1f} {sy:.1f}, {mid:.1f} {ey:.1f}, {ex:.1f} {ey:.1f}" fill="none" '
+            f'<path class="edge" data-from="{a}" data-to="{b}" d="{d}" fill="none" '
             f'stroke="#777" stroke-width="{1.2 + 0.4 * min(count - 1, 4):.1f}" '
             'marker-end="url(#arrow)"/>'
         )
@@ -390,13 +414,14 @@ def save_png(
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+        from matplotlib.path import Path as MplPath
     except ImportError as err:
         raise ImportError(
             "saving a graph as PNG needs Graphviz's dot or matplotlib "
             "(pip install 'chainrule[train]'); .svg and .html need neither"
         ) from err
     sc = scene(graph, collapse, values, module)
-    geo, width, height = _geometry(sc)
+    geo, lanes, width, height = _geometry(sc)
     dpi = 100
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -404,17 +429,16 @@ def save_png(
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.axis("off")
+    codes_of = {"M": [MplPath.MOVETO], "L": [MplPath.LINETO], "C": [MplPath.CURVE4] * 3}
     for a, b, _ in sc.arrows:
-        x1, y1, w1, h1 = geo[a]
-        x2, y2, _, h2 = geo[b]
+        verts: list[tuple[float, float]] = []
+        codes: list[Any] = []
+        for cmd, values in _curve(lanes[(a, b)]):
+            verts += [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+            codes += codes_of[cmd]
         ax.add_patch(
             FancyArrowPatch(
-                (x1 + w1, y1 + h1 / 2),
-                (x2, y2 + h2 / 2),
-                arrowstyle="-|>",
-                mutation_scale=10,
-                color="#777",
-                connectionstyle="arc3,rad=0.0",
+                path=MplPath(verts, codes), arrowstyle="-|>", mutation_scale=10, color="#777"
             )
         )
     for box in sc.boxes:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
-__all__ = ["layered_layout"]
+__all__ = ["layered_layout", "layered_routes"]
 
 
 def layered_layout(
@@ -28,21 +28,49 @@ def layered_layout(
     ``layer`` counts from the sources (0) to the sink; ``position`` is the node's rank within
     its layer, offset so that small layers sit in the middle of large ones.
     """
+    return layered_routes(nodes, edges, sweeps)[0]
+
+
+def layered_routes(
+    nodes: Sequence[Hashable], edges: Sequence[tuple[Hashable, Hashable]], sweeps: int = 4
+) -> tuple[dict[Hashable, tuple[int, float]], dict[tuple[Hashable, Hashable], list]]:
+    """The layout and, for every edge that spans more than one layer, the waypoints
+    ``[(layer, position), ...]`` it passes through. Each waypoint is a placeholder node that
+    took part in the ordering, so a long edge gets a lane of its own instead of running
+    behind the boxes of the layers it crosses."""
     parents: dict[Hashable, list[Hashable]] = {n: [] for n in nodes}
     children: dict[Hashable, list[Hashable]] = {n: [] for n in nodes}
     for a, b in edges:
         parents[b].append(a)
         children[a].append(b)
-    nodes = _topological(nodes, parents, children)
+    order = _topological(nodes, parents, children)
     layer: dict[Hashable, int] = {}
-    for n in nodes:  # topological order: every parent is placed before its child
+    for n in order:  # topological order: every parent is placed before its child
         layer[n] = 1 + max((layer[p] for p in parents[n]), default=-1)
-    for n in reversed(nodes):  # a source sits just before its first consumer
+    for n in reversed(order):  # a source sits just before its first consumer
         if not parents[n] and children[n]:
             layer[n] = min(layer[c] for c in children[n]) - 1
+    # long edges become chains through placeholder nodes, one per layer crossed
+    up: dict[Hashable, list[Hashable]] = {n: [] for n in order}
+    down: dict[Hashable, list[Hashable]] = {n: [] for n in order}
+    chains: dict[tuple[Hashable, Hashable], list[Hashable]] = {}
+    for a, b in dict.fromkeys(edges):  # each distinct edge once
+        previous = a
+        chain: list[Hashable] = []
+        for k in range(layer[a] + 1, layer[b]):
+            dummy = ("waypoint", a, b, k)
+            layer[dummy] = k
+            up[dummy], down[dummy] = [], []
+            chain.append(dummy)
+        for step in [*chain, b]:
+            down[previous].append(step)
+            up[step].append(previous)
+            previous = step
+        if chain:
+            chains[(a, b)] = chain
     depth = max(layer.values(), default=0) + 1
     rows: list[list[Hashable]] = [[] for _ in range(depth)]
-    for n in nodes:
+    for n in [*order, *(d for chain in chains.values() for d in chain)]:
         rows[layer[n]].append(n)
     rank = {n: float(i) for row in rows for i, n in enumerate(row)}
 
@@ -57,16 +85,18 @@ def layered_layout(
 
     for _ in range(sweeps):
         for row in rows[1:]:
-            reorder(row, parents)
+            reorder(row, up)
         for row in reversed(rows[:-1]):
-            reorder(row, children)
+            reorder(row, down)
     widest = max((len(row) for row in rows), default=1)
-    positions: dict[Hashable, tuple[int, float]] = {}
+    placed: dict[Hashable, tuple[int, float]] = {}
     for i, row in enumerate(rows):
         offset = (widest - len(row)) / 2.0
         for j, n in enumerate(row):
-            positions[n] = (i, offset + j)
-    return positions
+            placed[n] = (i, offset + j)
+    positions = {n: placed[n] for n in order}
+    routes = {edge: [placed[d] for d in chain] for edge, chain in chains.items()}
+    return positions, routes
 
 
 def _topological(
