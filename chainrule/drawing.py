@@ -361,8 +361,8 @@ def _builtin_svg(sc: Scene) -> str:
     ]
     for a, b, count in sc.arrows:
         d = " ".join(
-            f"{cmd} " + " ".join(f"{v:.1f}" for v in values)
-            for cmd, values in _curve(lanes[(a, b)])
+            f"{cmd} " + " ".join(f"{v:.1f}" for v in coords)
+            for cmd, coords in _curve(lanes[(a, b)])
         )
         out.append(
             f'<path class="edge" data-from="{a}" data-to="{b}" d="{d}" fill="none" '
@@ -433,8 +433,8 @@ def save_png(
     for a, b, _ in sc.arrows:
         verts: list[tuple[float, float]] = []
         codes: list[Any] = []
-        for cmd, values in _curve(lanes[(a, b)]):
-            verts += [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+        for cmd, coords in _curve(lanes[(a, b)]):
+            verts += [(coords[i], coords[i + 1]) for i in range(0, len(coords), 2)]
             codes += codes_of[cmd]
         ax.add_patch(
             FancyArrowPatch(
