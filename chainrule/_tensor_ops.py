@@ -11,12 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 from . import ops as F
 from .backend import namespace
+from .ops import _registry as _R
 from .ops._registry import Traced
 
 if TYPE_CHECKING:
     from .tensor import Tensor
 
 __all__ = ["TensorOps"]
+
+# NOTE: the operators go straight to the recording function (self is a Tensor, so the op's
+# own check for one is not needed): the most used path in the library. Never mutated.
+_NO_PARAMS: dict[str, Any] = {}
 
 
 class TensorOps:
@@ -27,43 +32,43 @@ class TensorOps:
 
     # -- operators: each a call into the op table -----------------------------------------
     def __add__(self, other: Any) -> Tensor:
-        return F.add(self, other)
+        return _R._apply(F.add, (self, other), _NO_PARAMS)  # type: ignore[misc]
 
     def __radd__(self, other: Any) -> Tensor:
-        return F.add(other, self)
+        return _R._apply(F.add, (other, self), _NO_PARAMS)  # type: ignore[misc]
 
     def __sub__(self, other: Any) -> Tensor:
-        return F.subtract(self, other)
+        return _R._apply(F.subtract, (self, other), _NO_PARAMS)  # type: ignore[misc]
 
     def __rsub__(self, other: Any) -> Tensor:
-        return F.subtract(other, self)
+        return _R._apply(F.subtract, (other, self), _NO_PARAMS)  # type: ignore[misc]
 
     def __mul__(self, other: Any) -> Tensor:
-        return F.multiply(self, other)
+        return _R._apply(F.multiply, (self, other), _NO_PARAMS)  # type: ignore[misc]
 
     def __rmul__(self, other: Any) -> Tensor:
-        return F.multiply(other, self)
+        return _R._apply(F.multiply, (other, self), _NO_PARAMS)  # type: ignore[misc]
 
     def __truediv__(self, other: Any) -> Tensor:
-        return F.divide(self, other)
+        return _R._apply(F.divide, (self, other), _NO_PARAMS)  # type: ignore[misc]
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return F.divide(other, self)
+        return _R._apply(F.divide, (other, self), _NO_PARAMS)  # type: ignore[misc]
 
     def __pow__(self, other: Any) -> Tensor:
-        return F.power(self, other)
+        return _R._apply(F.power, (self, other), _NO_PARAMS)  # type: ignore[misc]
 
     def __rpow__(self, other: Any) -> Tensor:
-        return F.power(other, self)
+        return _R._apply(F.power, (other, self), _NO_PARAMS)  # type: ignore[misc]
 
     def __matmul__(self, other: Any) -> Tensor:
-        return F.matmul(self, other)
+        return _R._apply(F.matmul, (self, other), _NO_PARAMS)  # type: ignore[misc]
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return F.matmul(other, self)
+        return _R._apply(F.matmul, (other, self), _NO_PARAMS)  # type: ignore[misc]
 
     def __neg__(self) -> Tensor:
-        return F.negative(self)
+        return _R._apply(F.negative, (self,), _NO_PARAMS)  # type: ignore[misc]
 
     def __pos__(self) -> Tensor:
         return self  # type: ignore[return-value]

@@ -155,7 +155,10 @@ def _run(
             args: Any = inputs
         else:
             out = t.data
-            args = [a.data if isinstance(a, Tensor) else a for a in inputs]
+            if len(inputs) == 1:  # the common arities, unwrapped without a loop
+                args = (inputs[0].data,)
+            else:
+                args = [a.data if isinstance(a, Tensor) else a for a in inputs]
         if t._version > epoch:
             raise _modified_error(op, t, -1, where)
         vjps = op.vjps
@@ -183,7 +186,7 @@ def _run(
             if c is None:  # a custom Function may return None for "no gradient"
                 c = namespace(a.data).zeros_like(a.data)
             data = a.data
-            if c.shape != data.shape or c.dtype != data.dtype:
+            if c.shape != data.shape or (c.dtype is not data.dtype and c.dtype != data.dtype):
                 c = _fit_to(c, a, op)
             if anomaly:
                 _check_finite(c, op, inputs, "backward", where)
@@ -197,9 +200,22 @@ def _run(
                 ready.append(a)
         if trace is not None:
             trace(t, g, op, sent)
-        if not retain_graph:
-            t._node = (op, None, params, epoch, where, scope)  # free what this node held
+        if not retain_graph:  # free what this node held (its inputs); keep what made it
+            t._node = _FREED.get(op) or _freed(op)
     return captured
+
+
+_FREED: dict[Any, tuple[Any, ...]] = {}
+
+
+def _freed(op: Any) -> tuple[Any, ...]:
+    """The node left behind once backward() has used it: the op, nothing saved. One shared
+    tuple per op, so freeing allocates nothing."""
+    _FREED[op] = (op, None, _NO_PARAMS, 0, None, ())
+    return _FREED[op]
+
+
+_NO_PARAMS: dict[str, Any] = {}
 
 
 def _fit_to(c: Any, a: Tensor, op: Any) -> Any:
