@@ -14,6 +14,7 @@ from . import data, io, nn, ops, optim, random
 from ._interop import install as _install_interop
 from ._record import AnomalyError
 from .check import GradcheckError, gradcheck, numerical_grad, numerical_jacobian
+from .compile import compile
 from .costs import cost_report
 from .creation import (
     arange,
@@ -130,6 +131,7 @@ __all__ = [
     "is_grad_enabled",
     "detect_anomaly",
     "grad",
+    "compile",
     "value_and_grad",
     "vjp",
     "jvp",

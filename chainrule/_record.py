@@ -72,7 +72,11 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         out._node = (op, args, params or _NO_PARAMS, _flags.epoch, where, _local.scope)
     else:
         out._rg = False
-        out._node = None
+        # while cr.compile traces, ops without gradients are recorded too (the program must
+        # recompute them); otherwise a result that needs no gradient carries no node
+        out._node = (
+            (op, args, params or _NO_PARAMS, _flags.epoch, None, ()) if _flags.tracing else None
+        )
     if _levels and op.differentiable:
         _push_tangents(op, args, params, out)
     if _flags.anomaly:

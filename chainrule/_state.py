@@ -8,7 +8,15 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["local", "flags", "forward_levels", "tracers", "bump_epoch"]
+__all__ = [
+    "local",
+    "flags",
+    "forward_levels",
+    "tracers",
+    "bump_epoch",
+    "TraceAbort",
+    "check_not_tracing",
+]
 
 
 class _Local(threading.local):
@@ -27,6 +35,9 @@ class _Flags:
     """Process-wide switches (``detect_anomaly`` sets ``anomaly``)."""
 
     anomaly: bool = False
+    # True while cr.compile traces a function: every op on Tensors is recorded (even without
+    # gradients), and reading a Tensor's value as a Python value aborts the trace.
+    tracing: bool = False
     # Global counter of in-place updates. A node stores it when recorded; a tensor updated in
     # place afterwards carries a larger version, which the backward pass detects.
     epoch: int = 0
@@ -43,6 +54,16 @@ forward_levels: list[dict[int, tuple[Any, Any]]] = []
 # (tensor, gradient, op or None, [(input index, input tensor, contribution), ...]). Set by
 # cr.graph(sink) so that Graph.backward_steps() shows the order the engine really used.
 tracers: dict[int, Any] = {}
+
+
+class TraceAbort(Exception):
+    """Raised inside a cr.compile trace when the function depends on values (a Python
+    ``if`` on a tensor, ``float(t)``, randomness); the caller falls back to eager mode."""
+
+
+def check_not_tracing(what: str) -> None:
+    if flags.tracing:
+        raise TraceAbort(what)
 
 
 def bump_epoch() -> int:

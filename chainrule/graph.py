@@ -245,7 +245,7 @@ def _unbroadcast(c: Any, shape: tuple[int, ...], op: Any) -> Any:
         return xp.reshape(xp.sum(c, axis=axes), shape) if axes else xp.reshape(c, shape)
     if axes:
         c = F.sum(c, axis=axes)
-    return F.reshape(c, shape)
+    return F.reshape(c, shape=shape)
 
 
 def _modified_error(op: Any, a: Tensor, i: int, where: Any) -> RuntimeError:

@@ -139,18 +139,22 @@ class Tensor(TensorOps, Traced):
     # -- conversion ---------------------------------------------------------------------
     def numpy(self) -> Any:
         """The value as a NumPy array (no copy for NumPy data)."""
+        _state.check_not_tracing("numpy")
         return to_numpy(self.data)
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
+        _state.check_not_tracing("item")
         if self.size != 1:
             raise ValueError(f"item: the tensor has shape {self.shape}; only one-element tensors")
         return to_numpy(self.data).item()
 
     def tolist(self) -> Any:
+        _state.check_not_tracing("tolist")
         return to_numpy(self.data).tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        _state.check_not_tracing("__array__")
         out = to_numpy(self.data)
         return out if dtype is None else out.astype(dtype, copy=False)
 
@@ -161,6 +165,7 @@ class Tensor(TensorOps, Traced):
         return int(self.item())
 
     def __bool__(self) -> bool:
+        _state.check_not_tracing("__bool__")
         return bool(self.data)
 
     def __len__(self) -> int:

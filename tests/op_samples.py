@@ -1150,6 +1150,28 @@ def _function(draw: Any, kind: str) -> Sample:
     return s
 
 
+@st.composite
+def _compiled(draw: Any, kind: str) -> Sample:
+    sx, sy = _shapes(draw, kind)
+    x, y = _values(draw, sx, -2, 2), _values(draw, sy, -2, 2)
+
+    def body(x: Any, y: Any) -> Any:
+        return cr.sin(x) * y + x * x
+
+    compiled = cr.compile(body)
+    s = _sample(
+        draw,
+        kind,
+        "compiled",
+        lambda c, x, y: compiled(x, y),
+        [x, y],
+        lambda x, y: np.sin(x) * y + x * x,
+        note="cr.compile(sin(x) * y + x * x)",
+    )
+    s.forward_mode = True  # under cr.jvp a compiled function runs eagerly, so jvp works
+    return s
+
+
 # -- the table of samples --------------------------------------------------------------------------
 def _sigmoid_np(x: np.ndarray) -> np.ndarray:
     return sp.expit(x)
@@ -1281,4 +1303,5 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "linear": _linear,
     # custom
     "function": _function,
+    "compiled": _compiled,
 }

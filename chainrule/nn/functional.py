@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
+from .. import _state, ops
 from ..backend import namespace, to_numpy
 from ..ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from ..tensor import Tensor
@@ -131,6 +131,7 @@ def dropout(x: Any, p: float = 0.5, training: bool = True, rng: Any = None) -> A
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return x
+    _state.check_not_tracing("dropout draws a new random mask on every call")
     data = _data(x)
     keep = generator(rng).random(tuple(data.shape)) >= p
     mask = namespace(data).asarray(keep.astype(np.dtype(str(data.dtype))) / (1.0 - p))

@@ -87,7 +87,7 @@ def _sum_all(v: Any) -> Any:
 @public(matmul, numpy=("outer",), face=False)
 def outer(x: Any, y: Any) -> Any:
     """Outer product of two vectors (inputs are flattened, as in NumPy)."""
-    return reshape(x, (-1, 1)) * reshape(y, (1, -1))
+    return reshape(x, shape=(-1, 1)) * reshape(y, shape=(1, -1))
 
 
 # -- einsum --------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def _einsum_vjp(i: int, g: Any, out: Any, *operands: Any, subscripts: str) -> An
     part = einsum(spec, g, *rest)
     if reachable != target:  # axes summed away in operand i alone: broadcast back
         shape = tuple(operands[i].shape[k] if c in reachable else 1 for k, c in enumerate(target))
-        part = broadcast_to(reshape(part, shape), tuple(operands[i].shape))
+        part = broadcast_to(reshape(part, shape=shape), tuple(operands[i].shape))
     return part
 
 

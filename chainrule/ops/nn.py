@@ -290,7 +290,7 @@ def _linear(xp: Any, x: Any, weight: Any, bias: Any = None) -> Any:
 
 def _rows(v: Any) -> Any:
     """v as a matrix: all leading dimensions flattened into rows."""
-    return reshape(v, (-1, v.shape[-1]))
+    return v if len(v.shape) == 2 else reshape(v, shape=(-1, v.shape[-1]))
 
 
 linear: Op = defop(

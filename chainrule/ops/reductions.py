@@ -51,8 +51,8 @@ def expand(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     if not keepdims:
         axes = axes_of(axis, len(shape))
         kept = tuple(1 if i in axes else n for i, n in enumerate(shape))
-        g = reshape(g, kept)
-    return broadcast_to(g, shape)
+        g = reshape(g, shape=kept)
+    return broadcast_to(g, shape=shape)
 
 
 def _count(x: Any, axis: Any) -> int:
