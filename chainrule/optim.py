@@ -79,8 +79,11 @@ class Optimizer:
     def _update(self, p: Any, g: Any, state: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    HYPERPARAMETERS: tuple[str, ...] = ("lr",)
+
     def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self.lr}
+        """The settings a state_dict carries (the learning rate, momentum, betas, ...)."""
+        return {name: getattr(self, name) for name in self.HYPERPARAMETERS}
 
     def state_dict(self) -> dict[str, Any]:
         """Hyperparameters, the step count and each parameter's state (NumPy arrays)."""
@@ -120,6 +123,8 @@ class SGD(Optimizer):
     ``g += weight_decay * p``; ``b = momentum * b + (1 - dampening) * g`` (``b = g`` at the
     first step); ``g = g + momentum * b`` if nesterov else ``b``; ``p -= lr * g``."""
 
+    HYPERPARAMETERS = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+
     def __init__(
         self,
         params: Iterable[Any],
@@ -138,15 +143,6 @@ class SGD(Optimizer):
         self.dampening = dampening
         self.nesterov = nesterov
         self.weight_decay = weight_decay
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "lr": self.lr,
-            "momentum": self.momentum,
-            "dampening": self.dampening,
-            "nesterov": self.nesterov,
-            "weight_decay": self.weight_decay,
-        }
 
     def _update(self, p: Any, g: Any, state: dict[str, Any]) -> Any:
         if self.weight_decay:
@@ -169,6 +165,7 @@ class Adam(Optimizer):
     ``weight_decay * p`` to the gradient (L2); AdamW decouples it."""
 
     decoupled = False
+    HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay")
 
     def __init__(
         self,
@@ -187,14 +184,6 @@ class Adam(Optimizer):
         self.betas = (float(b1), float(b2))
         self.eps = eps
         self.weight_decay = weight_decay
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "lr": self.lr,
-            "betas": self.betas,
-            "eps": self.eps,
-            "weight_decay": self.weight_decay,
-        }
 
     def _update(self, p: Any, g: Any, state: dict[str, Any]) -> Any:
         b1, b2 = self.betas
