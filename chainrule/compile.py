@@ -95,15 +95,26 @@ class _Program:
             call = functools.partial(op.forward, namespace(*raw), **params)
             self.forward.append((call, _getter(refs), self._slot(t)))
         self.out_slot = self.slot_of[id(out)]
-        # the tensors gradients flow to: arguments and closure leaves that require grad
-        self.grad_inputs = [
-            s for s, a in zip(self.arg_slots, traced) if isinstance(a, Tensor) and a.requires_grad
-        ]
-        self.grad_inputs += [s for s, t in self.closure if t.requires_grad]
         self.backward: list[tuple[Any, int, int, Any]] = []
         if out.requires_grad:
             self._trace_backward(out)
         self.size = len(self.template)
+        # the tensors gradients flow to, as eager mode sees them: arguments and closure leaves
+        # that require grad and that the backward pass reaches (an unused one gets no .grad)
+        reached = {parent for _, _, parent, _ in self.backward}
+        self.grad_sources: list[tuple[str, int]] = []
+        self.grad_inputs: list[int] = []
+        for k, (slot, a) in enumerate(zip(self.arg_slots, traced)):
+            if isinstance(a, Tensor) and a.requires_grad and slot in reached:
+                self.grad_sources.append(("arg", k))
+                self.grad_inputs.append(slot)  # type: ignore[arg-type]
+        for j, (slot, t) in enumerate(self.closure):
+            if t.requires_grad and slot in reached:
+                self.grad_sources.append(("closure", j))
+                self.grad_inputs.append(slot)
+        # which closed-over tensors required grad when traced: if that changes (a frozen
+        # layer), the program no longer fits and is traced again
+        self.closure_flags = tuple(t.requires_grad for _, t in self.closure)
 
     def _slot(self, value: Any) -> int:
         """A new slot for a tensor (filled on each call) or a constant (filled now)."""
@@ -181,6 +192,20 @@ class _Shape:
         self.data = data
 
 
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for an argument's value (lists become tuples); an argument with
+    no such value cannot key a program."""
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, _frozen(v)) for k, v in value.items())))
+    try:
+        hash(value)
+    except TypeError:
+        raise _state.TraceAbort(f"an argument of type {type(value).__name__}") from None
+    return value
+
+
 def _ones(t: Tensor) -> Any:
     return namespace(t.data).ones_like(t.data)
 
@@ -231,7 +256,8 @@ class CompiledFunction:
         self.programs: dict[Any, _Program] = {}
         self.eager: set[Any] = set()
         self.warned = False
-        functools.update_wrapper(self, fn)
+        # name and docstring of fn, but never its attributes: they would overwrite ours
+        functools.update_wrapper(self, fn, updated=())
 
     def _signature(self, args: tuple[Any, ...]) -> Any:
         key: list[Any] = [_state.local.grad_enabled]
@@ -240,39 +266,44 @@ class CompiledFunction:
                 key.append(("tensor", a.shape, str(a.dtype), a.requires_grad))
             elif is_array(a):
                 key.append(("array", tuple(a.shape), str(a.dtype)))
-            else:
-                try:
-                    hash(a)
-                except TypeError:
-                    key.append(("object", id(a)))
-                else:
-                    key.append(("static", type(a), a))
+            else:  # any other argument is part of the program: keyed by its value
+                key.append(("static", type(a), _frozen(a)))
         return tuple(key)
 
     def __call__(self, *args: Any) -> Any:
         if _state.forward_levels or _state.flags.tracing or _state.flags.anomaly:
             return self.fn(*args)  # forward mode, nested traces, anomaly checks: eager
-        key = self._signature(args)
+        try:
+            key = self._signature(args)
+        except _state.TraceAbort as why:
+            return self._eager(why, args)
         if key in self.eager:
             return self.fn(*args)
         program = self.programs.get(key)
+        if program is not None and program.closure_flags != tuple(
+            t.requires_grad for _, t in program.closure
+        ):
+            program = None  # a parameter was frozen or unfrozen since the trace
         if program is None:
             try:
                 program = _Program(self.fn, args)
             except _state.TraceAbort as why:
                 self.eager.add(key)
-                if not self.warned:
-                    self.warned = True
-                    warnings.warn(
-                        f"cr.compile({getattr(self.fn, '__name__', 'f')}): cannot trace it "
-                        f"({why}); running it eagerly instead. Compiled functions must not "
-                        "branch on tensor values or draw random numbers.",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                return self.fn(*args)
+                return self._eager(why, args)
             self.programs[key] = program
         return self._replay(program, args)
+
+    def _eager(self, why: Any, args: tuple[Any, ...]) -> Any:
+        if not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"cr.compile({getattr(self.fn, '__name__', 'f')}): cannot trace it ({why}); "
+                "running it eagerly instead. Compiled functions must not branch on tensor "
+                "values, draw random numbers, or take arguments that cannot be compared.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return self.fn(*args)
 
     def _replay(self, program: _Program, args: tuple[Any, ...]) -> Tensor:
         values = list(program.template)  # constants in place, the rest filled below
@@ -284,11 +315,9 @@ class CompiledFunction:
         for slot, leaf in program.closure:
             values[slot] = leaf.data  # parameters as they are now
         out = Tensor(program.run(values))
-        if program.backward and _state.local.grad_enabled:
-            for a, slot in zip(args, program.arg_slots):
-                if slot is not None and isinstance(a, Tensor) and a.requires_grad:
-                    tensors.append(a)
-            tensors += [t for _, t in program.closure if t.requires_grad]
+        if program.grad_sources and _state.local.grad_enabled:
+            for kind, k in program.grad_sources:
+                tensors.append(args[k] if kind == "arg" else program.closure[k][1])
             out._rg = True
             params = {"call": _Call(program, values)}
             out._node = (_OP, tuple(tensors), params, _state.flags.epoch, None, _state.local.scope)

@@ -102,6 +102,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **kwargs: Any) -> Tensor:
+        _state.check_not_tracing(f"a cr.Function ({cls.__name__}) runs Python code of its own")
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in inputs)
         ctx = Context(needs)
         with no_grad():

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _state
 from .tensor import Tensor
 
 __all__ = [
@@ -49,6 +50,7 @@ class Generator:
         requires_grad: bool = False,
     ) -> Tensor:
         """Samples of N(loc, scale^2)."""
+        _state.check_not_tracing("random draws")  # before drawing: a trace must not consume one
         return self._out(self.bit_generator.normal(loc, scale, size), dtype, requires_grad)
 
     def standard_normal(
@@ -66,6 +68,7 @@ class Generator:
         requires_grad: bool = False,
     ) -> Tensor:
         """Samples uniform on [low, high)."""
+        _state.check_not_tracing("random draws")
         return self._out(self.bit_generator.uniform(low, high, size), dtype, requires_grad)
 
     def random(self, size: Any = None, dtype: Any = "float64", requires_grad: bool = False):
@@ -74,10 +77,12 @@ class Generator:
 
     def integers(self, low: int, high: int | None = None, size: Any = None) -> Tensor:
         """Random integers in [low, high)."""
+        _state.check_not_tracing("random draws")
         return Tensor(np.asarray(self.bit_generator.integers(low, high, size)))
 
     def permutation(self, n: int) -> Tensor:
         """A random permutation of range(n)."""
+        _state.check_not_tracing("random draws")
         return Tensor(self.bit_generator.permutation(n))
 
     def spawn(self, n: int) -> list[Generator]:
