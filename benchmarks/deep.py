@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from . import peers
-from .harness import Outcome, fmt_num, fmt_table, interleave, log, timer
+from .harness import Outcome, fmt_num, fmt_table, interleave, log, paired_ratio, ratios, timer
 from .overhead import A, B, micrograd_tanh
 
 __all__ = ["LIBS", "forward_fn", "timed_case", "probe", "traced_peak", "rss_bytes", "run"]
@@ -347,10 +347,11 @@ def run(quick: bool, full: bool, repeats: int) -> tuple[str, dict[str, Any]]:
             for lib in LIBS
         }
         data[str(n)]["chainrule alone"] = alone
+        data[str(n)]["ratio_chainrule_over"] = ratios(outcomes)
         ours = outcomes["chainrule"]
         for lib in LIBS:
             o, p, t = outcomes[lib], probes.get(lib) or {}, traced.get(lib) or {}
-            ratio = fmt_num(ours.median() / o.median(), 3) if o.ok and ours.ok else ""
+            ratio = fmt_num(paired_ratio(ours, o), 3) if o.ok and ours.ok else ""
             rows.append(
                 [
                     f"{n:,}",

@@ -23,7 +23,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Outcome", "interleave", "side_by_side", "fmt_table", "fmt_num", "log", "timer"]
+__all__ = [
+    "Outcome",
+    "interleave",
+    "paired_ratio",
+    "ratios",
+    "side_by_side",
+    "fmt_table",
+    "fmt_num",
+    "log",
+    "timer",
+]
 
 
 def log(message: str) -> None:
@@ -143,6 +153,27 @@ def interleave(
     return out
 
 
+def paired_ratio(a: Outcome, b: Outcome, key: str = "time") -> float:
+    """The median over rounds of a's sample / b's sample in the same round.
+
+    Every library's k-th sample comes from the same round, a second or so apart, so a slow
+    phase of the machine (seen here: BLAS throughput down a third for every library for a
+    minute, no other process busy) moves both sides of a ratio together; the ratio of the two
+    medians would mix rounds from different phases.
+    """
+    xs, ys = a.samples.get(key, []), b.samples.get(key, [])
+    ratios = [x / y for x, y in zip(xs, ys) if y > 0]
+    return statistics.median(ratios) if ratios else math.nan
+
+
+def ratios(outcomes: Mapping[str, Outcome], ours: str = "chainrule") -> dict[str, float]:
+    """ours / each library that ran, by ``paired_ratio``."""
+    base = outcomes.get(ours)
+    if base is None or not base.ok:
+        return {}
+    return {lib: paired_ratio(base, o) for lib, o in outcomes.items() if o.ok}
+
+
 def fmt_num(value: float, digits: int = 3) -> str:
     """A number with ``digits`` significant digits, thousands separated; '-' for NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -185,7 +216,8 @@ def side_by_side(
     ours: str = "chainrule",
 ) -> str:
     """One row per library, two columns per case: its median (times ``scale``) and the ratio
-    ours / it (below 1: ours is faster). A missing or failed library shows its status."""
+    ours / it, the median of the per-round ratios (``paired_ratio``; below 1: ours is faster).
+    A missing or failed library shows its status."""
     labels = labels or {}
     libs: list[str] = []
     for outcomes in columns.values():
@@ -206,9 +238,7 @@ def side_by_side(
             elif not o.ok:
                 row += [o.status, ""]
             else:
-                ratio = (
-                    base.median(key) / o.median(key) if base is not None and base.ok else math.nan
-                )
+                ratio = paired_ratio(base, o, key) if base is not None and base.ok else math.nan
                 row += [fmt_num(o.median(key) * scale), fmt_num(ratio, 3)]
         rows.append(row)
     return fmt_table(headers, rows)

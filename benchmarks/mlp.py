@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import peers
-from .harness import Outcome, interleave, log, side_by_side, timer
+from .harness import Outcome, interleave, log, ratios, side_by_side, timer
 
 __all__ = [
     "Spec",
@@ -507,6 +507,7 @@ def run(quick: bool, repeats: int) -> tuple[str, dict[str, Any]]:
             },
             "agreement_max_rel_diff_vs_numpy": agreement,
             "libs": {lib: o.to_json(scale=1e3) for lib, o in outcomes.items()},
+            "ratio_chainrule_over": ratios(outcomes),
         }
         shown = ", ".join(
             f"{lib} {v:.0e}" if not isinstance(v, str) else f"{lib} {v}"

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import peers
-from .harness import Outcome, interleave, log, side_by_side, timer
+from .harness import Outcome, interleave, log, ratios, side_by_side, timer
 
 __all__ = ["N_OPS", "cases", "micrograd_tanh", "run"]
 
@@ -243,6 +243,7 @@ def run(quick: bool, repeats: int) -> tuple[str, dict[str, Any]]:
         )
         columns[f"{size:,} element{'s' if size > 1 else ''} µs/op"] = outcomes
         data["sizes"][str(size)] = {lib: o.to_json(scale=1e6) for lib, o in outcomes.items()}
+        data.setdefault("ratio_chainrule_over", {})[str(size)] = ratios(outcomes)
     title = (
         f"1. Per-op overhead: µs per op, forward + backward, a chain of {N_OPS:,} ops (mul, add, "
         f"tanh in turn), float64; medians of {repeats}, interleaved"

@@ -64,6 +64,7 @@ import datetime  # noqa: E402
 import gc  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -284,44 +285,48 @@ def targets(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     def med(*keys: Any) -> float | None:
         return _get(w, *keys, "median")
 
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return a / b if a is not None and b is not None else None
+    def ratio(a: tuple[Any, ...], b: tuple[Any, ...]) -> float | None:
+        """chainrule / peer: the median of the per-round ratios (harness.paired_ratio)."""
+        xs, ys = _get(w, *a, "samples"), _get(w, *b, "samples")
+        if not xs or not ys:
+            return None
+        return statistics.median(x / y for x, y in zip(xs, ys))
 
     ov = ("overhead", "sizes", "1")
-    cr1 = med(*ov, "chainrule", "time")
+    cr1 = (*ov, "chainrule", "time")
     add(
         "per-op, 1 element: chainrule / torch <= 0.5",
-        ratio(cr1, med(*ov, "torch", "time")),
+        ratio(cr1, (*ov, "torch", "time")),
         0.5,
         "{:.2f}x",
     )
     add(
         "per-op, 1 element: chainrule / raw NumPy <= 2",
-        ratio(cr1, med(*ov, "numpy", "time")),
+        ratio(cr1, (*ov, "numpy", "time")),
         2.0,
         "{:.2f}x",
     )
     for spec in mlp.SPECS:
         base = ("mlp", spec.name, "libs")
-        ours = med(*base, "chainrule", "time")
+        ours = (*base, "chainrule", "time")
         if spec.sizes[0] == 784:
             add(
                 f"{spec.name}: chainrule / torch < 1",
-                ratio(ours, med(*base, "torch", "time")),
+                ratio(ours, (*base, "torch", "time")),
                 1.0,
                 "{:.2f}x",
                 strict=True,
             )
             add(
                 f"{spec.name}: chainrule / hand NumPy <= 1.05",
-                ratio(ours, med(*base, "numpy", "time")),
+                ratio(ours, (*base, "numpy", "time")),
                 1.05,
                 "{:.2f}x",
             )
         else:
             add(
                 f"{spec.name}: chainrule (eager) / torch <= 0.5",
-                ratio(ours, med(*base, "torch", "time")),
+                ratio(ours, (*base, "torch", "time")),
                 0.5,
                 "{:.2f}x",
             )
@@ -335,8 +340,8 @@ def targets(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     add(
         "10^6 chain: chainrule / torch RSS per node <= 0.5",
         ratio(
-            med(*deep_m, "chainrule", "timed", "rss_bytes_per_node"),
-            med(*deep_m, "torch", "timed", "rss_bytes_per_node"),
+            (*deep_m, "chainrule", "timed", "rss_bytes_per_node"),
+            (*deep_m, "torch", "timed", "rss_bytes_per_node"),
         ),
         0.5,
         "{:.2f}x",
