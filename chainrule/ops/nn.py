@@ -11,9 +11,9 @@ from typing import Any
 
 from ..backend import namespace
 from ._registry import Op, Traced, defop
-from .elementwise import erf, exp, greater, isfinite, tanh, where
+from .elementwise import erf, exp, greater, tanh, where
 from .linalg import matmul
-from .reductions import _max, _sum, expand
+from .reductions import _sum, expand
 from .shape import expand_dims, reshape
 
 __all__ = [
@@ -127,11 +127,17 @@ gelu: Op = defop(
 )
 
 
-def _logsumexp(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    # NOTE: shift by the max so exp never overflows; an all -inf slice has max -inf, so the
-    # shift is replaced by 0 there and the result is log(0) = -inf without a NaN.
+def _shift(xp: Any, x: Any, axis: Any) -> Any:
+    """The max along ``axis`` (kept), to subtract before exp so that exp never overflows.
+    NOTE: an all -inf slice has max -inf; its shift is 0 instead, so x - shift stays -inf
+    (exp gives 0) rather than NaN."""
     m = xp.max(x, axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+
+
+def _logsumexp(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    # an all -inf slice gives log(0) = -inf, without a NaN
+    m = _shift(xp, x, axis)
     s = xp.sum(xp.exp(x - m), axis=axis, keepdims=True)
     with _quiet_log(xp):
         out = xp.log(s) + m
@@ -168,9 +174,7 @@ def _lse_weights(x: Any, axis: Any) -> Any:
     # would lose ~50 ulp for large x. An all -inf slice has sum 0: its weights are 0, so the
     # gradient there is 0, not NaN.
     raw = x.data if isinstance(x, Traced) else x
-    m = _max(raw, axis=axis, keepdims=True)
-    m = where(isfinite(m), m, 0.0)
-    e = exp(x - m)
+    e = exp(x - _shift(namespace(raw), raw, axis))
     s = _sum(e, axis=axis, keepdims=True)
     return e / where(greater(s, 0), s, 1.0)
 
@@ -196,8 +200,7 @@ logsumexp: Op = defop(
 
 
 def _softmax(xp: Any, x: Any, axis: int = -1) -> Any:
-    m = xp.max(x, axis=axis, keepdims=True)
-    e = xp.exp(x - xp.where(xp.isfinite(m), m, xp.zeros_like(m)))
+    e = xp.exp(x - _shift(xp, x, axis))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
@@ -216,8 +219,7 @@ softmax: Op = defop(
 def _log_softmax(xp: Any, x: Any, axis: int = -1) -> Any:
     # NOTE: shift first, then subtract the log of the sum: (x - m) is exact for the largest
     # entries, so log_softmax keeps full precision even where x itself is ~1e4.
-    m = xp.max(x, axis=axis, keepdims=True)
-    shifted = x - xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    shifted = x - _shift(xp, x, axis)
     with _quiet_log(xp):
         return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
