@@ -2,7 +2,7 @@
 
 The op table calls :func:`apply` (through ``chainrule.ops._registry``) whenever a Tensor is
 an argument: the forward runs on the raw arrays, and if grad mode is on and some input
-requires a gradient, the result remembers ``(op, inputs, params, epoch, where)``. Forward-mode
+requires a gradient, the result remembers ``(op, inputs, params, seq, where, scope)``. Forward-mode
 tangents and anomaly checks happen here too, each behind one cheap test.
 """
 
@@ -59,29 +59,33 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
                 raw.append(a)
     xp = _NAMESPACES.get(type(raw[0])) or namespace(*raw)
     try:
-        data = op.forward(xp, *raw, **params)
+        data = op.forward(xp, *raw, **params) if params else op.forward(xp, *raw)
     except (ValueError, TypeError, IndexError) as err:
         raise _forward_error(op, raw, params, err) from err
-    out = Tensor.__new__(Tensor)
+    out = _new(Tensor)
     out.data = data
     out._grad = None
     out._version = 0
-    if rg and op.differentiable and _local.grad_enabled:
+    if rg and _local.grad_enabled and op.differentiable:
         out._rg = True
         where = user_frame() if _flags.anomaly else None
-        out._node = (op, args, params or _NO_PARAMS, _flags.epoch, where, _local.scope)
+        out._node = (op, args, params or _NO_PARAMS, _next_seq(), where, _local.scope)
     else:
         out._rg = False
         # while cr.compile traces, ops without gradients are recorded too (the program must
         # recompute them); otherwise a result that needs no gradient carries no node
         out._node = (
-            (op, args, params or _NO_PARAMS, _flags.epoch, None, ()) if _flags.tracing else None
+            (op, args, params or _NO_PARAMS, _next_seq(), None, ()) if _flags.tracing else None
         )
     if _levels and op.differentiable:
         _push_tangents(op, args, params, out)
     if _flags.anomaly:
         check_finite(out, op, args, "forward", out._node[4] if out._node else user_frame())
     return out
+
+
+_new = Tensor.__new__
+_next_seq = _state.next_seq
 
 
 def _forward_error(op: Op, raw: Any, params: dict[str, Any], err: Exception) -> Exception:

@@ -5,6 +5,7 @@ Kept in one tiny module so that the recording path reads plain attributes and no
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -14,6 +15,7 @@ __all__ = [
     "forward_levels",
     "tracers",
     "bump_epoch",
+    "next_seq",
     "TraceAbort",
     "check_not_tracing",
 ]
@@ -38,9 +40,6 @@ class _Flags:
     # True while cr.compile traces a function: every op on Tensors is recorded (even without
     # gradients), and reading a Tensor's value as a Python value aborts the trace.
     tracing: bool = False
-    # Global counter of in-place updates. A node stores it when recorded; a tensor updated in
-    # place afterwards carries a larger version, which the backward pass detects.
-    epoch: int = 0
 
 
 flags = _Flags()
@@ -66,6 +65,9 @@ def check_not_tracing(what: str) -> None:
         raise TraceAbort(what)
 
 
-def bump_epoch() -> int:
-    flags.epoch += 1
-    return flags.epoch
+# One process-wide counter numbers every recorded node and every in-place update, in the order
+# they happen. A node's number orders the backward pass (a node is always made after its
+# inputs, so larger numbers go first) and dates it: a tensor updated in place afterwards
+# carries a larger ``_version`` than the node that used it, which the backward pass detects.
+next_seq = itertools.count(1).__next__
+bump_epoch = next_seq

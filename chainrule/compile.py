@@ -320,7 +320,7 @@ class CompiledFunction:
                 tensors.append(args[k] if kind == "arg" else program.closure[k][1])
             out._rg = True
             params = {"call": _Call(program, values)}
-            out._node = (_OP, tuple(tensors), params, _state.flags.epoch, None, _state.local.scope)
+            out._node = (_OP, tuple(tensors), params, _state.next_seq(), None, _state.local.scope)
         return out
 
 

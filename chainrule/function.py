@@ -117,7 +117,7 @@ class Function:
                 _FUNCTION_OP,
                 inputs,
                 params,
-                _state.flags.epoch,
+                _state.next_seq(),
                 where,
                 _state.local.scope,
             )

@@ -1,17 +1,21 @@
 """The backward pass.
 
-backward() in one paragraph: walk from the sink to the sources once to count, for every node,
-how many consumers it has in this graph; then start from the sink with gradient 1 and pop
-nodes whose consumers have all reported (reverse topological order, no recursion). For each
-popped node, apply its op's VJP rule to the gradient that has gathered there and add the
-result into each input's pending gradient. A leaf's gradient lands in ``.grad``. Each node's
-gradient is computed once, so the cost is linear in the size of the graph however many paths
-join two nodes — dynamic programming over the DAG.
+backward() in one paragraph: start from the sink with gradient 1 and keep the nodes that have
+received a gradient in a heap, ordered by the sequence number each node got when it was
+recorded. A node is always recorded after its inputs, so popping the largest number first is a
+reverse topological order: by the time a node is popped, every consumer of it between it and
+the sink has reported (no counting pass, no recursion). For each popped node, apply its op's
+VJP rule to the gradient that has gathered there and add the result into each input's
+pending gradient. The sources' gradients land in ``.grad`` at the end. Each node's gradient
+is computed once, so the cost is linear in the size of the graph (times a log for the heap,
+which stays as small as the graph is wide) however many paths join two nodes — dynamic
+programming over the DAG.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from heapq import heappop, heappush
 from typing import Any
 
 from . import _state
@@ -35,29 +39,6 @@ def _freed_error(t: Tensor) -> RuntimeError:
         "pass and its saved values were freed; pass retain_graph=True to the first "
         "backward() if you need to go through the graph again"
     )
-
-
-def _count_consumers(root: Tensor) -> dict[int, int]:
-    """For every node reachable from root that needs a gradient: how many uses it has."""
-    deps: dict[int, int] = {}
-    stack = [root]
-    while stack:
-        t = stack.pop()
-        node = t._node
-        if node is None:
-            continue
-        inputs = node[1]
-        if inputs is None:
-            raise _freed_error(t)
-        for a in inputs:
-            if isinstance(a, Tensor) and a._rg:
-                k = id(a)
-                if k in deps:
-                    deps[k] += 1
-                else:
-                    deps[k] = 1
-                    stack.append(a)
-    return deps
 
 
 def _leading_to(root: Tensor, targets: dict[int, Any]) -> set[int]:
@@ -124,49 +105,47 @@ def _run(
     accumulate: bool,
 ) -> dict[int, Any]:
     """The engine. Returns the gradients reached at ``targets`` (by id)."""
-    deps = _count_consumers(root)
     needed = _leading_to(root, targets) if targets is not None else None
     captured: dict[int, Any] = {}
     stored: set[int] = {id(seed)}  # arrays already handed out: never hand one out twice
     pending: dict[int, Any] = {id(root): seed}
-    ready = [root]
+    # NOTE: nodes wait in a heap keyed by their sequence number, largest first. A node is
+    # always recorded after its inputs, so when it is popped every consumer that can reach it
+    # from the root has already reported: no counting pass over the graph is needed.
+    heap: list[tuple[int, Tensor]] = []
+    sources: list[Tensor] = []  # leaves reached, in order; their gradients land at the end
+    _reach(root, heap, sources)
     anomaly = _flags.anomaly
     trace = _state.tracers.get(id(root)) if _state.tracers else None
-    while ready:
-        t = ready.pop()
-        g = pending.pop(id(t))
-        if targets is not None and id(t) in targets:
-            captured[id(t)] = g
-        node = t._node
-        if node is None:  # a source: the gradient lands in .grad
-            if accumulate and (targets is None or id(t) in targets):
+    sent: list[tuple[int, Tensor, Any]] | None = None
+    while heap:
+        t = heappop(heap)[1]
+        k = id(t)
+        g = pending.pop(k)
+        if targets is not None and k in targets:
+            captured[k] = g
+            if accumulate:  # backward(inputs=[...]) names it
                 _accumulate(t, g, create_graph, stored)
-            if trace is not None:
-                trace(t, g, None, [])
-            continue
-        if accumulate and (
-            (t._grad is not None and targets is None)  # a node that asked for retain_grad()
-            or (targets is not None and id(t) in targets)  # backward(inputs=[...]) names it
-        ):
-            _accumulate(t, g, create_graph, stored)
-        op, inputs, params, epoch, where, scope = node
+        elif accumulate and t._grad is not None and targets is None:
+            _accumulate(t, g, create_graph, stored)  # a node that asked for retain_grad()
+        op, inputs, params, seq, where, _scope = t._node  # type: ignore[misc]
+        if t._version > seq:
+            raise _modified_error(op, t, -1, where)
         if create_graph:
             out: Any = t
             args: Any = inputs
+        elif len(inputs) == 1:  # the common arities, unwrapped without a loop
+            out = t.data
+            args = (inputs[0].data,)
         else:
             out = t.data
-            if len(inputs) == 1:  # the common arities, unwrapped without a loop
-                args = (inputs[0].data,)
-            else:
-                args = [a.data if isinstance(a, Tensor) else a for a in inputs]
-        if t._version > epoch:
-            raise _modified_error(op, t, -1, where)
-        vjps = op.vjps
-        sent: list[tuple[int, Tensor, Any]] | None = [] if trace is not None else None
+            args = [a.data if isinstance(a, Tensor) else a for a in inputs]
+        if trace is not None:
+            sent = []
         for i, a in enumerate(inputs):
             if not isinstance(a, Tensor):
                 continue
-            if a._version > epoch:
+            if a._version > seq:
                 raise _modified_error(op, a, i, where)
             if not a._rg:
                 continue
@@ -174,15 +153,15 @@ def _run(
             if needed is not None and k not in needed:
                 continue
             if op.variadic:
-                c = vjps[0](i, g, out, *args, **params)
+                c = op.vjps[0](i, g, out, *args, **params)
             else:
-                rule = vjps[i]
+                rule = op.vjps[i]
                 if rule is None or rule is NOT_IMPLEMENTED:
                     raise NotImplementedError(
                         f"{op.name}: no derivative with respect to input {i} "
                         f"({a.shape} {a.dtype}); it cannot be backpropagated through"
                     )
-                c = rule(g, out, *args, **params)
+                c = rule(g, out, *args, **params) if params else rule(g, out, *args)
             if c is None:  # a custom Function may return None for "no gradient"
                 c = namespace(a.data).zeros_like(a.data)
             data = a.data
@@ -193,16 +172,36 @@ def _run(
             if sent is not None:
                 sent.append((i, a, c))
             prev = pending.get(k)
-            pending[k] = c if prev is None else prev + c
-            left = deps[k] - 1
-            deps[k] = left
-            if left == 0:
-                ready.append(a)
+            if prev is None:
+                pending[k] = c
+                _reach(a, heap, sources)
+            else:
+                pending[k] = prev + c
         if trace is not None:
             trace(t, g, op, sent)
         if not retain_graph:  # free what this node held (its inputs); keep what made it
             t._node = _FREED.get(op) or _freed(op)
+    for t in sources:
+        k = id(t)
+        g = pending.pop(k)
+        if targets is not None and k in targets:
+            captured[k] = g
+        if accumulate and (targets is None or k in targets):
+            _accumulate(t, g, create_graph, stored)
+        if trace is not None:
+            trace(t, g, None, [])
     return captured
+
+
+def _reach(t: Tensor, heap: list[tuple[int, Tensor]], sources: list[Tensor]) -> None:
+    """A tensor's first gradient has arrived: queue it (a node) or note it (a source)."""
+    node = t._node
+    if node is None:
+        sources.append(t)
+    elif node[1] is None:
+        raise _freed_error(t)
+    else:
+        heappush(heap, (-node[3], t))
 
 
 _FREED: dict[Any, tuple[Any, ...]] = {}

@@ -14,7 +14,7 @@ from ._registry import Op, Traced, defop
 from .elementwise import erf, exp, greater, tanh, where
 from .linalg import matmul
 from .reductions import _sum, expand
-from .shape import expand_dims, reshape
+from .shape import astype, expand_dims, reshape
 
 __all__ = [
     "sigmoid",
@@ -50,8 +50,11 @@ sigmoid: Op = defop(
 
 relu: Op = defop(
     "relu",
-    lambda xp, x: xp.where(x > 0, x, xp.zeros_like(x)),
-    vjp=[lambda g, out, x: where(greater(x, 0), g, 0.0)],
+    lambda xp, x: xp.maximum(x, 0),  # NaN stays NaN
+    # NOTE: g times the 0/1 mask, not where(x > 0, g, 0): a multiply is 2-4x faster than
+    # NumPy's where. The one difference: an infinite g at an inactive unit gives NaN (inf * 0)
+    # where where() would give 0, so an overflow upstream is not hidden.
+    vjp=[lambda g, out, x: g * astype(greater(x, 0), dtype=g.dtype)],
     jvp="vjp",
     formula="d relu(x)/dx = 1 if x > 0 else 0",
     kink="relu'(0) = 0",
