@@ -480,3 +480,76 @@ def test_sgd_momentum_trains_a_small_regression_to_the_least_squares_solution():
         opt.step()
     np.testing.assert_allclose(_np(layer.weight), true_w, atol=1e-6)
     np.testing.assert_allclose(_np(layer.bias), [0.25], atol=1e-6)
+
+
+_CONFIGS = [
+    (cr.optim.SGD, dict(lr=0.05)),
+    (cr.optim.SGD, dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    (cr.optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True)),
+    (cr.optim.Adam, dict(lr=0.01)),
+    (cr.optim.Adam, dict(lr=0.01, weight_decay=0.1)),
+    (cr.optim.AdamW, dict(lr=0.01)),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt_cls,kw", _CONFIGS)
+def test_in_place_update_is_bit_identical_to_out_of_place(opt_cls, kw, dtype):
+    # a read-only parameter array forces the out-of-place path; a writeable one the in-place
+    # path with its scratch buffer: the same arithmetic, so the same bits, every step
+    def run(writeable):
+        w = cr.tensor(P0.astype(dtype), requires_grad=True)
+        start = w.data
+        start.flags.writeable = writeable
+        opt = opt_cls([w], **kw)
+        seen = []
+        for _ in range(STEPS):
+            opt.zero_grad()
+            cr.sum(
+                0.5 * cr.tensor(D.astype(dtype)) * (w - cr.tensor(C.astype(dtype))) ** 2
+            ).backward()
+            opt.step()
+            seen.append(_np(w).copy())
+        return seen, w, start
+
+    fast, w_fast, start_fast = run(True)
+    slow, w_slow, start_slow = run(False)
+    for a, b in zip(fast, slow):
+        assert a.dtype == np.dtype(dtype) and a.tobytes() == b.tobytes()
+    assert w_fast.data is start_fast  # written into the parameter's own array
+    assert w_slow.data is not start_slow and np.array_equal(start_slow, P0.astype(dtype))
+
+
+def test_a_step_allocates_no_parameter_sized_array():
+    import tracemalloc
+
+    w = cr.tensor(RNG.normal(size=(500, 500)), requires_grad=True)  # 2 MB
+    opt = cr.optim.Adam([w], lr=0.01)
+    for _ in range(2):  # the first steps make the buffers and the scratch array
+        w.grad = cr.tensor(RNG.normal(size=(500, 500)))
+        opt.step()
+    tracemalloc.start()
+    opt.step()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 100_000, peak
+
+
+def test_state_dict_is_a_snapshot_the_next_step_does_not_change():
+    w = cr.tensor(P0.copy(), requires_grad=True)
+    opt = cr.optim.SGD([w], lr=0.1, momentum=0.9)
+    for _ in range(2):
+        opt.zero_grad()
+        _loss(w).backward()
+        opt.step()
+    saved = opt.state_dict()
+    kept = saved["state"][0]["momentum_buffer"].copy()
+    opt.zero_grad()
+    _loss(w).backward()
+    opt.step()
+    assert np.array_equal(saved["state"][0]["momentum_buffer"], kept)
+    other = cr.optim.SGD([cr.tensor(P0.copy(), requires_grad=True)], lr=0.1, momentum=0.9)
+    other.load_state_dict(saved)
+    other.params[0].grad = cr.tensor(np.ones_like(P0))
+    other.step()
+    assert np.array_equal(saved["state"][0]["momentum_buffer"], kept)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ..backend import namespace
 from ._registry import Op, Traced, defop
 from .elementwise import erf, exp, greater, tanh, where
@@ -290,7 +292,12 @@ def _linear(xp: Any, x: Any, weight: Any, bias: Any = None) -> Any:
             f"{tuple(weight.shape)}; the input's last dimension must equal weight.shape[1]"
         )
     y = xp.matmul(x, xp.matrix_transpose(weight))
-    return y if bias is None else y + bias
+    if bias is None:
+        return y
+    if type(y) is np.ndarray and bias.dtype == y.dtype and tuple(bias.shape) == y.shape[-1:]:
+        y += bias  # y is new: adding in place saves an array as large as the output
+        return y
+    return y + bias
 
 
 def _rows(v: Any) -> Any:
