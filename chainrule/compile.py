@@ -35,15 +35,15 @@ True
 from __future__ import annotations
 
 import functools
-import operator
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 from . import _state
+from . import ops as F
 from .backend import is_array, namespace
 from .dag import topological_order
-from .graph import _fit_to, run_traced
+from .graph import _unbroadcast_axes, run_traced
 from .ops._registry import Op, defop
 from .tensor import Tensor
 
@@ -51,11 +51,16 @@ __all__ = ["compile", "CompiledFunction"]
 
 
 class _Program:
-    """One traced signature: the forward steps, the backward steps, and where inputs live.
+    """One traced signature, turned into two generated Python functions.
 
-    Every value has a slot in a flat list: the arguments, the leaves the function closed over,
-    the constants it used, then each op's result. A step is a pre-bound call (its op's forward
-    or one VJP rule, parameters already applied) and the slots it reads."""
+    ``forward(*inputs)`` takes the arrays of the Tensor arguments and of the leaves the
+    function closed over, and returns the result and the values the backward pass reads.
+    ``backward(seed, saved)`` returns the gradients of the inputs that receive one. Each is
+    straight-line code over local variables: one call per op's forward or per VJP rule (with
+    its parameters written in), the summing back over broadcast dimensions only where the
+    trace showed a shape or dtype to fix, and ``g = g + c`` in the engine's order of
+    accumulation. No Tensors, no dictionaries, no per-step checks: the signature fixed every
+    shape and dtype."""
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         traced: list[Any] = []
@@ -75,65 +80,96 @@ class _Program:
             flags.tracing = previous
         if not isinstance(out, Tensor):
             raise _state.TraceAbort("the function must return one Tensor")
+        self.names: dict[int, str] = {}  # id(tensor) -> its variable in the generated code
+        self.env: dict[str, Any] = {}  # the generated code's globals: ops, rules, constants
+        self.consts: dict[int, str] = {}
         order = topological_order(out)
-        self.slot_of: dict[int, int] = {}
-        self.template: list[Any] = []
-        self.arg_slots: list[int | None] = []
-        for a in traced:
-            self.arg_slots.append(self._slot(a) if isinstance(a, Tensor) else None)
-        self.closure: list[tuple[int, Tensor]] = []  # leaves the function closed over
-        for t in order:
-            if t._node is None and id(t) not in self.slot_of:
-                self.closure.append((self._slot(t), t))
-        self.forward: list[tuple[Any, Any, int]] = []
+        inputs: list[str] = []
+        self.arg_positions = [k for k, a in enumerate(traced) if isinstance(a, Tensor)]
+        for k in self.arg_positions:
+            inputs.append(self._name(traced[k]))
+        self.closure: list[Tensor] = [  # leaves the function closed over (parameters, ...)
+            t for t in order if t._node is None and id(t) not in self.names
+        ]
+        for t in self.closure:
+            inputs.append(self._name(t))
+        body = []
         for t in order:
             if t._node is None:
                 continue
-            op, inputs, params = t._node[0], t._node[1], t._node[2]
-            refs = self._refs(inputs)
-            raw = [a.data if isinstance(a, Tensor) else a for a in inputs]
-            call = functools.partial(op.forward, namespace(*raw), **params)
-            self.forward.append((call, _getter(refs), self._slot(t)))
-        self.out_slot = self.slot_of[id(out)]
-        self.backward: list[tuple[Any, int, int, Any]] = []
-        if out.requires_grad:
-            self._trace_backward(out)
-        self.size = len(self.template)
+            op, args_, params = t._node[0], t._node[1], t._node[2]
+            raw = [a.data if isinstance(a, Tensor) else a for a in args_]
+            xp = self._const(namespace(*raw))
+            call = self._call(self._const(op.forward), [xp, *self._refs(args_)], params)
+            body.append(f"{self._name(t)} = {call}")
         # the tensors gradients flow to, as eager mode sees them: arguments and closure leaves
         # that require grad and that the backward pass reaches (an unused one gets no .grad)
-        reached = {parent for _, _, parent, _ in self.backward}
         self.grad_sources: list[tuple[str, int]] = []
-        self.grad_inputs: list[int] = []
-        for k, (slot, a) in enumerate(zip(self.arg_slots, traced)):
-            if isinstance(a, Tensor) and a.requires_grad and slot in reached:
-                self.grad_sources.append(("arg", k))
-                self.grad_inputs.append(slot)  # type: ignore[arg-type]
-        for j, (slot, t) in enumerate(self.closure):
-            if t.requires_grad and slot in reached:
-                self.grad_sources.append(("closure", j))
-                self.grad_inputs.append(slot)
+        backward_lines: list[str] = []
+        saved: list[str] = []
+        if out.requires_grad:
+            backward_lines, saved, reached = self._trace_backward(out)
+            for k in self.arg_positions:
+                if traced[k].requires_grad and id(traced[k]) in reached:
+                    self.grad_sources.append(("arg", k))
+            for j, t in enumerate(self.closure):
+                if t.requires_grad and id(t) in reached:
+                    self.grad_sources.append(("closure", j))
         # which closed-over tensors required grad when traced: if that changes (a frozen
         # layer), the program no longer fits and is traced again
-        self.closure_flags = tuple(t.requires_grad for _, t in self.closure)
-
-    def _slot(self, value: Any) -> int:
-        """A new slot for a tensor (filled on each call) or a constant (filled now)."""
-        self.template.append(None if isinstance(value, Tensor) else value)
-        if isinstance(value, Tensor):
-            self.slot_of[id(value)] = len(self.template) - 1
-        return len(self.template) - 1
-
-    def _refs(self, inputs: tuple[Any, ...]) -> tuple[int, ...]:
-        return tuple(
-            self.slot_of[id(a)] if isinstance(a, Tensor) else self._slot(a) for a in inputs
+        self.closure_flags = tuple(t.requires_grad for t in self.closure)
+        keep = ", ".join(saved) + ("," if len(saved) == 1 else "")
+        self.forward = self._define(
+            "forward", inputs, [*body, f"return {self.names[id(out)]}, ({keep})"]
+        )
+        sources = [traced[k] if kind == "arg" else self.closure[k] for kind, k in self.grad_sources]
+        grads = ", ".join(f"g{self.names[id(t)]}" for t in sources)
+        unpack = [f"({keep}) = saved"] if saved else []
+        self.backward = self._define(
+            "backward",
+            [f"g{self.names[id(out)]}", "saved"],
+            [*unpack, *backward_lines, f"return ({grads}{',' if len(sources) == 1 else ''})"],
         )
 
-    def _trace_backward(self, out: Tensor) -> None:
+    # -- naming ---------------------------------------------------------------------------
+    def _name(self, t: Tensor) -> str:
+        name = self.names.get(id(t))
+        if name is None:
+            name = self.names[id(t)] = f"v{len(self.names)}"
+        return name
+
+    def _const(self, value: Any) -> str:
+        """A global of the generated code holding ``value`` (an op, a rule, a constant)."""
+        name = self.consts.get(id(value))
+        if name is None:
+            name = self.consts[id(value)] = f"k{len(self.consts)}"
+            self.env[name] = value
+        return name
+
+    def _refs(self, args: tuple[Any, ...]) -> list[str]:
+        return [self.names[id(a)] if isinstance(a, Tensor) else self._const(a) for a in args]
+
+    def _call(self, fn: str, args: list[str], params: dict[str, Any]) -> str:
+        keywords = [f"{key}={self._const(value)}" for key, value in params.items()]
+        return f"{fn}({', '.join(args + keywords)})"
+
+    def _define(self, name: str, params: list[str], lines: list[str]) -> Callable[..., Any]:
+        source = f"def {name}({', '.join(params)}):\n" + "".join(f"    {x}\n" for x in lines)
+        namespace_: dict[str, Any] = dict(self.env)
+        exec(compile_source(source, f"<cr.compile {name}>", "exec"), namespace_)  # noqa: S102
+        fn: Callable[..., Any] = namespace_[name]
+        fn.source = source  # type: ignore[attr-defined]
+        return fn
+
+    # -- the backward program ---------------------------------------------------------------
+    def _trace_backward(self, out: Tensor) -> tuple[list[str], list[str], set[int]]:
+        """Run the eager backward pass once with a recorder; write its rule calls as code.
+        Returns the lines, the forward values they read, and the ids of the tensors reached."""
         steps: list[tuple[Any, ...]] = []
 
         def record(t: Tensor, g: Any, op: Any, sent: Any) -> None:
             if op is not None:
-                steps.append((t, op, [(i, a) for i, a, _ in sent]))
+                steps.append((t, g, op, [(i, a) for i, a, _ in sent]))
 
         key = id(out)
         _state.tracers[key] = record
@@ -141,55 +177,59 @@ class _Program:
             run_traced(out, None if out.size == 1 else _ones(out))
         finally:
             del _state.tracers[key]
-        for t, op, sent in steps:
-            inputs, params = t._node[1], t._node[2]
-            node = self.slot_of[id(t)]
-            reads = _getter((node, *self._refs(inputs)))  # (out, *inputs)
+        lines: list[str] = []
+        saved: dict[str, None] = {}  # ordered set
+        has_grad: set[int] = {id(out)}
+        for t, g, op, sent in steps:
+            args_, params = t._node[1], t._node[2]
+            node = self.names[id(t)]
+            refs = self._refs(args_)
+            raw = [a.data if isinstance(a, Tensor) else a for a in args_]
+            for name in (node, *refs):
+                if name.startswith("v"):
+                    saved[name] = None
             for i, a in sent:
-                if op.variadic:
-                    call = functools.partial(op.vjps[0], i, **params)
-                else:
-                    call = functools.partial(op.vjps[i], **params)
-                self.backward.append((call, node, self.slot_of[id(a)], reads))
+                rule = op.vjps[0] if op.variadic else op.vjps[i]
+                lead = [str(i)] if op.variadic else []
+                call_args = [*lead, f"g{node}", node, *refs]
+                lines.append(f"c = {self._call(self._const(rule), call_args, params)}")
+                # the rule's raw result on the traced values says whether the engine had to
+                # sum it back over broadcast dimensions or cast it (same shapes every replay)
+                c = rule(*([i] if op.variadic else []), g, t.data, *raw, **params)
+                lines.extend(self._fit(c, a.data, op))
+                target = f"g{self.names[id(a)]}"
+                lines.append(
+                    f"{target} = c" if id(a) not in has_grad else f"{target} = {target} + c"
+                )
+                has_grad.add(id(a))
+        return lines, list(saved), has_grad
 
-    def run(self, values: list[Any]) -> Any:
-        """The forward program on raw arrays; ``values`` holds the inputs' slots."""
-        for call, reads, slot in self.forward:
-            values[slot] = call(*reads(values))
-        return values[self.out_slot]
+    def _fit(self, c: Any, like: Any, op: Any) -> list[str]:
+        """Code doing what the engine's ``_fit_to`` does to ``c``, decided now."""
+        lines = []
+        if tuple(c.shape) != tuple(like.shape):
+            shape = tuple(like.shape)
+            axes = _unbroadcast_axes(tuple(c.shape), shape, op)
+            xp = self._const(namespace(c))
+            if axes:
+                lines.append(f"c = {xp}.sum(c, axis={self._const(axes)})")
+            if len(axes) != len(c.shape) - len(shape):  # not only leading axes: reshape too
+                lines.append(f"c = {xp}.reshape(c, {self._const(shape)})")
+        if c.dtype != like.dtype:
+            lines.append(f"c = {self._const(F.astype)}(c, dtype={self._const(like.dtype)})")
+        return lines
 
-    def gradients(self, values: list[Any], seed: Any) -> list[Any]:
+    def run(self, inputs: list[Any]) -> tuple[Any, Any]:
+        """The forward program: (result, the values the backward program reads)."""
+        return self.forward(*inputs)  # type: ignore[no-any-return]
+
+    def gradients(self, saved: Any, seed: Any) -> tuple[Any, ...]:
         """The backward program: the engine's rule calls in the engine's order, with its
         summing back over broadcast dimensions and its order of accumulation."""
-        grads: list[Any] = [None] * len(values)
-        grads[self.out_slot] = seed
-        for call, node, parent, reads in self.backward:
-            c = call(grads[node], *reads(values))
-            like = values[parent]
-            if c.shape != like.shape or c.dtype != like.dtype:
-                c = _fit_to(c, _Shape(like), _OP)  # type: ignore[arg-type]
-            prev = grads[parent]
-            grads[parent] = c if prev is None else prev + c
-        return grads
+        return self.backward(seed, saved)  # type: ignore[no-any-return]
 
 
-def _getter(slots: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
-    """A fast reader of several slots at once (always returning a tuple)."""
-    if not slots:
-        return lambda values: ()
-    if len(slots) == 1:
-        (only,) = slots
-        return lambda values: (values[only],)
-    return operator.itemgetter(*slots)
-
-
-class _Shape:
-    """Stands in for a Tensor where the engine's helpers only read ``.data``."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
+compile_source = compile  # the builtin, before this module's compile() shadows it
 
 
 def _frozen(value: Any) -> Any:
@@ -219,9 +259,7 @@ def _compiled_vjp(i: int, g: Any, out: Any, *inputs: Any, call: Any) -> Any:
     if call.grads is None or call.seed is not g:
         call.seed = g
         call.grads = call.program.gradients(call.values, g)
-    slot = call.program.grad_inputs[i]
-    grad = call.grads[slot]
-    return grad if grad is not None else namespace(call.values[slot]).zeros_like(call.values[slot])
+    return call.grads[i]
 
 
 _OP: Op = defop(
@@ -236,8 +274,13 @@ _OP: Op = defop(
 )
 
 
+def _data(a: Any) -> Any:
+    return a.data if isinstance(a, Tensor) else a
+
+
 class _Call:
-    """One replay: the values of every slot, and the gradients once asked for."""
+    """One replay: the forward values the backward program reads, and the gradients once
+    asked for."""
 
     __slots__ = ("program", "values", "grads", "seed")
 
@@ -263,9 +306,11 @@ class CompiledFunction:
         key: list[Any] = [_state.local.grad_enabled]
         for a in args:
             if isinstance(a, Tensor):
-                key.append(("tensor", a.shape, str(a.dtype), a.requires_grad))
+                # the dtype's type first: dtypes of two array namespaces never get compared
+                dtype = a.data.dtype
+                key.append(("tensor", a.data.shape, type(dtype), dtype, a._rg))
             elif is_array(a):
-                key.append(("array", tuple(a.shape), str(a.dtype)))
+                key.append(("array", tuple(a.shape), type(a.dtype), a.dtype))
             else:  # any other argument is part of the program: keyed by its value
                 key.append(("static", type(a), _frozen(a)))
         return tuple(key)
@@ -280,9 +325,7 @@ class CompiledFunction:
         if key in self.eager:
             return self.fn(*args)
         program = self.programs.get(key)
-        if program is not None and program.closure_flags != tuple(
-            t.requires_grad for _, t in program.closure
-        ):
+        if program is not None and program.closure_flags != tuple(t._rg for t in program.closure):
             program = None  # a parameter was frozen or unfrozen since the trace
         if program is None:
             try:
@@ -306,21 +349,17 @@ class CompiledFunction:
         return self.fn(*args)
 
     def _replay(self, program: _Program, args: tuple[Any, ...]) -> Tensor:
-        values = list(program.template)  # constants in place, the rest filled below
-        tensors: list[Tensor] = []
-        for a, slot in zip(args, program.arg_slots):
-            if slot is None:
-                continue
-            values[slot] = a.data if isinstance(a, Tensor) else a
-        for slot, leaf in program.closure:
-            values[slot] = leaf.data  # parameters as they are now
-        out = Tensor(program.run(values))
+        inputs = [_data(args[k]) for k in program.arg_positions]
+        inputs.extend(leaf.data for leaf in program.closure)  # parameters as they are now
+        value, saved = program.run(inputs)
+        out = Tensor(value)
         if program.grad_sources and _state.local.grad_enabled:
-            for kind, k in program.grad_sources:
-                tensors.append(args[k] if kind == "arg" else program.closure[k][1])
+            tensors = tuple(
+                args[k] if kind == "arg" else program.closure[k] for kind, k in program.grad_sources
+            )
             out._rg = True
-            params = {"call": _Call(program, values)}
-            out._node = (_OP, tuple(tensors), params, _state.next_seq(), None, _state.local.scope)
+            params = {"call": _Call(program, saved)}
+            out._node = (_OP, tensors, params, _state.next_seq(), None, _state.local.scope)
         return out
 
 

@@ -114,7 +114,12 @@ def _run(
     # from the root has already reported: no counting pass over the graph is needed.
     heap: list[tuple[int, Tensor]] = []
     sources: list[Tensor] = []  # leaves reached, in order; their gradients land at the end
-    _reach(root, heap, sources)
+    if root._node is None:
+        sources.append(root)
+    elif root._node[1] is None:
+        raise _freed_error(root)
+    else:
+        heap.append((-root._node[3], root))
     anomaly = _flags.anomaly
     trace = _state.tracers.get(id(root)) if _state.tracers else None
     sent: list[tuple[int, Tensor, Any]] | None = None
@@ -137,11 +142,19 @@ def _run(
         elif len(inputs) == 1:  # the common arities, unwrapped without a loop
             out = t.data
             args = (inputs[0].data,)
+        elif len(inputs) == 2:
+            out = t.data
+            x, y = inputs
+            args = (
+                x.data if isinstance(x, Tensor) else x,
+                y.data if isinstance(y, Tensor) else y,
+            )
         else:
             out = t.data
             args = [a.data if isinstance(a, Tensor) else a for a in inputs]
         if trace is not None:
             sent = []
+        vjps = op.vjps
         for i, a in enumerate(inputs):
             if not isinstance(a, Tensor):
                 continue
@@ -153,14 +166,11 @@ def _run(
             if needed is not None and k not in needed:
                 continue
             if op.variadic:
-                c = op.vjps[0](i, g, out, *args, **params)
+                c = vjps[0](i, g, out, *args, **params)
             else:
-                rule = op.vjps[i]
+                rule = vjps[i]
                 if rule is None or rule is NOT_IMPLEMENTED:
-                    raise NotImplementedError(
-                        f"{op.name}: no derivative with respect to input {i} "
-                        f"({a.shape} {a.dtype}); it cannot be backpropagated through"
-                    )
+                    raise _no_rule_error(op, i, a)
                 c = rule(g, out, *args, **params) if params else rule(g, out, *args)
             if c is None:  # a custom Function may return None for "no gradient"
                 c = namespace(a.data).zeros_like(a.data)
@@ -172,11 +182,17 @@ def _run(
             if sent is not None:
                 sent.append((i, a, c))
             prev = pending.get(k)
-            if prev is None:
-                pending[k] = c
-                _reach(a, heap, sources)
-            else:
+            if prev is not None:
                 pending[k] = prev + c
+                continue
+            pending[k] = c
+            node = a._node  # its first gradient: queue it (a node) or note it (a source)
+            if node is None:
+                sources.append(a)
+            elif node[1] is None:
+                raise _freed_error(a)
+            else:
+                heappush(heap, (-node[3], a))
         if trace is not None:
             trace(t, g, op, sent)
         if not retain_graph:  # free what this node held (its inputs); keep what made it
@@ -191,17 +207,6 @@ def _run(
         if trace is not None:
             trace(t, g, None, [])
     return captured
-
-
-def _reach(t: Tensor, heap: list[tuple[int, Tensor]], sources: list[Tensor]) -> None:
-    """A tensor's first gradient has arrived: queue it (a node) or note it (a source)."""
-    node = t._node
-    if node is None:
-        sources.append(t)
-    elif node[1] is None:
-        raise _freed_error(t)
-    else:
-        heappush(heap, (-node[3], t))
 
 
 _FREED: dict[Any, tuple[Any, ...]] = {}
@@ -229,22 +234,37 @@ def _fit_to(c: Any, a: Tensor, op: Any) -> Any:
 
 
 def _unbroadcast(c: Any, shape: tuple[int, ...], op: Any) -> Any:
-    cshape = tuple(c.shape)
+    axes = _unbroadcast_axes(tuple(c.shape), shape, op)
+    # summing over leading axes alone (a bias's gradient) leaves the shape right already
+    leading = len(axes) == len(c.shape) - len(shape)
+    if not isinstance(c, Tensor):  # a plain backward pass: straight to the array namespace
+        xp = namespace(c)
+        if axes:
+            c = xp.sum(c, axis=axes)
+        return c if leading else xp.reshape(c, shape)
+    if axes:
+        c = F.sum(c, axis=axes)
+    return c if leading else F.reshape(c, shape=shape)
+
+
+def _unbroadcast_axes(cshape: tuple[int, ...], shape: tuple[int, ...], op: Any) -> tuple[int, ...]:
+    """The axes to sum a gradient of shape ``cshape`` over to give ``shape``."""
     lead = len(cshape) - len(shape)
     if lead < 0 or any(n != 1 and n != cshape[lead + i] for i, n in enumerate(shape)):
         raise RuntimeError(
             f"{op.name}: internal error, a gradient of shape {cshape} cannot be reduced to the "
             f"input's shape {shape}"
         )
-    axes = tuple(range(lead)) + tuple(
+    return tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and cshape[lead + i] != 1
     )
-    if not isinstance(c, Tensor):  # a plain backward pass: straight to the array namespace
-        xp = namespace(c)
-        return xp.reshape(xp.sum(c, axis=axes), shape) if axes else xp.reshape(c, shape)
-    if axes:
-        c = F.sum(c, axis=axes)
-    return F.reshape(c, shape=shape)
+
+
+def _no_rule_error(op: Any, i: int, a: Tensor) -> NotImplementedError:
+    return NotImplementedError(
+        f"{op.name}: no derivative with respect to input {i} ({a.shape} {a.dtype}); it "
+        "cannot be backpropagated through"
+    )
 
 
 def _modified_error(op: Any, a: Tensor, i: int, where: Any) -> RuntimeError:

@@ -1230,6 +1230,7 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
         "negative", -2, 2, np.negative, lambda x: -np.ones_like(x), extra={"operator": lambda x: -x}
     ),
     "exp": _unary("exp", -2, 2, np.exp, np.exp),
+    "square": _unary("square", -2, 2, np.square, lambda x: 2 * x),
     "log": _unary("log", 0.2, 3, np.log, lambda x: 1 / x),
     "log1p": _unary("log1p", -0.5, 3, np.log1p, lambda x: 1 / (1 + x)),
     "expm1": _unary("expm1", -2, 2, np.expm1, np.exp),

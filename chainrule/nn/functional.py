@@ -61,8 +61,7 @@ def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:
             f"mse_loss: prediction shape {tuple(np.shape(p))} and target shape "
             f"{tuple(np.shape(t))} differ; reshape one (e.g. target.reshape(-1, 1))"
         )
-    diff = prediction - target
-    return _reduce(diff * diff, reduction, "mse_loss")
+    return _reduce(ops.square(prediction - target), reduction, "mse_loss")
 
 
 def _class_targets(logits: Any, targets: Any, name: str) -> Any:

@@ -18,6 +18,7 @@ __all__ = [
     "multiply",
     "divide",
     "power",
+    "square",
     "negative",
     "exp",
     "log",
@@ -127,6 +128,17 @@ power: Op = defop(
     numpy=("power",),
     family=F,
     description="x ** y, broadcasting.",
+)
+
+square: Op = defop(
+    "square",
+    lambda xp, x: x * x,
+    vjp=[lambda g, out, x: g * (2 * x)],  # d(x^2)/dx = 2x
+    jvp="vjp",
+    formula="d(x^2)/dx = 2x",
+    numpy=("square",),
+    family=F,
+    description="x * x (one node; x ** 2 and x * x give the same values).",
 )
 
 negative: Op = defop(
