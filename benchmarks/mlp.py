@@ -10,6 +10,8 @@ before it is timed (the table says ``ok`` or the largest relative difference).
 
 - chainrule: ``cr.nn.MLP``, ``cr.nn.functional.cross_entropy`` / ``mse_loss``, ``cr.optim.SGD``;
   ``zero_grad()``, ``loss.backward()``, ``step()``.
+- chainrule compiled: the same, with the loss (model and loss function) under ``cr.compile``;
+  ``backward()`` and the optimizer step as in eager mode.
 - torch: ``torch.nn.Sequential`` of ``Linear`` and ``ReLU``/``Tanh``, ``F.cross_entropy`` /
   ``F.mse_loss``, ``torch.optim.SGD`` (its default foreach update), eager.
 - jax: the whole step (``value_and_grad`` and the update) under ``jax.jit``, parameters donated;
@@ -167,6 +169,21 @@ class _Chainrule(_Lib):
 
     def loss_value(self, loss: Any) -> float:
         return float(loss)
+
+
+class _ChainruleCompiled(_Chainrule):
+    def __init__(self, spec: Spec, init: Init) -> None:
+        super().__init__(spec, init)
+        cr = peers.get("chainrule")
+        net, F, y = self.net, self.F, self.y
+        if self.ce:
+            self.loss = cr.compile(lambda X: F.cross_entropy(net(X), y))
+        else:
+            self.loss = cr.compile(lambda X: F.mse_loss(net(X), y))
+
+    def forward(self) -> Any:
+        self.opt.zero_grad()
+        return self.loss(self.X)
 
 
 class _Torch(_Lib):
@@ -395,6 +412,7 @@ class _Numpy(_Lib):
 
 _CLASSES: dict[str, type[_Lib]] = {
     "chainrule": _Chainrule,
+    "chainrule compiled": _ChainruleCompiled,
     "torch": _Torch,
     "jax": _Jax,
     "autograd": _Autograd,
@@ -403,6 +421,11 @@ _CLASSES: dict[str, type[_Lib]] = {
 }
 LIBS = list(_CLASSES)
 SPLIT_LIBS = ["chainrule", "torch", "autograd", "mygrad", "numpy"]
+
+
+def _module(lib: str) -> Any:
+    """The imported library behind a row ("chainrule compiled" is chainrule)."""
+    return peers.get(lib.split()[0])
 
 
 def make(lib: str, spec: Spec, init: Init) -> _Lib:
@@ -417,7 +440,7 @@ def check(spec: Spec, steps: int = 3) -> dict[str, float | str]:
     ref = [floor.loss_value(floor.step()) for _ in range(steps)]
     out: dict[str, float | str] = {}
     for lib in LIBS:
-        if lib == "numpy" or peers.get(lib) is None:
+        if lib == "numpy" or _module(lib) is None:
             continue
         try:
             model = make(lib, spec, init)
@@ -431,7 +454,7 @@ def check(spec: Spec, steps: int = 3) -> dict[str, float | str]:
 
 def step_case(lib: str, spec: Spec) -> Callable[[], float] | None:
     """A case timing ``spec.inner`` steps; it returns seconds per step."""
-    if peers.get(lib) is None:
+    if _module(lib) is None:
         return None
     model = make(lib, spec, Init.of(spec))
     inner = spec.inner
