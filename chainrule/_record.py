@@ -33,23 +33,35 @@ class AnomalyError(FloatingPointError):
 
 
 def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
-    # NOTE: this runs once per recorded op; the common one- and two-input cases are spelled
-    # out so that the inputs are unwrapped and checked in one pass, without helper calls.
-    rg = False
+    # NOTE: this runs once per recorded op. The one- and two-input cases are spelled out, so
+    # that the inputs are unwrapped in one pass and the forward is called without building
+    # an argument tuple; anomaly mode, forward mode and tracing share one flag (``special``)
+    # so that the common path tests one attribute for all three.
     if len(args) == 2:
         x, y = args
+        rg = False
         if isinstance(x, Tensor):
             rg = x._rg
             x = x.data
         if isinstance(y, Tensor):
             rg = rg or y._rg
             y = y.data
-        raw: Any = (x, y)
+        xp = _NAMESPACES.get(type(x)) or namespace(x, y)
+        try:
+            data = op.forward(xp, x, y, **params) if params else op.forward(xp, x, y)
+        except (ValueError, TypeError, IndexError) as err:
+            raise _forward_error(op, (x, y), params, err) from err
     elif len(args) == 1:
         (x,) = args
         rg = x._rg
-        raw = (x.data,)
+        x = x.data
+        xp = _NAMESPACES.get(type(x)) or namespace(x)
+        try:
+            data = op.forward(xp, x, **params) if params else op.forward(xp, x)
+        except (ValueError, TypeError, IndexError) as err:
+            raise _forward_error(op, (x,), params, err) from err
     else:
+        rg = False
         raw = []
         for a in args:
             if isinstance(a, Tensor):
@@ -57,16 +69,31 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
                 raw.append(a.data)
             else:
                 raw.append(a)
-    xp = _NAMESPACES.get(type(raw[0])) or namespace(*raw)
-    try:
-        data = op.forward(xp, *raw, **params) if params else op.forward(xp, *raw)
-    except (ValueError, TypeError, IndexError) as err:
-        raise _forward_error(op, raw, params, err) from err
+        xp = _NAMESPACES.get(type(raw[0])) or namespace(*raw)
+        try:
+            data = op.forward(xp, *raw, **params)
+        except (ValueError, TypeError, IndexError) as err:
+            raise _forward_error(op, raw, params, err) from err
     out = _new(Tensor)
     out.data = data
     out._grad = None
     out._version = 0
-    if rg and _local.grad_enabled and op.differentiable:
+    if _flags.special:
+        _record_special(op, args, params, out, rg)
+    elif rg and op.differentiable and _local.grad_enabled:
+        out._rg = True
+        out._node = (op, args, params or _NO_PARAMS, _next_seq(), None, _local.scope)
+    else:
+        out._rg = False
+        out._node = None
+    return out
+
+
+def _record_special(
+    op: Op, args: tuple[Any, ...], params: dict[str, Any], out: Tensor, rg: bool
+) -> None:
+    """The rest of :func:`apply` while anomaly mode, forward mode or a trace is on."""
+    if rg and op.differentiable and _local.grad_enabled:
         out._rg = True
         where = user_frame() if _flags.anomaly else None
         out._node = (op, args, params or _NO_PARAMS, _next_seq(), where, _local.scope)
@@ -81,7 +108,6 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         _push_tangents(op, args, params, out)
     if _flags.anomaly:
         check_finite(out, op, args, "forward", out._node[4] if out._node else user_frame())
-    return out
 
 
 _new = Tensor.__new__

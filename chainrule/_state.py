@@ -16,6 +16,7 @@ __all__ = [
     "tracers",
     "bump_epoch",
     "next_seq",
+    "refresh",
     "TraceAbort",
     "check_not_tracing",
 ]
@@ -40,6 +41,9 @@ class _Flags:
     # True while cr.compile traces a function: every op on Tensors is recorded (even without
     # gradients), and reading a Tensor's value as a Python value aborts the trace.
     tracing: bool = False
+    # anomaly or tracing or a forward-mode level active: the one test the recording path
+    # makes for all three. Whoever changes one of them calls refresh().
+    special: bool = False
 
 
 flags = _Flags()
@@ -47,6 +51,13 @@ flags = _Flags()
 # Active forward-mode (JVP) levels, outermost first. Each is a dict: id(tensor) -> (tensor,
 # tangent). Empty almost always, so the recording path pays one truthiness test for it.
 forward_levels: list[dict[int, tuple[Any, Any]]] = []
+
+
+
+
+def refresh() -> None:
+    """Recompute ``flags.special`` after anomaly, tracing or the forward levels changed."""
+    flags.special = flags.anomaly or flags.tracing or bool(forward_levels)
 
 
 # Backward passes to record step by step, by id of their root: id(sink) -> a callback taking

@@ -74,10 +74,12 @@ class _Program:
         flags = _state.flags
         previous = flags.tracing
         flags.tracing = True
+        _state.refresh()
         try:
             out = fn(*traced)
         finally:
             flags.tracing = previous
+            _state.refresh()
         if not isinstance(out, Tensor):
             raise _state.TraceAbort("the function must return one Tensor")
         self.names: dict[int, str] = {}  # id(tensor) -> its variable in the generated code

@@ -109,8 +109,10 @@ class detect_anomaly:
             quiet.__enter__()
         self.prev.append((_flags.anomaly, quiet))
         _flags.anomaly = self.enabled
+        _state.refresh()
 
     def __exit__(self, *exc: Any) -> None:
         _flags.anomaly, quiet = self.prev.pop()
+        _state.refresh()
         if quiet is not None:
             quiet.__exit__(*exc)

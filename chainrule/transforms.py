@@ -190,10 +190,12 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
         level[id(x)] = (x, tangent)
         args.append(x)
     _state.forward_levels.append(level)
+    _state.refresh()
     try:
         out = f(*args)
     finally:
         _state.forward_levels.remove(level)
+        _state.refresh()
     if not isinstance(out, Tensor):
         out = Tensor(namespace(out).asarray(out))
     entry = level.get(id(out))
