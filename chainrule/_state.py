@@ -53,8 +53,6 @@ flags = _Flags()
 forward_levels: list[dict[int, tuple[Any, Any]]] = []
 
 
-
-
 def refresh() -> None:
     """Recompute ``flags.special`` after anomaly, tracing or the forward levels changed."""
     flags.special = flags.anomaly or flags.tracing or bool(forward_levels)
