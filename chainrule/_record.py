@@ -2,7 +2,7 @@
 
 The op table calls :func:`apply` (through ``chainrule.ops._registry``) whenever a Tensor is
 an argument: the forward runs on the raw arrays, and if grad mode is on and some input
-requires a gradient, the result remembers ``(op, inputs, params, seq, where, scope)``. Forward-mode
+requires a gradient, the result records its node (see :mod:`chainrule.tensor`). Forward-mode
 tangents and anomaly checks happen here too, each behind one cheap test.
 """
 
@@ -17,7 +17,7 @@ from . import ops as F
 from .backend import _NAMESPACES, namespace
 from .ops import _registry
 from .ops._registry import NOT_IMPLEMENTED, Op
-from .tensor import Tensor
+from .tensor import MANY, ONE, Tensor
 
 __all__ = ["apply", "AnomalyError", "format_where", "user_frame", "check_finite"]
 
@@ -36,39 +36,46 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
     # NOTE: this runs once per recorded op. The one- and two-input cases are spelled out, so
     # that the inputs are unwrapped in one pass and the forward is called without building
     # an argument tuple; anomaly mode, forward mode and tracing share one flag (``special``)
-    # so that the common path tests one attribute for all three.
+    # so that the common path tests one attribute for all three. The node goes into the
+    # result's slots (see chainrule.tensor): ``a``, ``b`` are its ``_a``, ``_b``.
     if len(args) == 2:
-        x, y = args
+        a, b = args
         rg = False
-        if isinstance(x, Tensor):
-            rg = x._rg
-            x = x.data
-        if isinstance(y, Tensor):
-            rg = rg or y._rg
-            y = y.data
+        if isinstance(a, Tensor):
+            rg = a._rg
+            x = a.data
+        else:
+            x = a
+        if isinstance(b, Tensor):
+            rg = rg or b._rg
+            y = b.data
+        else:
+            y = b
         xp = _NAMESPACES.get(type(x)) or namespace(x, y)
         try:
             data = op.forward(xp, x, y, **params) if params else op.forward(xp, x, y)
         except (ValueError, TypeError, IndexError) as err:
             raise _forward_error(op, (x, y), params, err) from err
     elif len(args) == 1:
-        (x,) = args
-        rg = x._rg
-        x = x.data
+        (a,) = args
+        b = ONE
+        rg = a._rg
+        x = a.data
         xp = _NAMESPACES.get(type(x)) or namespace(x)
         try:
             data = op.forward(xp, x, **params) if params else op.forward(xp, x)
         except (ValueError, TypeError, IndexError) as err:
             raise _forward_error(op, (x,), params, err) from err
     else:
+        a, b = args, MANY
         rg = False
         raw = []
-        for a in args:
-            if isinstance(a, Tensor):
-                rg = rg or a._rg
-                raw.append(a.data)
+        for v in args:
+            if isinstance(v, Tensor):
+                rg = rg or v._rg
+                raw.append(v.data)
             else:
-                raw.append(a)
+                raw.append(v)
         xp = _NAMESPACES.get(type(raw[0])) or namespace(*raw)
         try:
             data = op.forward(xp, *raw, **params)
@@ -82,10 +89,15 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         _record_special(op, args, params, out, rg)
     elif rg and op.differentiable and _local.grad_enabled:
         out._rg = True
-        out._node = (op, args, params or _NO_PARAMS, _next_seq(), None, _local.scope)
+        out._op = op
+        out._a = a
+        out._b = b
+        out._params = params or _NO_PARAMS
+        out._seq = _next_seq()
+        out._scope = _local.scope
     else:
         out._rg = False
-        out._node = None
+        out._op = None
     return out
 
 
@@ -107,7 +119,8 @@ def _record_special(
     if _levels and op.differentiable:
         _push_tangents(op, args, params, out)
     if _flags.anomaly:
-        check_finite(out, op, args, "forward", out._node[4] if out._node else user_frame())
+        where = out._where_made() if out._op is not None else user_frame()
+        check_finite(out, op, args, "forward", where)
 
 
 _new = Tensor.__new__

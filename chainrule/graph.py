@@ -25,7 +25,7 @@ from ._record import format_where
 from .backend import namespace, owned
 from .modes import set_grad_enabled
 from .ops._registry import NOT_IMPLEMENTED
-from .tensor import Tensor
+from .tensor import FREED, MANY, ONE, Tensor, inputs_of
 
 __all__ = ["backward", "gradients", "run_traced"]
 
@@ -33,7 +33,7 @@ _flags = _state.flags
 
 
 def _freed_error(t: Tensor) -> RuntimeError:
-    op = t._node[0].name if t._node else "?"
+    op = t._op.name if t._op is not None else "?"
     return RuntimeError(
         f"backward: the graph through {op} (shape {t.shape}) was already used by a backward "
         "pass and its saved values were freed; pass retain_graph=True to the first "
@@ -49,16 +49,17 @@ def _leading_to(root: Tensor, targets: dict[int, Any]) -> set[int]:
     while stack:
         t, expanded = stack.pop()
         k = id(t)
+        inputs = (inputs_of(t) if t._op is not None else None) or ()
         if expanded:
-            if k in targets or any(id(a) in needed for a in (t._node[1] if t._node else ()) or ()):
+            if k in targets or any(id(a) in needed for a in inputs):
                 needed.add(k)
             done.add(k)
             continue
         if k in done:
             continue
         stack.append((t, True))
-        if t._node is not None and t._node[1] is not None:
-            for a in t._node[1]:
+        if inputs:
+            for a in inputs:
                 if isinstance(a, Tensor) and a._rg and id(a) not in done:
                     stack.append((a, False))
     return needed
@@ -114,12 +115,12 @@ def _run(
     # from the root has already reported: no counting pass over the graph is needed.
     heap: list[tuple[int, Tensor]] = []
     sources: list[Tensor] = []  # leaves reached, in order; their gradients land at the end
-    if root._node is None:
+    if root._op is None:
         sources.append(root)
-    elif root._node[1] is None:
+    elif root._b is FREED:
         raise _freed_error(root)
     else:
-        heap.append((-root._node[3], root))
+        heap.append((-root._seq, root))
     anomaly = _flags.anomaly
     trace = _state.tracers.get(id(root)) if _state.tracers else None
     sent: list[tuple[int, Tensor, Any]] | None = None
@@ -133,25 +134,30 @@ def _run(
                 _accumulate(t, g, create_graph, stored)
         elif accumulate and t._grad is not None and targets is None:
             _accumulate(t, g, create_graph, stored)  # a node that asked for retain_grad()
-        op, inputs, params, seq, where, _scope = t._node  # type: ignore[misc]
+        op = t._op
+        params = t._params
+        seq = t._seq
         if t._version > seq:
-            raise _modified_error(op, t, -1, where)
-        if create_graph:
-            out: Any = t
-            args: Any = inputs
-        elif len(inputs) == 1:  # the common arities, unwrapped without a loop
-            out = t.data
-            args = (inputs[0].data,)
-        elif len(inputs) == 2:
-            out = t.data
-            x, y = inputs
-            args = (
-                x.data if isinstance(x, Tensor) else x,
-                y.data if isinstance(y, Tensor) else y,
-            )
+            raise _modified_error(op, t, -1, t)
+        # the inputs, and the values the rules take (raw arrays, or Tensors for create_graph)
+        x = t._a
+        y = t._b
+        if y is ONE:
+            inputs: Any = (x,)
+            args: Any = inputs if create_graph else (x.data,)
+        elif y is MANY:
+            inputs = x
+            args = inputs if create_graph else [a.data if isinstance(a, Tensor) else a for a in x]
         else:
-            out = t.data
-            args = [a.data if isinstance(a, Tensor) else a for a in inputs]
+            inputs = (x, y)
+            if create_graph:
+                args = inputs
+            else:
+                args = (
+                    x.data if isinstance(x, Tensor) else x,
+                    y.data if isinstance(y, Tensor) else y,
+                )
+        out: Any = t if create_graph else t.data
         if trace is not None:
             sent = []
         vjps = op.vjps
@@ -159,7 +165,7 @@ def _run(
             if not isinstance(a, Tensor):
                 continue
             if a._version > seq:
-                raise _modified_error(op, a, i, where)
+                raise _modified_error(op, a, i, t)
             if not a._rg:
                 continue
             k = id(a)
@@ -178,7 +184,7 @@ def _run(
             if c.shape != data.shape or (c.dtype is not data.dtype and c.dtype != data.dtype):
                 c = _fit_to(c, a, op)
             if anomaly:
-                _check_finite(c, op, inputs, "backward", where)
+                _check_finite(c, op, inputs, "backward", t._where_made())
             if sent is not None:
                 sent.append((i, a, c))
             prev = pending.get(k)
@@ -186,17 +192,18 @@ def _run(
                 pending[k] = prev + c
                 continue
             pending[k] = c
-            node = a._node  # its first gradient: queue it (a node) or note it (a source)
-            if node is None:
+            if a._op is None:  # its first gradient: note it (a source) or queue it (a node)
                 sources.append(a)
-            elif node[1] is None:
+            elif a._b is FREED:
                 raise _freed_error(a)
             else:
-                heappush(heap, (-node[3], a))
+                heappush(heap, (-a._seq, a))
         if trace is not None:
             trace(t, g, op, sent)
         if not retain_graph:  # free what this node held (its inputs); keep what made it
-            t._node = _FREED.get(op) or _freed(op)
+            t._a = None
+            t._b = FREED
+            t._params = _NO_PARAMS
     for t in sources:
         k = id(t)
         g = pending.pop(k)
@@ -207,16 +214,6 @@ def _run(
         if trace is not None:
             trace(t, g, None, [])
     return captured
-
-
-_FREED: dict[Any, tuple[Any, ...]] = {}
-
-
-def _freed(op: Any) -> tuple[Any, ...]:
-    """The node left behind once backward() has used it: the op, nothing saved. One shared
-    tuple per op, so freeing allocates nothing."""
-    _FREED[op] = (op, None, _NO_PARAMS, 0, None, ())
-    return _FREED[op]
 
 
 _NO_PARAMS: dict[str, Any] = {}
@@ -267,11 +264,12 @@ def _no_rule_error(op: Any, i: int, a: Tensor) -> NotImplementedError:
     )
 
 
-def _modified_error(op: Any, a: Tensor, i: int, where: Any) -> RuntimeError:
+def _modified_error(op: Any, a: Tensor, i: int, node: Tensor) -> RuntimeError:
     what = "the output" if i < 0 else f"input {i}"
+    where = format_where(node._where_made())
     return RuntimeError(
         f"backward: {what} of {op.name} (shape {a.shape}) was modified in place after "
-        f"{op.name} used it (made at {format_where(where)}), so its gradient would be wrong; "
+        f"{op.name} used it (made at {where}), so its gradient would be wrong; "
         "update it out of place (x = x + y) or make the update after backward()"
     )
 

@@ -1,12 +1,21 @@
 """Tensor: an array plus its place in the computation graph.
 
-A Tensor made by an op is a node of the graph: ``_node`` holds ``(op, inputs, params, epoch,
-where, scope)`` — the primitive that made it, the values it was applied to (Tensors, arrays or
-numbers), the op's keyword parameters, the in-place counter at recording time, while anomaly
-detection is on the file and line of user code that made it, and the Modules whose forward
-was running (for grouping layers in pictures). A leaf (a source: data,
-parameters) has ``_node = None``. Nodes point only at their inputs, so a graph has no
+A Tensor made by an op is a node of the graph. Its slots hold the primitive that made it
+(``_op``), the values it was applied to (Tensors, arrays or numbers: ``_a`` and ``_b``, see
+below), the op's keyword parameters (``_params``), its sequence number (``_seq``: when it was
+recorded, which orders the backward pass and dates it against in-place updates), the Modules
+whose forward was running (``_scope``, for grouping layers in pictures) and, while anomaly
+detection is on, the file and line of user code that made it (``_where``). A leaf (a source:
+data, parameters) has ``_op = None``. Nodes point only at their inputs, so a graph has no
 reference cycles and is freed by reference counting the moment the sink is dropped.
+
+NOTE: the node lives in the Tensor's own slots, not in a tuple beside it: one object per node
+for Python's cycle collector to walk instead of three (the Tensor, a node tuple, an inputs
+tuple), which on a million-node graph is most of the collector's cost. The inputs: a
+two-input node keeps them in ``_a`` and ``_b``; a one-input node has ``_b is ONE``; any
+other has the tuple of its inputs in ``_a`` and ``_b is MANY``; backward() frees them by
+setting ``_b = FREED``. ``_node`` gives the whole record as a tuple
+``(op, inputs, params, seq, where, scope)`` for code off the hot paths.
 """
 
 from __future__ import annotations
@@ -20,9 +29,38 @@ from ._tensor_ops import TensorOps, _raw_index
 from .backend import namespace, to_numpy
 from .ops._registry import Op, Traced
 
-__all__ = ["Tensor", "tensor"]
+__all__ = ["Tensor", "tensor", "ONE", "MANY", "FREED", "inputs_of"]
 
 _local = _state.local
+
+
+class _Mark:
+    """A marker in a node's ``_b`` slot (see the module docstring)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ONE = _Mark("ONE")
+MANY = _Mark("MANY")
+FREED = _Mark("FREED")
+
+
+def inputs_of(t: Tensor) -> tuple[Any, ...] | None:
+    """The inputs of node ``t`` as a tuple (None once backward() has freed them)."""
+    b = t._b
+    if b is ONE:
+        return (t._a,)
+    if b is MANY:
+        return t._a  # type: ignore[no-any-return]
+    if b is FREED:
+        return None
+    return (t._a, b)
 
 
 class Tensor(TensorOps, Traced):
@@ -39,7 +77,21 @@ class Tensor(TensorOps, Traced):
     tensor([2., 4.])
     """
 
-    __slots__ = ("data", "_rg", "_node", "_grad", "_version", "_name", "__weakref__")
+    __slots__ = (
+        "data",
+        "_rg",
+        "_grad",
+        "_version",
+        "_name",
+        "__weakref__",
+        "_op",
+        "_a",
+        "_b",
+        "_params",
+        "_seq",
+        "_where",
+        "_scope",
+    )
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
     # Tensors win over ndarrays in mixed operators: ndarray + tensor -> Tensor.__radd__.
     __array_priority__ = 1000
@@ -47,11 +99,40 @@ class Tensor(TensorOps, Traced):
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         self.data = data
         self._rg = False
-        self._node: tuple[Any, ...] | None = None
+        self._op: Any = None
         self._grad: Any = None
         self._version = 0
         if requires_grad:
             self.requires_grad = True
+
+    @property
+    def _node(self) -> tuple[Any, ...] | None:
+        """``(op, inputs, params, seq, where, scope)``, or None for a leaf."""
+        op = self._op
+        if op is None:
+            return None
+        return (op, inputs_of(self), self._params, self._seq, self._where_made(), self._scope)
+
+    @_node.setter
+    def _node(self, node: tuple[Any, ...] | None) -> None:
+        if node is None:
+            self._op = None
+            return
+        op, inputs, params, seq, where, scope = node
+        self._op = op
+        if len(inputs) == 2:
+            self._a, self._b = inputs
+        elif len(inputs) == 1:
+            self._a, self._b = inputs[0], ONE
+        else:
+            self._a, self._b = tuple(inputs), MANY
+        self._params = params
+        self._seq = seq
+        self._where = where
+        self._scope = scope
+
+    def _where_made(self) -> Any:
+        return getattr(self, "_where", None)  # set only while anomaly detection is on
 
     # -- attributes ---------------------------------------------------------------------
     @property
@@ -63,10 +144,10 @@ class Tensor(TensorOps, Traced):
     def requires_grad(self, flag: bool) -> None:
         if flag:
             _check_float(self.data, "requires_grad=True")
-        elif self._node is not None:
+        elif self._op is not None:
             raise RuntimeError(
                 "requires_grad: cannot switch off gradients of a tensor made by an op "
-                f"({self._node[0].name}); use .detach() to get a tensor outside the graph"
+                f"({self._op.name}); use .detach() to get a tensor outside the graph"
             )
         self._rg = bool(flag)
 
@@ -96,12 +177,12 @@ class Tensor(TensorOps, Traced):
     @property
     def is_leaf(self) -> bool:
         """True for a source of the graph (not made by a recorded op)."""
-        return self._node is None
+        return self._op is None
 
     @property
     def op(self) -> str | None:
         """Name of the op that made this tensor, or ``None`` for a leaf."""
-        return None if self._node is None else self._node[0].name
+        return None if self._op is None else self._op.name
 
     @property
     def name(self) -> str | None:
@@ -182,8 +263,8 @@ class Tensor(TensorOps, Traced):
 
         body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(")
         extra = ""
-        if self._node is not None:
-            extra = f", op={self._node[0].name}"
+        if self._op is not None:
+            extra = f", op={self._op.name}"
         elif self._rg:
             extra = ", requires_grad=True"
         if getattr(self, "_name", None):
@@ -214,7 +295,7 @@ class Tensor(TensorOps, Traced):
 
     def retain_grad(self) -> Tensor:
         """Ask ``backward()`` to keep this (non-leaf) tensor's gradient in ``.grad``."""
-        if self._node is not None and self._grad is None:
+        if self._op is not None and self._grad is None:
             self._grad = _RETAIN
         return self
 
@@ -229,7 +310,7 @@ class Tensor(TensorOps, Traced):
     def _inplace(self, op: Op, other: Any) -> Tensor:
         other_rg = isinstance(other, Tensor) and other._rg
         if _local.grad_enabled and (self._rg or other_rg):
-            if self._node is None and self._rg:
+            if self._op is None and self._rg:
                 raise RuntimeError(
                     f"in-place {op.name} on a leaf tensor that requires grad would lose its "
                     "gradient; update parameters inside `with cr.no_grad():`, or write "
