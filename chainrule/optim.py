@@ -74,14 +74,14 @@ class Optimizer:
         """Update every parameter that has a gradient."""
         self.steps += 1
         for i, (p, state) in enumerate(zip(self.params, self.state)):
-            g = p.grad
-            if g is None:
+            grad = p.grad
+            if grad is None:
                 continue
-            if g.shape != p.shape:
+            g, data = grad.data, p.data
+            if g.shape != data.shape:
                 raise ValueError(f"{self.name}: gradient shape {g.shape} != parameter {p.shape}")
-            data = p.data
-            tmp = self._scratch(i, data) if _writable(data, g.data) else None
-            new = self._update(data, g.data, state, tmp)
+            tmp = self._scratch(i, data) if _writable(data, g) else None
+            new = self._update(data, g, state, tmp)
             if new is not data:
                 p.data = new
             p._version = _state.bump_epoch()  # a graph that used the old value is now stale

@@ -133,7 +133,7 @@ class Op:
         if args:  # the fast path: the first input is an array of a known namespace
             xp = _NAMESPACES.get(type(args[0]))
             if xp is not None:
-                return self.forward(xp, *args, **params)
+                return self.forward(xp, *args, **params) if params else self.forward(xp, *args)
         return self._plain(args, params)
 
     def _plain(self, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
