@@ -852,3 +852,22 @@ def test_gradcheck_regression_mlp_mse():
     )
     for name, p, num in zip(names, net.parameters(), numeric):
         np.testing.assert_allclose(_np(p.grad), num, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+def test_cross_entropy_with_a_masked_logit_is_finite_and_exact():
+    # a -inf logit (a masked class) has probability 0: the loss and the gradient stay finite
+    z = cr.tensor([[0.0, -np.inf, 1.0], [2.0, 0.5, -np.inf]], requires_grad=True)
+    loss = cr.nn.functional.cross_entropy(z, np.array([2, 0]), reduction="sum")
+    e = np.e
+    want = (np.log(1 + e) - 1.0) + (np.log(np.exp(2.0) + np.exp(0.5)) - 2.0)
+    assert abs(float(loss) - want) < 1e-12
+    loss.backward()
+    p0 = np.array([1 / (1 + e), 0.0, e / (1 + e)])
+    p1 = np.array([np.exp(2.0), np.exp(0.5), 0.0]) / (np.exp(2.0) + np.exp(0.5))
+    want_grad = np.stack([p0 - [0, 0, 1], p1 - [1, 0, 0]])
+    assert np.allclose(z.grad.numpy(), want_grad, rtol=1e-12, atol=1e-15)
+
+
+def test_cross_entropy_op_refuses_an_out_of_range_target():
+    with pytest.raises(IndexError, match="cross_entropy"):
+        cr.ops.cross_entropy(cr.tensor(np.zeros((2, 3)), requires_grad=True), np.array([0, 3]))
