@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from heapq import heappop, heappush
 from typing import Any
 
+import numpy as np
+
 from . import _state
 from . import ops as F
 from ._record import check_finite as _check_finite
@@ -236,8 +238,8 @@ def _unbroadcast(c: Any, shape: tuple[int, ...], op: Any) -> Any:
     leading = len(axes) == len(c.shape) - len(shape)
     if not isinstance(c, Tensor):  # a plain backward pass: straight to the array namespace
         xp = namespace(c)
-        if axes:
-            c = xp.sum(c, axis=axes)
+        if axes:  # (NumPy's method skips np.sum's Python dispatch, 1 us)
+            c = c.sum(axis=axes) if type(c) is np.ndarray else xp.sum(c, axis=axes)
         return c if leading else xp.reshape(c, shape)
     if axes:
         c = F.sum(c, axis=axes)
@@ -246,6 +248,18 @@ def _unbroadcast(c: Any, shape: tuple[int, ...], op: Any) -> Any:
 
 def _unbroadcast_axes(cshape: tuple[int, ...], shape: tuple[int, ...], op: Any) -> tuple[int, ...]:
     """The axes to sum a gradient of shape ``cshape`` over to give ``shape``."""
+    axes = _AXES.get((cshape, shape))
+    if axes is None:
+        if len(_AXES) > 4096:  # the pairs of shapes a program meets are few; never grow
+            _AXES.clear()
+        axes = _AXES[cshape, shape] = _find_axes(cshape, shape, op)
+    return axes
+
+
+_AXES: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[int, ...]] = {}
+
+
+def _find_axes(cshape: tuple[int, ...], shape: tuple[int, ...], op: Any) -> tuple[int, ...]:
     lead = len(cshape) - len(shape)
     if lead < 0 or any(n != 1 and n != cshape[lead + i] for i, n in enumerate(shape)):
         raise RuntimeError(
