@@ -119,7 +119,9 @@ class _Program:
                     self.grad_sources.append(("closure", j))
         # which closed-over tensors required grad when traced: if that changes (a frozen
         # layer), the program no longer fits and is traced again
-        self.closure_flags = tuple(t.requires_grad for t in self.closure)
+        self.closure_flags = [t.requires_grad for t in self.closure]
+        self.grad_args = [k for kind, k in self.grad_sources if kind == "arg"]
+        self.grad_closure = [self.closure[k] for kind, k in self.grad_sources if kind != "arg"]
         keep = ", ".join(saved) + ("," if len(saved) == 1 else "")
         self.forward = self._define(
             "forward", inputs, [*body, f"return {self.names[id(out)]}, ({keep})"]
@@ -221,10 +223,6 @@ class _Program:
             lines.append(f"c = {self._const(F.astype)}(c, dtype={self._const(like.dtype)})")
         return lines
 
-    def run(self, inputs: list[Any]) -> tuple[Any, Any]:
-        """The forward program: (result, the values the backward program reads)."""
-        return self.forward(*inputs)  # type: ignore[no-any-return]
-
     def gradients(self, saved: Any, seed: Any) -> tuple[Any, ...]:
         """The backward program: the engine's rule calls in the engine's order, with its
         summing back over broadcast dimensions and its order of accumulation."""
@@ -318,7 +316,7 @@ class CompiledFunction:
         return tuple(key)
 
     def __call__(self, *args: Any) -> Any:
-        if _state.forward_levels or _state.flags.tracing or _state.flags.anomaly:
+        if _state.flags.special:
             return self.fn(*args)  # forward mode, nested traces, anomaly checks: eager
         try:
             key = self._signature(args)
@@ -327,7 +325,7 @@ class CompiledFunction:
         if key in self.eager:
             return self.fn(*args)
         program = self.programs.get(key)
-        if program is not None and program.closure_flags != tuple(t._rg for t in program.closure):
+        if program is not None and program.closure_flags != [t._rg for t in program.closure]:
             program = None  # a parameter was frozen or unfrozen since the trace
         if program is None:
             try:
@@ -352,13 +350,11 @@ class CompiledFunction:
 
     def _replay(self, program: _Program, args: tuple[Any, ...]) -> Tensor:
         inputs = [_data(args[k]) for k in program.arg_positions]
-        inputs.extend(leaf.data for leaf in program.closure)  # parameters as they are now
-        value, saved = program.run(inputs)
+        inputs += [leaf.data for leaf in program.closure]  # parameters as they are now
+        value, saved = program.forward(*inputs)
         out = Tensor(value)
         if program.grad_sources and _state.local.grad_enabled:
-            tensors = tuple(
-                args[k] if kind == "arg" else program.closure[k] for kind, k in program.grad_sources
-            )
+            tensors = tuple([args[k] for k in program.grad_args] + program.grad_closure)
             out._rg = True
             params = {"call": _Call(program, saved)}
             out._node = (_OP, tensors, params, _state.next_seq(), None, _state.local.scope)

@@ -344,12 +344,20 @@ def _rows(v: Any) -> Any:
     return v if len(v.shape) == 2 else reshape(v, shape=(-1, v.shape[-1]))
 
 
+def _mm(a: Any, b: Any) -> Any:
+    """a @ b: the matmul op on Tensors; on arrays the product itself, whose shapes the
+    forward already checked (the op's checks cost as much as a small product)."""
+    if isinstance(a, Traced) or isinstance(b, Traced):
+        return matmul(a, b)
+    return a @ b
+
+
 linear: Op = defop(
     "linear",
     _linear,
     vjp=[
-        lambda g, out, x, weight, bias: matmul(g, weight),  # d(x W^T + b)/dx: g W
-        lambda g, out, x, weight, bias: matmul(_rows(g).mT, _rows(x)),  # g^T x
+        lambda g, out, x, weight, bias: _mm(g, weight),  # d(x W^T + b)/dx: g W
+        lambda g, out, x, weight, bias: _mm(_rows(g).mT, _rows(x)),  # g^T x
         lambda g, out, x, weight, bias: g,  # summed over the batch by the engine
     ],
     jvp=[
