@@ -7,8 +7,17 @@ is recorded, then runs the eager backward pass once with a recorder attached. Th
 program is the recorded ops in topological order; the backward program is the engine's own
 sequence of VJP rule calls, in the order it made them, with the same summing back over
 broadcast dimensions and the same accumulation order — so a replay gives the same values and
-gradients as eager mode, bit for bit. Later calls with that signature replay the two programs
-on raw arrays.
+gradients as eager mode, bit for bit. Both programs are written out as Python source (one
+generated function each, over local variables, every op's forward or VJP rule called directly
+with its parameters in the call) and compiled by Python once; where a gradient needs summing
+back over broadcast dimensions or a cast is decided at trace time, since the signature fixes
+every shape and dtype. Later calls with that signature run the two functions on raw arrays.
+``program.forward.source`` and ``program.backward.source`` show the code.
+
+Why rules are replayed rather than traced as ops: a few rules compute part of their result
+from raw array values (the one-hot target of cross-entropy, the max that logsumexp subtracts);
+traced as ops, those values would be frozen into the program from the first call. Calling the
+rule itself recomputes them from the values of each call.
 
 The compiled function returns a Tensor made by one node whose inputs are the Tensors it was
 given and the parameters it closed over (read afresh on every call, so an optimizer's updates

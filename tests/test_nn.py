@@ -871,3 +871,15 @@ def test_cross_entropy_with_a_masked_logit_is_finite_and_exact():
 def test_cross_entropy_op_refuses_an_out_of_range_target():
     with pytest.raises(IndexError, match="cross_entropy"):
         cr.ops.cross_entropy(cr.tensor(np.zeros((2, 3)), requires_grad=True), np.array([0, 3]))
+
+
+def test_relu_backward_is_a_mask_multiply_so_an_infinite_gradient_shows():
+    x = cr.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    y = cr.relu(x)
+    with np.errstate(invalid="ignore"):
+        y.backward(grad=np.array([1.0, 1.0, 3.0]))
+        assert x.grad.tolist() == [0.0, 0.0, 3.0]  # relu'(0) = 0
+        x.grad = None
+        cr.relu(x).backward(grad=np.array([np.inf, 1.0, 1.0]))
+    g = x.grad.numpy()
+    assert np.isnan(g[0]) and g[1:].tolist() == [0.0, 1.0]  # inf * 0, not hidden as 0
