@@ -54,7 +54,7 @@ from .backend import is_array, namespace
 from .dag import topological_order
 from .graph import _unbroadcast_axes, run_traced
 from .ops._registry import Op, defop
-from .tensor import Tensor
+from .tensor import Tensor, wrap
 
 __all__ = ["compile", "CompiledFunction"]
 
@@ -361,7 +361,7 @@ class CompiledFunction:
         inputs = [_data(args[k]) for k in program.arg_positions]
         inputs += [leaf.data for leaf in program.closure]  # parameters as they are now
         value, saved = program.forward(*inputs)
-        out = Tensor(value)
+        out = wrap(value)
         if program.grad_sources and _state.local.grad_enabled:
             tensors = tuple([args[k] for k in program.grad_args] + program.grad_closure)
             out._rg = True

@@ -29,7 +29,7 @@ from ._tensor_ops import TensorOps, _raw_index
 from .backend import namespace, to_numpy
 from .ops._registry import Op, Traced
 
-__all__ = ["Tensor", "tensor", "ONE", "MANY", "FREED", "inputs_of"]
+__all__ = ["Tensor", "tensor", "ONE", "MANY", "FREED", "inputs_of", "wrap"]
 
 _local = _state.local
 
@@ -383,6 +383,21 @@ def _check_float(data: Any, what: str) -> None:
             f"{data.dtype}; make it with dtype=float64 (or float32), e.g. "
             "cr.tensor([1, 2], dtype='float64', requires_grad=True)"
         )
+
+
+def wrap(data: Any) -> Tensor:
+    """``Tensor(data)`` for an array already checked and owned: a leaf that needs no
+    gradient, made without the constructor's call (the engine makes one per ``.grad``)."""
+    t = _new(Tensor)
+    t.data = data
+    t._rg = False
+    t._op = None
+    t._grad = None
+    t._version = 0
+    return t
+
+
+_new = Tensor.__new__
 
 
 def tensor(
