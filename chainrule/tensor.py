@@ -45,6 +45,9 @@ class _Mark:
     def __repr__(self) -> str:
         return self.name
 
+    def __reduce__(self) -> str:
+        return self.name  # copied and pickled as itself: the engine tests it with `is`
+
 
 ONE = _Mark("ONE")
 MANY = _Mark("MANY")

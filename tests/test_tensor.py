@@ -579,3 +579,16 @@ def test_random_dtype_and_requires_grad():
     perm = rng.permutation(6)
     np.testing.assert_array_equal(np.sort(perm.numpy()), np.arange(6))
     assert not rng.normal(size=(2,)).requires_grad
+
+
+def test_a_deep_copied_graph_is_independent_and_differentiates_the_same():
+    import copy
+
+    x = cr.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    y = cr.sum(cr.tanh(x * 2.0) * cr.tensor([1.0, 2.0, 3.0]))
+    z = copy.deepcopy(y)  # the node, its inputs and its leaves, all copied
+    z.backward()
+    assert x.grad is None  # the copy's leaves got the gradient, not the original's
+    y.backward()
+    want = (1 - np.tanh(2 * x.numpy()) ** 2) * 2 * np.array([1.0, 2.0, 3.0])
+    assert np.allclose(x.grad.numpy(), want, rtol=1e-14)

@@ -56,6 +56,9 @@ class _NotImplementedRule:
     def __repr__(self) -> str:
         return "NOT_IMPLEMENTED"
 
+    def __reduce__(self) -> str:
+        return "NOT_IMPLEMENTED"  # copied and pickled as itself: tested with `is`
+
 
 NOT_IMPLEMENTED: Any = _NotImplementedRule()
 
@@ -161,6 +164,12 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<chainrule op {self.name}>"
+
+    def __copy__(self) -> Op:
+        return self  # one object per op: a copied graph shares the table
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Op:
+        return self
 
 
 def _signature(
