@@ -11,7 +11,9 @@ gradients as eager mode, bit for bit. Both programs are written out as Python so
 generated function each, over local variables, every op's forward or VJP rule called directly
 with its parameters in the call) and compiled by Python once; where a gradient needs summing
 back over broadcast dimensions or a cast is decided at trace time, since the signature fixes
-every shape and dtype. Later calls with that signature run the two functions on raw arrays.
+every shape and dtype; each node's gradient is deleted once its rules have run, so a long
+backward program holds no more memory than the engine would. Later calls with that signature
+run the two functions on raw arrays.
 ``program.forward.source`` and ``program.backward.source`` show the code.
 
 Why rules are replayed rather than traced as ops: a few rules compute part of their result
@@ -215,6 +217,9 @@ class _Program:
                     f"{target} = c" if id(a) not in has_grad else f"{target} = {target} + c"
                 )
                 has_grad.add(id(a))
+            # this node's gradient is used up: let it go now, as the engine does, rather than
+            # at the end of the program (the peak memory of a long backward pass)
+            lines.append(f"del g{node}")
         return lines, list(saved), has_grad
 
     def _fit(self, c: Any, like: Any, op: Any) -> list[str]:

@@ -624,6 +624,7 @@ def test_programs_are_generated_straight_line_code() -> None:
     assert len(rules) == 5  # sum, tanh, add (to x * w and to b), multiply (to w)
     assert backward.count(".sum(c, axis=") == 2  # b (1,) and w (3,) from (4, 3)
     assert backward.count(".reshape(") == 1  # only b's sum, over both axes, needs reshaping
+    assert backward.count("del g") == 4  # each node's gradient dropped once its rules ran
     # the replay agrees with eager, and a second call reuses the program
     grads = (w.grad.numpy().copy(), b.grad.numpy().copy())
     w.grad = b.grad = None
