@@ -11,9 +11,10 @@ gradients as eager mode, bit for bit. Both programs are written out as Python so
 generated function each, over local variables, every op's forward or VJP rule called directly
 with its parameters in the call) and compiled by Python once; where a gradient needs summing
 back over broadcast dimensions or a cast is decided at trace time, since the signature fixes
-every shape and dtype; each node's gradient is deleted once its rules have run, so a long
-backward program holds no more memory than the engine would. Later calls with that signature
-run the two functions on raw arrays.
+every shape and dtype; each node's gradient is deleted once its rules have run, so the
+gradients of a long backward program do not pile up until its end (the forward values it
+reads stay until it returns). Later calls with that signature run the two functions on raw
+arrays.
 ``program.forward.source`` and ``program.backward.source`` show the code.
 
 Why rules are replayed rather than traced as ops: a few rules compute part of their result
@@ -218,7 +219,7 @@ class _Program:
                 )
                 has_grad.add(id(a))
             # this node's gradient is used up: let it go now, as the engine does, rather than
-            # at the end of the program (the peak memory of a long backward pass)
+            # at the end of the program
             lines.append(f"del g{node}")
         return lines, list(saved), has_grad
 
