@@ -57,6 +57,7 @@ from .backend import is_array, namespace
 from .dag import topological_order
 from .graph import _unbroadcast_axes, run_traced
 from .ops._registry import Op, defop
+from .ops.reductions import _xp_sum
 from .tensor import Tensor, wrap
 
 __all__ = ["compile", "CompiledFunction"]
@@ -230,18 +231,13 @@ class _Program:
             shape = tuple(like.shape)
             axes = _unbroadcast_axes(tuple(c.shape), shape, op)
             xp = self._const(namespace(c))
-            if axes:
-                lines.append(f"c = {xp}.sum(c, axis={self._const(axes)})")
+            if axes:  # the sum the engine's plain pass makes
+                lines.append(f"c = {self._const(_xp_sum)}({xp}, c, {self._const(axes)})")
             if len(axes) != len(c.shape) - len(shape):  # not only leading axes: reshape too
                 lines.append(f"c = {xp}.reshape(c, {self._const(shape)})")
         if c.dtype != like.dtype:
             lines.append(f"c = {self._const(F.astype)}(c, dtype={self._const(like.dtype)})")
         return lines
-
-    def gradients(self, saved: Any, seed: Any) -> tuple[Any, ...]:
-        """The backward program: the engine's rule calls in the engine's order, with its
-        summing back over broadcast dimensions and its order of accumulation."""
-        return self.backward(seed, saved)  # type: ignore[no-any-return]
 
 
 compile_source = compile  # the builtin, before this module's compile() shadows it
@@ -273,7 +269,7 @@ def _compiled_vjp(i: int, g: Any, out: Any, *inputs: Any, call: Any) -> Any:
         )
     if call.grads is None or call.seed is not g:
         call.seed = g
-        call.grads = call.program.gradients(call.values, g)
+        call.grads = call.program.backward(g, call.values)
     return call.grads[i]
 
 

@@ -27,6 +27,7 @@ from ._record import format_where
 from .backend import namespace, owned
 from .modes import set_grad_enabled
 from .ops._registry import NOT_IMPLEMENTED
+from .ops.reductions import _xp_sum
 from .tensor import FREED, MANY, ONE, Tensor, inputs_of, wrap
 
 __all__ = ["backward", "gradients", "run_traced"]
@@ -241,8 +242,8 @@ def _unbroadcast(c: Any, shape: tuple[int, ...], op: Any) -> Any:
     leading = len(axes) == len(c.shape) - len(shape)
     if not isinstance(c, Tensor):  # a plain backward pass: straight to the array namespace
         xp = namespace(c)
-        if axes:  # (NumPy's method skips np.sum's Python dispatch, 1 us)
-            c = c.sum(axis=axes) if type(c) is np.ndarray else xp.sum(c, axis=axes)
+        if axes:
+            c = _xp_sum(xp, c, axes)
         return c if leading else xp.reshape(c, shape)
     if axes:
         c = F.sum(c, axis=axes)
@@ -297,8 +298,7 @@ def _accumulate(t: Tensor, g: Any, create_graph: bool, stored: set[int]) -> None
     else:
         if id(g) in stored:
             g = g.copy() if hasattr(g, "copy") else namespace(g).asarray(g, copy=True)
-        if type(g) is not np.ndarray or g.base is not None or not g.flags.writeable:
-            g = owned(g)
+        g = owned(g)
         stored.add(id(g))
         value = wrap(g)
     prev = t._grad
@@ -331,13 +331,8 @@ def backward(
         retain_graph = create_graph
     seed = _seed(root, grad, create_graph)
     targets = None if inputs is None else {id(t): t for t in inputs}
-    local = _state.local
-    was = local.grad_enabled  # (set_grad_enabled's work, without a context object)
-    local.grad_enabled = create_graph
-    try:
+    with set_grad_enabled(create_graph):
         _run(root, seed, retain_graph, create_graph, targets, accumulate=True)
-    finally:
-        local.grad_enabled = was
 
 
 def gradients(
