@@ -154,12 +154,11 @@ class _Chainrule(_Lib):
         self.opt = cr.optim.SGD(self.net.parameters(), lr=LR)
         self.X = cr.tensor(init.X)
         self.y = init.y if spec.loss == "cross_entropy" else cr.tensor(init.y)
-        self.ce = spec.loss == "cross_entropy"
+        self.loss_fn = self.F.cross_entropy if spec.loss == "cross_entropy" else self.F.mse_loss
 
     def forward(self) -> Any:
         self.opt.zero_grad()
-        out = self.net(self.X)
-        return self.F.cross_entropy(out, self.y) if self.ce else self.F.mse_loss(out, self.y)
+        return self.loss_fn(self.net(self.X), self.y)
 
     def backward(self, loss: Any) -> None:
         loss.backward()
@@ -174,12 +173,8 @@ class _Chainrule(_Lib):
 class _ChainruleCompiled(_Chainrule):
     def __init__(self, spec: Spec, init: Init) -> None:
         super().__init__(spec, init)
-        cr = peers.get("chainrule")
-        net, F, y = self.net, self.F, self.y
-        if self.ce:
-            self.loss = cr.compile(lambda X: F.cross_entropy(net(X), y))
-        else:
-            self.loss = cr.compile(lambda X: F.mse_loss(net(X), y))
+        net, loss_fn, y = self.net, self.loss_fn, self.y
+        self.loss = peers.get("chainrule").compile(lambda X: loss_fn(net(X), y))
 
     def forward(self) -> Any:
         self.opt.zero_grad()
