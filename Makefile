@@ -11,7 +11,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# setup.py builds the optional C accelerator, chainrule/_native.c: a change to it reinstalls.
+$(STAMP): pyproject.toml setup.py chainrule/_native.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -43,7 +44,7 @@ test: $(STAMP) lint typecheck browser
 # Peer benchmarks (not part of make test): their own venv with PyTorch 2.13.0 (a CPU build on
 # the local disk), HIPS autograd, JAX, MyGrad and micrograd beside chainrule.
 BENCH_VENV := .venv-bench
-$(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml
+$(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml setup.py chainrule/_native.c
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r benchmarks/requirements.txt
@@ -53,4 +54,4 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info chainrule/*.so

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from . import data, io, nn, ops, optim, random
+from ._accel import accelerated, use_accelerator
 from ._interop import install as _install_interop
 from ._record import AnomalyError
 from .check import GradcheckError, gradcheck, numerical_grad, numerical_jacobian
@@ -121,6 +122,8 @@ __all__ = [
     "Tensor",
     "tensor",
     "AnomalyError",
+    "accelerated",
+    "use_accelerator",
     "Graph",
     "Node",
     "graph",

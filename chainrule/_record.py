@@ -127,6 +127,11 @@ _new = Tensor.__new__
 _next_seq = _state.next_seq
 
 
+def raise_forward_error(op: Op, raw: Any, params: dict[str, Any], err: Exception) -> None:
+    """Raise the explained error for a forward that failed (the C accelerator calls this)."""
+    raise _forward_error(op, raw, params, err) from err
+
+
 def _forward_error(op: Op, raw: Any, params: dict[str, Any], err: Exception) -> Exception:
     shapes = ", ".join(_describe(r) for r in raw)
     message = str(err)

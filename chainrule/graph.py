@@ -115,6 +115,18 @@ def _run(
     needed = _leading_to(root, targets) if targets is not None else None
     captured: dict[int, Any] = {}
     stored: set[int] = {id(seed)}  # arrays already handed out: never hand one out twice
+    anomaly = _flags.anomaly
+    trace = _state.tracers.get(id(root)) if _state.tracers else None
+    if _native_run is not None and not (create_graph or anomaly or trace):
+        # the same loop in C (chainrule/_native.c); it hands back the leaves it reached
+        def reached(t: Tensor, g: Any) -> None:  # a popped node that is a target or retained
+            _deliver(t, g, targets, accumulate, captured, create_graph, stored)
+
+        watch = accumulate and targets is None
+        leaves = _native_run(root, seed, retain_graph, needed, targets, watch, reached)
+        for t, g in leaves:
+            _deliver(t, g, targets, accumulate, captured, create_graph, stored)
+        return captured
     pending: dict[int, Any] = {id(root): seed}
     # NOTE: nodes wait in a heap keyed by their sequence number, largest first. A node is
     # always recorded after its inputs, so when it is popped every consumer that can reach it
@@ -127,8 +139,6 @@ def _run(
         raise _freed_error(root)
     else:
         heap.append((-root._seq, root))
-    anomaly = _flags.anomaly
-    trace = _state.tracers.get(id(root)) if _state.tracers else None
     sent: list[tuple[int, Tensor, Any]] | None = None
     while heap:
         t = heappop(heap)[1]
@@ -211,18 +221,35 @@ def _run(
             t._b = FREED
             t._params = _NO_PARAMS
     for t in sources:
-        k = id(t)
-        g = pending.pop(k)
-        if targets is not None and k in targets:
-            captured[k] = g
-        if accumulate and (targets is None or k in targets):
-            _accumulate(t, g, create_graph, stored)
+        g = pending.pop(id(t))
+        _deliver(t, g, targets, accumulate, captured, create_graph, stored)
         if trace is not None:
             trace(t, g, None, [])
     return captured
 
 
 _NO_PARAMS: dict[str, Any] = {}
+# The backward loop of the C accelerator, when it is on (set by chainrule._accel).
+_native_run: Any = None
+
+
+def _deliver(
+    t: Tensor,
+    g: Any,
+    targets: dict[int, Any] | None,
+    accumulate: bool,
+    captured: dict[int, Any],
+    create_graph: bool,
+    stored: set[int],
+) -> None:
+    """Hand a leaf's gradient (or a target's, or a retained node's) to whoever asked for it."""
+    k = id(t)
+    if targets is not None and k in targets:
+        captured[k] = g
+        if accumulate:
+            _accumulate(t, g, create_graph, stored)
+    elif accumulate and targets is None:
+        _accumulate(t, g, create_graph, stored)
 
 
 def _fit_to(c: Any, a: Tensor, op: Any) -> Any:

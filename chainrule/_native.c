@@ -1,0 +1,892 @@
+/* chainrule._native: the recording step and the backward loop, in C.
+ *
+ * This module is an accelerator, not a second implementation. It runs exactly the algorithm of
+ * the pure-Python reference, chainrule/_record.py (apply) and chainrule/graph.py (_run), on
+ * the same Tensor objects and the same op table, and calls the same Python rules in the same
+ * order, so its gradients are bit for bit those of the reference (the tests run both). What it
+ * removes is the interpreter's bookkeeping around each node: attribute look-ups, tuple
+ * building, the heap of tuples and the dict of pending gradients.
+ *
+ * Only the common cases come here. Python keeps everything else and every error message: when
+ * something is off (anomaly mode, tracing, forward mode, create_graph, a traced backward, an
+ * op of more than two inputs in apply), the Python side runs instead, and when an error must
+ * be raised, C calls a Python function that builds it.
+ *
+ * The node lives in the Tensor's __slots__ (see chainrule/tensor.py); configure() reads each
+ * slot's offset from its member descriptor, so C reads and writes the same memory Python does.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <string.h>
+
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* What configure() hands over from Python                                                     */
+
+static PyTypeObject *Tensor = NULL;
+static PyObject *ONE, *MANY, *FREED, *NOT_IMPLEMENTED, *NO_PARAMS;
+static PyObject *namespaces;      /* dict: array type -> namespace */
+static PyObject *namespace_fn;    /* chainrule.backend.namespace */
+static PyObject *flags;           /* chainrule._state.flags */
+static PyObject *local;           /* chainrule._state.local (a threading.local) */
+static PyObject *next_seq;        /* chainrule._state.next_seq */
+static PyObject *apply_py;        /* the Python apply: every case not handled here */
+static PyObject *forward_error;   /* (op, raw, params, err) -> raises the explained error */
+static PyObject *errors;          /* (kind, *details) -> the exception to raise */
+static PyObject *fit_to;          /* (c, a, op) -> c summed over broadcast axes and cast */
+static PyObject *zeros_for;       /* (a) -> zeros like a.data */
+static PyObject *ZERO;            /* the int 0 */
+static PyObject *s_forward, *s_vjps, *s_differentiable, *s_variadic, *s_special,
+    *s_grad_enabled, *s_scope, *s_shape, *s_dtype, *s_freed, *s_modified, *s_no_rule;
+
+/* slot offsets in a Tensor */
+static Py_ssize_t o_data, o_rg, o_grad, o_version, o_op, o_a, o_b, o_params, o_seq, o_scope;
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+#define IS_TENSOR(obj) PyObject_TypeCheck((obj), Tensor)
+
+static int
+offset_of(PyObject *type, const char *name, Py_ssize_t *out)
+{
+    PyObject *descr = PyObject_GetAttrString(type, name);
+    if (descr == NULL)
+        return -1;
+    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_TypeError, "chainrule._native: Tensor.%s is not a slot", name);
+        Py_DECREF(descr);
+        return -1;
+    }
+    PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+    if (m->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "chainrule._native: Tensor.%s is not an object slot", name);
+        Py_DECREF(descr);
+        return -1;
+    }
+    *out = m->offset;
+    Py_DECREF(descr);
+    return 0;
+}
+
+static PyObject *
+configure(PyObject *self, PyObject *args)
+{
+    PyObject *tensor_type;
+    if (!PyArg_ParseTuple(args, "O!OOOOO!O!OOOOOOOOO", &PyType_Type, &tensor_type, &ONE, &MANY,
+                          &FREED, &NOT_IMPLEMENTED, &PyDict_Type, &NO_PARAMS, &PyDict_Type,
+                          &namespaces, &namespace_fn, &flags, &local, &next_seq, &apply_py,
+                          &forward_error, &errors, &fit_to, &zeros_for))
+        return NULL;
+    PyObject *held[] = {tensor_type, ONE, MANY, FREED, NOT_IMPLEMENTED, NO_PARAMS, namespaces,
+                        namespace_fn, flags, local, next_seq, apply_py, forward_error, errors,
+                        fit_to, zeros_for};
+    for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+        Py_INCREF(held[i]); /* kept for the life of the process */
+    Tensor = (PyTypeObject *)tensor_type;
+    if (offset_of(tensor_type, "data", &o_data) < 0 || offset_of(tensor_type, "_rg", &o_rg) < 0 ||
+        offset_of(tensor_type, "_grad", &o_grad) < 0 ||
+        offset_of(tensor_type, "_version", &o_version) < 0 ||
+        offset_of(tensor_type, "_op", &o_op) < 0 || offset_of(tensor_type, "_a", &o_a) < 0 ||
+        offset_of(tensor_type, "_b", &o_b) < 0 || offset_of(tensor_type, "_params", &o_params) < 0 ||
+        offset_of(tensor_type, "_seq", &o_seq) < 0 || offset_of(tensor_type, "_scope", &o_scope) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Read a slot that Python would read: NULL (never set) raises AttributeError as Python does. */
+static PyObject *
+get_slot(PyObject *t, Py_ssize_t off, const char *name)
+{
+    PyObject *v = SLOT(t, off);
+    if (v == NULL)
+        PyErr_Format(PyExc_AttributeError, "'Tensor' object has no attribute '%s'", name);
+    return v; /* borrowed */
+}
+
+static inline void
+set_slot(PyObject *t, Py_ssize_t off, PyObject *v)
+{
+    PyObject *old = SLOT(t, off);
+    Py_INCREF(v);
+    SLOT(t, off) = v;
+    Py_XDECREF(old);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* apply: the recording step (chainrule/_record.py, apply)                                     */
+
+static PyObject *
+apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
+{
+    if (argc != 3 || !PyTuple_Check(argv[1]) || !PyDict_Check(argv[2])) {
+        PyErr_SetString(PyExc_TypeError, "apply(op, args: tuple, params: dict)");
+        return NULL;
+    }
+    PyObject *op = argv[0], *args = argv[1], *params = argv[2];
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n != 1 && n != 2)
+        return PyObject_Vectorcall(apply_py, argv, 3, NULL);
+    PyObject *special = PyObject_GetAttr(flags, s_special);
+    if (special == NULL)
+        return NULL;
+    int is_special = PyObject_IsTrue(special);
+    Py_DECREF(special);
+    if (is_special < 0)
+        return NULL;
+    if (is_special)
+        return PyObject_Vectorcall(apply_py, argv, 3, NULL);
+
+    PyObject *a = PyTuple_GET_ITEM(args, 0);
+    PyObject *b = n == 2 ? PyTuple_GET_ITEM(args, 1) : ONE;
+    PyObject *x, *y = NULL;
+    int rg = 0;
+    if (IS_TENSOR(a)) {
+        PyObject *r = get_slot(a, o_rg, "_rg");
+        if (r == NULL || (rg = PyObject_IsTrue(r)) < 0)
+            return NULL;
+        if ((x = get_slot(a, o_data, "data")) == NULL)
+            return NULL;
+    }
+    else if (n == 1) {
+        return PyObject_Vectorcall(apply_py, argv, 3, NULL);
+    }
+    else {
+        x = a;
+    }
+    if (n == 2) {
+        if (IS_TENSOR(b)) {
+            if (!rg) {
+                PyObject *r = get_slot(b, o_rg, "_rg");
+                if (r == NULL || (rg = PyObject_IsTrue(r)) < 0)
+                    return NULL;
+            }
+            if ((y = get_slot(b, o_data, "data")) == NULL)
+                return NULL;
+        }
+        else {
+            y = b;
+        }
+    }
+    Py_INCREF(x);
+    Py_XINCREF(y);
+
+    PyObject *xp = PyDict_GetItemWithError(namespaces, (PyObject *)Py_TYPE(x)); /* borrowed */
+    if (xp != NULL) {
+        Py_INCREF(xp);
+    }
+    else {
+        if (PyErr_Occurred())
+            goto fail_xy;
+        PyObject *raw[2] = {x, y};
+        xp = PyObject_Vectorcall(namespace_fn, raw, n, NULL);
+        if (xp == NULL)
+            goto fail_xy;
+    }
+    PyObject *forward = PyObject_GetAttr(op, s_forward);
+    if (forward == NULL) {
+        Py_DECREF(xp);
+        goto fail_xy;
+    }
+    PyObject *fargs[3] = {xp, x, y};
+    PyObject *data = PyObject_VectorcallDict(forward, fargs, n + 1,
+                                             PyDict_GET_SIZE(params) ? params : NULL);
+    Py_DECREF(forward);
+    Py_DECREF(xp);
+    if (data == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_TypeError) ||
+            PyErr_ExceptionMatches(PyExc_IndexError)) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            if (tb != NULL)
+                PyException_SetTraceback(value, tb);
+            PyObject *raw = n == 2 ? PyTuple_Pack(2, x, y) : PyTuple_Pack(1, x);
+            if (raw != NULL) {
+                PyObject *fe[4] = {op, raw, params, value};
+                PyObject *r = PyObject_Vectorcall(forward_error, fe, 4, NULL); /* raises */
+                Py_XDECREF(r);
+                Py_DECREF(raw);
+            }
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "chainrule: forward failed");
+        }
+        goto fail_xy;
+    }
+    Py_DECREF(x);
+    Py_XDECREF(y);
+
+    PyObject *out = Tensor->tp_alloc(Tensor, 0);
+    if (out == NULL) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    SLOT(out, o_data) = data; /* the new reference moves into the slot */
+    set_slot(out, o_grad, Py_None);
+    set_slot(out, o_version, ZERO);
+
+    int record = 0;
+    if (rg) {
+        PyObject *d = PyObject_GetAttr(op, s_differentiable);
+        if (d == NULL)
+            goto fail_out;
+        record = PyObject_IsTrue(d);
+        Py_DECREF(d);
+        if (record < 0)
+            goto fail_out;
+        if (record) {
+            PyObject *on = PyObject_GetAttr(local, s_grad_enabled);
+            if (on == NULL)
+                goto fail_out;
+            record = PyObject_IsTrue(on);
+            Py_DECREF(on);
+            if (record < 0)
+                goto fail_out;
+        }
+    }
+    if (record) {
+        PyObject *seq = PyObject_CallNoArgs(next_seq);
+        if (seq == NULL)
+            goto fail_out;
+        PyObject *scope = PyObject_GetAttr(local, s_scope);
+        if (scope == NULL) {
+            Py_DECREF(seq);
+            goto fail_out;
+        }
+        set_slot(out, o_rg, Py_True);
+        set_slot(out, o_op, op);
+        set_slot(out, o_a, a);
+        set_slot(out, o_b, b);
+        set_slot(out, o_params, PyDict_GET_SIZE(params) ? params : NO_PARAMS);
+        SLOT(out, o_seq) = seq;
+        SLOT(out, o_scope) = scope;
+    }
+    else {
+        set_slot(out, o_rg, Py_False);
+        set_slot(out, o_op, Py_None);
+    }
+    return out;
+
+fail_out:
+    Py_DECREF(out);
+    return NULL;
+fail_xy:
+    Py_DECREF(x);
+    Py_XDECREF(y);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* run: the backward loop (chainrule/graph.py, _run, its plain case)                           */
+
+/* Pending gradients, by node: an open-addressing table keyed by the Tensor's address, holding a
+ * strong reference to the Tensor and to its gradient so far. */
+typedef struct {
+    PyObject *t;
+    PyObject *g;
+} Slot;
+
+typedef struct {
+    Slot *slots;
+    size_t cap; /* a power of two */
+    size_t used;
+} Table;
+
+static inline size_t
+hash_ptr(PyObject *p, size_t mask)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p >> 4;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 20) & mask;
+}
+
+static int
+table_init(Table *T, size_t cap)
+{
+    T->cap = cap;
+    T->used = 0;
+    T->slots = PyMem_Calloc(cap, sizeof(Slot));
+    if (T->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void
+table_clear(Table *T)
+{
+    if (T->slots == NULL)
+        return;
+    for (size_t i = 0; i < T->cap; i++) {
+        Py_XDECREF(T->slots[i].t);
+        Py_XDECREF(T->slots[i].g);
+    }
+    PyMem_Free(T->slots);
+    T->slots = NULL;
+}
+
+static size_t
+table_find(Table *T, PyObject *t)
+{
+    size_t mask = T->cap - 1;
+    size_t i = hash_ptr(t, mask);
+    while (T->slots[i].t != NULL && T->slots[i].t != t)
+        i = (i + 1) & mask;
+    return i; /* where t is, or the empty slot where it would go */
+}
+
+static int
+table_grow(Table *T)
+{
+    Slot *old = T->slots;
+    size_t oldcap = T->cap;
+    if (table_init(T, oldcap * 2) < 0) {
+        T->slots = old;
+        T->cap = oldcap;
+        return -1;
+    }
+    for (size_t i = 0; i < oldcap; i++) {
+        if (old[i].t != NULL) {
+            size_t j = table_find(T, old[i].t);
+            T->slots[j] = old[i];
+            T->used++;
+        }
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+/* Remove slot i (linear probing with backward shift, so no tombstones are left). */
+static void
+table_remove(Table *T, size_t i)
+{
+    size_t mask = T->cap - 1;
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (T->slots[j].t == NULL)
+            break;
+        size_t k = hash_ptr(T->slots[j].t, mask);
+        int stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays)
+            continue;
+        T->slots[i] = T->slots[j];
+        i = j;
+    }
+    T->slots[i].t = NULL;
+    T->slots[i].g = NULL;
+    T->used--;
+}
+
+/* The heap of nodes waiting for their turn: largest sequence number first. The table holds
+ * the references; the heap borrows them. */
+typedef struct {
+    long long seq;
+    PyObject *t;
+} Item;
+
+typedef struct {
+    Item *items;
+    size_t n, cap;
+} Heap;
+
+static int
+heap_push(Heap *H, long long seq, PyObject *t)
+{
+    if (H->n == H->cap) {
+        size_t cap = H->cap ? H->cap * 2 : 64;
+        Item *items = PyMem_Realloc(H->items, cap * sizeof(Item));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        H->items = items;
+        H->cap = cap;
+    }
+    size_t i = H->n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (H->items[parent].seq >= seq)
+            break;
+        H->items[i] = H->items[parent];
+        i = parent;
+    }
+    H->items[i].seq = seq;
+    H->items[i].t = t;
+    return 0;
+}
+
+static PyObject *
+heap_pop(Heap *H)
+{
+    PyObject *top = H->items[0].t;
+    Item last = H->items[--H->n];
+    size_t i = 0, n = H->n;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n)
+            break;
+        if (child + 1 < n && H->items[child + 1].seq > H->items[child].seq)
+            child++;
+        if (H->items[child].seq <= last.seq)
+            break;
+        H->items[i] = H->items[child];
+        i = child;
+    }
+    if (n > 0)
+        H->items[i] = last;
+    return top;
+}
+
+static int
+as_seq(PyObject *v, long long *out)
+{
+    *out = PyLong_AsLongLong(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* Raise the error errors(kind, *details) builds. Always returns -1. */
+static int
+raise_error(PyObject *kind, PyObject *const *details, Py_ssize_t n)
+{
+    PyObject *argv[5];
+    argv[0] = kind;
+    for (Py_ssize_t i = 0; i < n; i++)
+        argv[i + 1] = details[i];
+    PyObject *exc = PyObject_Vectorcall(errors, argv, n + 1, NULL);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return -1;
+}
+
+/* Whether a rule's result already has its input's shape and dtype. -1 on error. */
+static int
+fits(PyObject *c, PyObject *data)
+{
+    if (PyArray_Check(c) && PyArray_Check(data)) {
+        PyArrayObject *ca = (PyArrayObject *)c, *da = (PyArrayObject *)data;
+        int nd = PyArray_NDIM(ca);
+        if (nd != PyArray_NDIM(da))
+            return 0;
+        if (nd && memcmp(PyArray_DIMS(ca), PyArray_DIMS(da), nd * sizeof(npy_intp)) != 0)
+            return 0;
+        PyArray_Descr *cd = PyArray_DESCR(ca), *dd = PyArray_DESCR(da);
+        return cd == dd || PyArray_EquivTypes(cd, dd);
+    }
+    PyObject *cs = PyObject_GetAttr(c, s_shape);
+    if (cs == NULL)
+        return -1;
+    PyObject *ds = PyObject_GetAttr(data, s_shape);
+    if (ds == NULL) {
+        Py_DECREF(cs);
+        return -1;
+    }
+    int same = PyObject_RichCompareBool(cs, ds, Py_EQ);
+    Py_DECREF(cs);
+    Py_DECREF(ds);
+    if (same != 1)
+        return same;
+    PyObject *cd = PyObject_GetAttr(c, s_dtype);
+    if (cd == NULL)
+        return -1;
+    PyObject *dd = PyObject_GetAttr(data, s_dtype);
+    if (dd == NULL) {
+        Py_DECREF(cd);
+        return -1;
+    }
+    same = cd == dd ? 1 : PyObject_RichCompareBool(cd, dd, Py_EQ);
+    Py_DECREF(cd);
+    Py_DECREF(dd);
+    return same;
+}
+
+/* Whether id(t) is in the container (a set or dict of ids). */
+static int
+contains_id(PyObject *container, PyObject *t)
+{
+    PyObject *k = PyLong_FromVoidPtr(t);
+    if (k == NULL)
+        return -1;
+    int found = PySequence_Contains(container, k);
+    Py_DECREF(k);
+    return found;
+}
+
+#define MAX_ARGS 8
+
+/* Send the gradient g of node t back to its inputs: call each rule, fit the result to its
+ * input, add it into the input's pending gradient (queueing a node the first time it gets one,
+ * noting a leaf in sources). Python's _run, the body of its loop. 0, or -1 on error. */
+static int
+node_backward(PyObject *t, PyObject *g, Table *T, Heap *H, PyObject *sources, PyObject *needed,
+              int retain_graph)
+{
+    PyObject *op = SLOT(t, o_op);
+    PyObject *params = get_slot(t, o_params, "_params");
+    PyObject *seqobj = get_slot(t, o_seq, "_seq");
+    PyObject *version = get_slot(t, o_version, "_version");
+    PyObject *xa = get_slot(t, o_a, "_a");
+    PyObject *yb = get_slot(t, o_b, "_b");
+    PyObject *out = get_slot(t, o_data, "data");
+    if (params == NULL || seqobj == NULL || version == NULL || xa == NULL || yb == NULL ||
+        out == NULL)
+        return -1;
+    long long seq, ver;
+    if (as_seq(seqobj, &seq) < 0 || as_seq(version, &ver) < 0)
+        return -1;
+    if (ver > seq) {
+        PyObject *d[4] = {op, t, NULL, t};
+        if ((d[2] = PyLong_FromLong(-1)) != NULL) {
+            raise_error(s_modified, d, 4);
+            Py_DECREF(d[2]);
+        }
+        return -1;
+    }
+
+    /* the inputs (borrowed from xa, which is held until the end) */
+    PyObject *pair[2];
+    PyObject *const *inputs;
+    Py_ssize_t nin;
+    if (yb == ONE) {
+        pair[0] = xa;
+        inputs = pair;
+        nin = 1;
+    }
+    else if (yb == MANY) {
+        if (!PyTuple_Check(xa)) {
+            PyErr_SetString(PyExc_TypeError, "backward: a node's inputs must be a tuple");
+            return -1;
+        }
+        inputs = &PyTuple_GET_ITEM(xa, 0);
+        nin = PyTuple_GET_SIZE(xa);
+    }
+    else {
+        pair[0] = xa;
+        pair[1] = yb;
+        inputs = pair;
+        nin = 2;
+    }
+
+    /* the rule's arguments: [index,] g, out, then the raw inputs (owned) */
+    PyObject *stack[MAX_ARGS + 3];
+    PyObject **rargs = stack;
+    if (nin > MAX_ARGS && (rargs = PyMem_Malloc((nin + 3) * sizeof(PyObject *))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject **raw = rargs + 3;
+    Py_ssize_t n_raw = 0;
+    int status = -1;
+    PyObject *vjps = NULL;
+    Py_INCREF(xa);
+    Py_INCREF(yb);
+    for (; n_raw < nin; n_raw++) {
+        PyObject *v = inputs[n_raw];
+        if (IS_TENSOR(v) && (v = get_slot(v, o_data, "data")) == NULL)
+            goto end;
+        Py_INCREF(v);
+        raw[n_raw] = v;
+    }
+    if ((vjps = PyObject_GetAttr(op, s_vjps)) == NULL)
+        goto end;
+    PyObject *var = PyObject_GetAttr(op, s_variadic);
+    int variadic = var ? PyObject_IsTrue(var) : -1;
+    Py_XDECREF(var);
+    if (variadic < 0)
+        goto end;
+    if (!PyTuple_Check(vjps) || PyTuple_GET_SIZE(vjps) < (variadic ? 1 : nin)) {
+        PyErr_SetString(PyExc_TypeError, "backward: an op's vjps must be a tuple, one per input");
+        goto end;
+    }
+    PyObject *kw = PyDict_GET_SIZE(params) ? params : NULL;
+    for (Py_ssize_t i = 0; i < nin; i++) {
+        PyObject *a = inputs[i];
+        if (!IS_TENSOR(a))
+            continue;
+        PyObject *av = get_slot(a, o_version, "_version");
+        long long aver;
+        if (av == NULL || as_seq(av, &aver) < 0)
+            goto end;
+        if (aver > seq) {
+            PyObject *d[4] = {op, a, NULL, t};
+            if ((d[2] = PyLong_FromSsize_t(i)) != NULL) {
+                raise_error(s_modified, d, 4);
+                Py_DECREF(d[2]);
+            }
+            goto end;
+        }
+        PyObject *arg = get_slot(a, o_rg, "_rg");
+        int rg = arg ? PyObject_IsTrue(arg) : -1;
+        if (rg < 0)
+            goto end;
+        if (!rg)
+            continue;
+        if (needed != NULL) {
+            int in = contains_id(needed, a);
+            if (in < 0)
+                goto end;
+            if (!in)
+                continue;
+        }
+        PyObject *c;
+        if (variadic) {
+            PyObject *idx = PyLong_FromSsize_t(i);
+            if (idx == NULL)
+                goto end;
+            rargs[0] = idx;
+            rargs[1] = g;
+            rargs[2] = out;
+            c = PyObject_VectorcallDict(PyTuple_GET_ITEM(vjps, 0), rargs, nin + 3, kw);
+            Py_DECREF(idx);
+        }
+        else {
+            PyObject *rule = PyTuple_GET_ITEM(vjps, i);
+            if (rule == Py_None || rule == NOT_IMPLEMENTED) {
+                PyObject *d[3] = {op, NULL, a};
+                if ((d[1] = PyLong_FromSsize_t(i)) != NULL) {
+                    raise_error(s_no_rule, d, 3);
+                    Py_DECREF(d[1]);
+                }
+                goto end;
+            }
+            rargs[1] = g;
+            rargs[2] = out;
+            c = PyObject_VectorcallDict(rule, rargs + 1, nin + 2, kw);
+        }
+        if (c == NULL)
+            goto end;
+        if (c == Py_None) { /* a custom Function may return None for "no gradient" */
+            Py_DECREF(c);
+            if ((c = PyObject_CallOneArg(zeros_for, a)) == NULL)
+                goto end;
+        }
+        PyObject *adata = get_slot(a, o_data, "data");
+        int ok = adata ? fits(c, adata) : -1;
+        if (ok == 0) {
+            PyObject *fa[3] = {c, a, op};
+            PyObject *fitted = PyObject_Vectorcall(fit_to, fa, 3, NULL);
+            Py_DECREF(c);
+            c = fitted;
+        }
+        if (ok < 0 || c == NULL) {
+            Py_XDECREF(c);
+            goto end;
+        }
+        /* add it into a's pending gradient, or start one */
+        size_t k = table_find(T, a);
+        if (T->slots[k].t != NULL) {
+            PyObject *sum = PyNumber_Add(T->slots[k].g, c);
+            Py_DECREF(c);
+            if (sum == NULL)
+                goto end;
+            Py_SETREF(T->slots[k].g, sum);
+            continue;
+        }
+        Py_INCREF(a);
+        T->slots[k].t = a;
+        T->slots[k].g = c;
+        T->used++;
+        PyObject *aop = SLOT(a, o_op);
+        if (aop == NULL || aop == Py_None) { /* its first gradient: note a leaf, queue a node */
+            if (PyList_Append(sources, a) < 0)
+                goto end;
+        }
+        else {
+            PyObject *ab = get_slot(a, o_b, "_b");
+            PyObject *as = ab ? get_slot(a, o_seq, "_seq") : NULL;
+            long long aseq;
+            if (as == NULL || as_seq(as, &aseq) < 0)
+                goto end;
+            if (ab == FREED) {
+                raise_error(s_freed, &a, 1);
+                goto end;
+            }
+            if (heap_push(H, aseq, a) < 0)
+                goto end;
+        }
+        if (T->used * 2 > T->cap && table_grow(T) < 0)
+            goto end;
+    }
+    if (!retain_graph) { /* free what this node held (its inputs); keep what made it */
+        set_slot(t, o_a, Py_None);
+        set_slot(t, o_b, FREED);
+        set_slot(t, o_params, NO_PARAMS);
+    }
+    status = 0;
+end:
+    for (Py_ssize_t j = 0; j < n_raw; j++)
+        Py_DECREF(raw[j]);
+    if (rargs != stack)
+        PyMem_Free(rargs);
+    Py_XDECREF(vjps);
+    Py_DECREF(xa);
+    Py_DECREF(yb);
+    return status;
+}
+
+/*
+ * run(root, seed, retain_graph, needed, watch, retained, on_node) -> [(leaf, gradient), ...]
+ *
+ * needed: None, or the ids of the nodes whose gradient matters (inputs outside it are skipped).
+ * watch: None, or the ids of the nodes whose gradient on_node(t, g) must see when popped.
+ * retained: whether on_node also sees each popped node whose .grad is set (retain_grad()).
+ * Returns the leaves reached with their gradients, in the order they were first reached.
+ */
+static PyObject *
+run(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
+{
+    if (argc != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "run(root, seed, retain_graph, needed, watch, retained, on_node)");
+        return NULL;
+    }
+    PyObject *root = argv[0], *seed = argv[1];
+    int retain_graph = PyObject_IsTrue(argv[2]);
+    PyObject *needed = argv[3] == Py_None ? NULL : argv[3];
+    PyObject *watch = argv[4] == Py_None ? NULL : argv[4];
+    int retained = PyObject_IsTrue(argv[5]);
+    PyObject *on_node = argv[6];
+    if (retain_graph < 0 || retained < 0)
+        return NULL;
+    if (!IS_TENSOR(root)) {
+        PyErr_SetString(PyExc_TypeError, "run: root must be a Tensor");
+        return NULL;
+    }
+
+    Table T = {NULL, 0, 0};
+    Heap H = {NULL, 0, 0};
+    PyObject *result = NULL;
+    PyObject *t = NULL, *g = NULL; /* the node being processed, and its gradient (owned) */
+    PyObject *sources = PyList_New(0);
+    if (sources == NULL || table_init(&T, 64) < 0)
+        goto done;
+
+    /* the root: its gradient is the seed */
+    {
+        size_t i = table_find(&T, root);
+        Py_INCREF(root);
+        Py_INCREF(seed);
+        T.slots[i].t = root;
+        T.slots[i].g = seed;
+        T.used++;
+        PyObject *op = SLOT(root, o_op);
+        if (op == NULL || op == Py_None) {
+            if (PyList_Append(sources, root) < 0)
+                goto done;
+        }
+        else {
+            PyObject *b = get_slot(root, o_b, "_b");
+            PyObject *s = b ? get_slot(root, o_seq, "_seq") : NULL;
+            long long seq;
+            if (s == NULL || as_seq(s, &seq) < 0)
+                goto done;
+            if (b == FREED) {
+                raise_error(s_freed, &root, 1);
+                goto done;
+            }
+            if (heap_push(&H, seq, root) < 0)
+                goto done;
+        }
+    }
+
+    while (H.n) {
+        size_t where = table_find(&T, heap_pop(&H));
+        t = T.slots[where].t; /* the references move out of the table */
+        g = T.slots[where].g;
+        table_remove(&T, where);
+        if (watch != NULL || retained) {
+            int call = 0;
+            if (watch != NULL && (call = contains_id(watch, t)) < 0)
+                goto done;
+            if (!call && retained) {
+                PyObject *grad = SLOT(t, o_grad);
+                call = grad != NULL && grad != Py_None;
+            }
+            if (call) {
+                PyObject *cargs[2] = {t, g};
+                PyObject *r = PyObject_Vectorcall(on_node, cargs, 2, NULL);
+                if (r == NULL)
+                    goto done;
+                Py_DECREF(r);
+            }
+        }
+        if (node_backward(t, g, &T, &H, sources, needed, retain_graph) < 0)
+            goto done;
+        Py_CLEAR(t);
+        Py_CLEAR(g);
+    }
+
+    /* the leaves, with their gradients, in the order they were reached */
+    {
+        Py_ssize_t n = PyList_GET_SIZE(sources);
+        result = PyList_New(n);
+        if (result == NULL)
+            goto done;
+        for (Py_ssize_t j = 0; j < n; j++) {
+            PyObject *leaf = PyList_GET_ITEM(sources, j);
+            PyObject *pair = PyTuple_Pack(2, leaf, T.slots[table_find(&T, leaf)].g);
+            if (pair == NULL) {
+                Py_CLEAR(result);
+                goto done;
+            }
+            PyList_SET_ITEM(result, j, pair);
+        }
+    }
+
+done:
+    Py_XDECREF(t);
+    Py_XDECREF(g);
+    Py_XDECREF(sources);
+    table_clear(&T);
+    PyMem_Free(H.items);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_VARARGS, "Hand over the Python objects the fast paths use."},
+    {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
+     "apply(op, args, params): chainrule._record.apply's common case."},
+    {"run", (PyCFunction)(void (*)(void))run, METH_FASTCALL,
+     "run(root, seed, retain_graph, needed, watch, retained, on_node): the backward loop."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "chainrule._native",
+    "The recording step and the backward loop in C (see chainrule/_native.c).", -1, methods,
+};
+
+#define INTERN(var, text)                                                                          \
+    if ((var = PyUnicode_InternFromString(text)) == NULL)                                          \
+        return NULL;
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+    import_array();
+    INTERN(s_forward, "forward");
+    INTERN(s_vjps, "vjps");
+    INTERN(s_differentiable, "differentiable");
+    INTERN(s_variadic, "variadic");
+    INTERN(s_special, "special");
+    INTERN(s_grad_enabled, "grad_enabled");
+    INTERN(s_scope, "scope");
+    INTERN(s_shape, "shape");
+    INTERN(s_dtype, "dtype");
+    INTERN(s_freed, "freed");
+    INTERN(s_modified, "modified");
+    INTERN(s_no_rule, "no_rule");
+    if ((ZERO = PyLong_FromLong(0)) == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,20 @@
+"""The optional C accelerator, chainrule._native (everything else is in pyproject.toml).
+
+It is built when a C compiler and the Python headers are there; when they are not, the build
+is skipped with a warning and chainrule runs its pure-Python engine, which computes the same
+gradients (chainrule/_native.c says what the accelerator covers).
+"""
+
+import numpy
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "chainrule._native",
+            ["chainrule/_native.c"],
+            include_dirs=[numpy.get_include()],
+            optional=True,
+        )
+    ]
+)
