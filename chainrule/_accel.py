@@ -86,9 +86,11 @@ def use_accelerator(on: bool = True) -> bool:
     if on and _native is not None:
         _registry._apply = _native.apply
         graph._native_run = _native.run
+        graph._native_deliver = _native.deliver
     else:
         _registry._apply = _record.apply
         graph._native_run = None
+        graph._native_deliver = None
     return before
 
 

@@ -850,6 +850,67 @@ done:
     return result;
 }
 
+/*
+ * deliver(pairs, stored, fallback): the leaves' gradients into .grad (graph.py, _accumulate).
+ *
+ * The common case is done here: a leaf whose .grad is None receives, wrapped in a new Tensor,
+ * a gradient that is a NumPy array owning writeable memory and not handed out before (its id
+ * not in stored). Every other case calls fallback(t, g), the Python code.
+ */
+static PyObject *
+deliver(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
+{
+    if (argc != 3 || !PyList_Check(argv[0]) || !PySet_Check(argv[1])) {
+        PyErr_SetString(PyExc_TypeError, "deliver(pairs: list, stored: set, fallback)");
+        return NULL;
+    }
+    PyObject *pairs = argv[0], *stored = argv[1], *fallback = argv[2];
+    for (Py_ssize_t j = 0; j < PyList_GET_SIZE(pairs); j++) {
+        PyObject *pair = PyList_GET_ITEM(pairs, j);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !IS_TENSOR(PyTuple_GET_ITEM(pair, 0))) {
+            PyErr_SetString(PyExc_TypeError, "deliver: pairs of (Tensor, gradient)");
+            return NULL;
+        }
+        PyObject *t = PyTuple_GET_ITEM(pair, 0), *g = PyTuple_GET_ITEM(pair, 1);
+        PyObject *prev = SLOT(t, o_grad);
+        int done = 0;
+        if ((prev == NULL || prev == Py_None) && PyArray_CheckExact(g) &&
+            PyArray_BASE((PyArrayObject *)g) == NULL && PyArray_ISWRITEABLE((PyArrayObject *)g)) {
+            PyObject *key = PyLong_FromVoidPtr(g);
+            if (key == NULL)
+                return NULL;
+            int seen = PySet_Contains(stored, key);
+            if (seen == 0) {
+                PyObject *w = Tensor->tp_alloc(Tensor, 0);
+                if (w == NULL || PySet_Add(stored, key) < 0) {
+                    Py_XDECREF(w);
+                    Py_DECREF(key);
+                    return NULL;
+                }
+                set_slot(w, o_data, g);
+                set_slot(w, o_rg, Py_False);
+                set_slot(w, o_op, Py_None);
+                set_slot(w, o_grad, Py_None);
+                set_slot(w, o_version, ZERO);
+                SLOT(t, o_grad) = w; /* the new reference moves into the slot */
+                Py_XDECREF(prev);
+                done = 1;
+            }
+            Py_DECREF(key);
+            if (seen < 0)
+                return NULL;
+        }
+        if (!done) {
+            PyObject *r = PyObject_Vectorcall(fallback, &PyTuple_GET_ITEM(pair, 0), 2, NULL);
+            if (r == NULL)
+                return NULL;
+            Py_DECREF(r);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static PyMethodDef methods[] = {
@@ -858,6 +919,8 @@ static PyMethodDef methods[] = {
      "apply(op, args, params): chainrule._record.apply's common case."},
     {"run", (PyCFunction)(void (*)(void))run, METH_FASTCALL,
      "run(root, seed, retain_graph, needed, watch, retained, on_node): the backward loop."},
+    {"deliver", (PyCFunction)(void (*)(void))deliver, METH_FASTCALL,
+     "deliver(pairs, stored, fallback): the leaves' gradients into .grad."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -58,7 +58,7 @@ from .dag import topological_order
 from .graph import _unbroadcast_axes, run_traced
 from .ops._registry import Op, defop
 from .ops.reductions import _xp_sum
-from .tensor import Tensor, wrap
+from .tensor import MANY, Tensor, wrap
 
 __all__ = ["compile", "CompiledFunction"]
 
@@ -365,10 +365,15 @@ class CompiledFunction:
         value, saved = program.forward(*inputs)
         out = wrap(value)
         if program.grad_sources and _state.local.grad_enabled:
-            tensors = tuple([args[k] for k in program.grad_args] + program.grad_closure)
+            # the node, in the result's slots (see chainrule.tensor): its inputs are the
+            # arguments and parameters that need gradients
             out._rg = True
-            params = {"call": _Call(program, saved)}
-            out._node = (_OP, tensors, params, _state.next_seq(), None, _state.local.scope)
+            out._op = _OP
+            out._a = tuple([args[k] for k in program.grad_args] + program.grad_closure)
+            out._b = MANY
+            out._params = {"call": _Call(program, saved)}
+            out._seq = _state.next_seq()
+            out._scope = _state.local.scope
         return out
 
 

@@ -292,9 +292,7 @@ class Tensor(TensorOps, Traced):
         ``retain_graph=True`` keeps the graph for another backward pass; ``create_graph=True``
         records the backward pass itself so that the gradients can be differentiated again.
         """
-        from .graph import backward
-
-        backward(self, grad, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+        _engine.backward(self, grad, retain_graph, create_graph, inputs)
 
     def retain_grad(self) -> Tensor:
         """Ask ``backward()`` to keep this (non-leaf) tensor's gradient in ``.grad``."""
@@ -401,6 +399,16 @@ def wrap(data: Any) -> Tensor:
 
 
 _new = Tensor.__new__
+
+
+class _Engine:
+    """Where Tensor.backward finds the engine: chainrule.graph sets ``backward`` when it is
+    imported (it imports this module, so this module cannot import it)."""
+
+    backward: Any = None
+
+
+_engine = _Engine()
 
 
 def tensor(

@@ -85,9 +85,19 @@ def _xp_sum(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def _xp_mean(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    if type(x) is np.ndarray:  # as np.mean does, without its Python dispatch
-        return x.mean(axis=_as_axis(axis), keepdims=keepdims)
+    if type(x) is np.ndarray:
+        axis = _as_axis(axis)
+        if x.dtype in _SUM_THEN_DIVIDE and x.size:
+            # NOTE: what np.mean computes for these dtypes (a sum, then a division by the
+            # count), bit for bit, without its Python-level dispatch: 1 us instead of 3-4.
+            total = x.sum(axis=axis, keepdims=keepdims)
+            mean = total / (x.size // total.size)
+            return mean if mean.dtype == x.dtype else x.dtype.type(mean)
+        return x.mean(axis=axis, keepdims=keepdims)
     return xp.mean(x, axis=_as_axis(axis), keepdims=keepdims)
+
+
+_SUM_THEN_DIVIDE = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _as_axis(axis: Any) -> Any:
