@@ -670,3 +670,27 @@ def test_function_jvp_gets_zero_tangents_for_inputs_without_one() -> None:
     assert w_dot is not None, "the tangent of an input without one should be zeros, not None"
     np.testing.assert_array_equal(_to_numpy(w_dot), [0.0, 0.0])
     np.testing.assert_array_equal(slope, w)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    x=hnp.arrays(
+        st.sampled_from([np.float32, np.float64]),
+        hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
+        elements=st.floats(width=32),  # NaN, inf and overflowing sums included
+    ),
+    keepdims=st.booleans(),
+    data=st.data(),
+)
+def test_mean_is_numpy_mean_bit_for_bit(x: np.ndarray, keepdims: bool, data: Any) -> None:
+    # cr.mean computes float32/float64 means as a sum and a division, without np.mean's
+    # Python dispatch: the same bits, type and dtype as np.mean, for every axis choice
+    axes = [None] + list(range(-x.ndim, x.ndim)) + ([(0, x.ndim - 1)] if x.ndim > 1 else [])
+    axis = data.draw(st.sampled_from(axes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the mean of an empty slice
+        got = cr.mean(x, axis=axis, keepdims=keepdims)
+        want = np.mean(x, axis=axis, keepdims=keepdims)
+    assert type(got) is type(want)
+    assert got.dtype == want.dtype and np.shape(got) == np.shape(want)
+    assert np.array_equal(got, want, equal_nan=True)
