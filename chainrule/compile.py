@@ -53,6 +53,7 @@ from typing import Any
 
 from . import _state
 from . import ops as F
+from ._record import _NO_PARAMS
 from .backend import is_array, namespace
 from .dag import topological_order
 from .graph import _unbroadcast_axes, run_traced
@@ -261,7 +262,8 @@ def _ones(t: Tensor) -> Any:
     return namespace(t.data).ones_like(t.data)
 
 
-def _compiled_vjp(i: int, g: Any, out: Any, *inputs: Any, call: Any) -> Any:
+def _compiled_vjp(i: int, g: Any, out: Any, call: Any, *inputs: Any) -> Any:
+    # input 0 is the replay (a _Call, not a Tensor: it gets no gradient); 1... the tensors
     if isinstance(g, Tensor):
         raise NotImplementedError(
             "compile: a compiled function gives first-order gradients only; for "
@@ -270,12 +272,12 @@ def _compiled_vjp(i: int, g: Any, out: Any, *inputs: Any, call: Any) -> Any:
     if call.grads is None or call.seed is not g:
         call.seed = g
         call.grads = call.program.backward(g, call.values)
-    return call.grads[i]
+    return call.grads[i - 1]
 
 
 _OP: Op = defop(
     "compiled",
-    lambda xp, *inputs, call: None,
+    lambda xp, call, *inputs: None,
     vjp=_compiled_vjp,
     jvp=None,
     second_order=False,
@@ -300,6 +302,9 @@ class _Call:
         self.values = values
         self.grads: list[Any] | None = None
         self.seed: Any = None
+
+    def __repr__(self) -> str:
+        return "<the compiled program's saved values>"
 
 
 class CompiledFunction:
@@ -369,9 +374,10 @@ class CompiledFunction:
             # arguments and parameters that need gradients
             out._rg = True
             out._op = _OP
-            out._a = tuple([args[k] for k in program.grad_args] + program.grad_closure)
+            out._a = (_Call(program, saved), *[args[k] for k in program.grad_args])
+            out._a += tuple(program.grad_closure)
             out._b = MANY
-            out._params = {"call": _Call(program, saved)}
+            out._params = _NO_PARAMS
             out._seq = _state.next_seq()
             out._scope = _state.local.scope
         return out
