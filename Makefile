@@ -38,8 +38,11 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
 	  (echo "Install Chromium (Debian: apt-get install chromium) for the browser test" && false)
 
+# The suite runs with the C accelerator (when built); the engine's own tests run again on the
+# pure-Python engine, the reference (tests/test_accel.py compares the two bit for bit).
 test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest chainrule tests
+	CHAINRULE_PURE_PYTHON=1 $(BIN)/python -m pytest tests/test_graph.py tests/test_errors.py tests/test_accel.py
 
 # Peer benchmarks (not part of make test): their own venv with PyTorch 2.13.0 (a CPU build on
 # the local disk), HIPS autograd, JAX, MyGrad and micrograd beside chainrule.

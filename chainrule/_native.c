@@ -539,6 +539,12 @@ node_backward(PyObject *t, PyObject *g, Table *T, Heap *H, PyObject *sources, Py
     if (params == NULL || seqobj == NULL || version == NULL || xa == NULL || yb == NULL ||
         out == NULL)
         return -1;
+    if (op == NULL || op == Py_None) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "backward: a node lost its op during the backward pass (a rule or hook "
+                        "detached it); run the pass again from a graph left as recorded");
+        return -1;
+    }
     long long seq, ver;
     if (as_seq(seqobj, &seq) < 0 || as_seq(version, &ver) < 0)
         return -1;
@@ -586,8 +592,13 @@ node_backward(PyObject *t, PyObject *g, Table *T, Heap *H, PyObject *sources, Py
     Py_ssize_t n_raw = 0;
     int status = -1;
     PyObject *vjps = NULL;
+    /* held, not borrowed: a rule is Python code and may rebind the node's slots (or run a
+     * nested backward pass that frees them) while the next rule still needs them */
     Py_INCREF(xa);
     Py_INCREF(yb);
+    Py_INCREF(op);
+    Py_INCREF(params);
+    Py_INCREF(out);
     for (; n_raw < nin; n_raw++) {
         PyObject *v = inputs[n_raw];
         if (IS_TENSOR(v) && (v = get_slot(v, o_data, "data")) == NULL)
@@ -729,6 +740,9 @@ end:
     Py_XDECREF(vjps);
     Py_DECREF(xa);
     Py_DECREF(yb);
+    Py_DECREF(op);
+    Py_DECREF(params);
+    Py_DECREF(out);
     return status;
 }
 
@@ -902,7 +916,9 @@ deliver(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
                 return NULL;
         }
         if (!done) {
+            Py_INCREF(pair); /* held while Python runs */
             PyObject *r = PyObject_Vectorcall(fallback, &PyTuple_GET_ITEM(pair, 0), 2, NULL);
+            Py_DECREF(pair);
             if (r == NULL)
                 return NULL;
             Py_DECREF(r);
