@@ -4,6 +4,9 @@ The op table calls :func:`apply` (through ``chainrule.ops._registry``) whenever 
 an argument: the forward runs on the raw arrays, and if grad mode is on and some input
 requires a gradient, the result records its node (see :mod:`chainrule.tensor`). Forward-mode
 tangents and anomaly checks happen here too, each behind one cheap test.
+
+This file is the reference; with the optional C accelerator built (chainrule/_native.c), the
+common case of :func:`apply` (one or two inputs, nothing special on) runs there instead.
 """
 
 from __future__ import annotations

@@ -338,12 +338,12 @@ class CompiledFunction:
             key = self._signature(args)
         except _state.TraceAbort as why:
             return self._eager(why, args)
-        if key in self.eager:
-            return self.fn(*args)
         program = self.programs.get(key)
         if program is not None and program.closure_flags != [t._rg for t in program.closure]:
             program = None  # a parameter was frozen or unfrozen since the trace
         if program is None:
+            if key in self.eager:
+                return self.fn(*args)
             try:
                 program = _Program(self.fn, args)
             except _state.TraceAbort as why:

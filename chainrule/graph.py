@@ -10,6 +10,10 @@ pending gradient. The sources' gradients land in ``.grad`` at the end. Each node
 is computed once, so the cost is linear in the size of the graph (times a log for the heap,
 which stays as small as the graph is wide) however many paths join two nodes — dynamic
 programming over the DAG.
+
+This file is the reference. When the optional C accelerator is built (chainrule/_native.c,
+switched by :mod:`chainrule._accel`), the plain case of the loop in :func:`_run` runs there,
+the same steps in the same order; anomaly mode, create_graph and traced passes stay here.
 """
 
 from __future__ import annotations
