@@ -78,9 +78,12 @@ def _count(x: Any, axis: Any) -> int:
     return n
 
 
+_add_reduce: Any = np.add.reduce
+
+
 def _xp_sum(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if type(x) is np.ndarray:  # what np.sum and x.sum() call, without their Python layers
-        return np.add.reduce(x, axis=_as_axis(axis), keepdims=keepdims)
+        return _add_reduce(x, axis=_as_axis(axis), keepdims=keepdims)
     return xp.sum(x, axis=_as_axis(axis), keepdims=keepdims)
 
 
@@ -90,7 +93,7 @@ def _xp_mean(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         if x.dtype in _SUM_THEN_DIVIDE and x.size:
             # NOTE: what np.mean computes for these dtypes (a sum, then a division by the
             # count), bit for bit, without its Python-level dispatch: 1 us instead of 3-4.
-            total = np.add.reduce(x, axis=axis, keepdims=keepdims)
+            total = _add_reduce(x, axis=axis, keepdims=keepdims)
             mean = total / (x.size // total.size)
             return mean if mean.dtype == x.dtype else x.dtype.type(mean)
         return x.mean(axis=axis, keepdims=keepdims)
@@ -132,7 +135,7 @@ def _no_numpy_extras(name: str, kwargs: dict[str, Any]) -> None:
 def _mean_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if axis is None and type(x) is np.ndarray and isinstance(g, (np.ndarray, np.generic)):
         # the mean of everything (a loss), as below without the axis bookkeeping: 1/n everywhere
-        share = g / x.size
+        share: Any = g / x.size
         grad = np.empty(x.shape, dtype=share.dtype)
         grad[...] = share
         return grad
