@@ -106,6 +106,18 @@ get_slot(PyObject *t, Py_ssize_t off, const char *name)
     return v; /* borrowed */
 }
 
+/* obj.name as a truth value: 1 or 0, or -1 on error. */
+static int
+attr_true(PyObject *obj, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
 static inline void
 set_slot(PyObject *t, Py_ssize_t off, PyObject *v)
 {
@@ -129,11 +141,7 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
     Py_ssize_t n = PyTuple_GET_SIZE(args);
     if (n != 1 && n != 2)
         return PyObject_Vectorcall(apply_py, argv, 3, NULL);
-    PyObject *special = PyObject_GetAttr(flags, s_special);
-    if (special == NULL)
-        return NULL;
-    int is_special = PyObject_IsTrue(special);
-    Py_DECREF(special);
+    int is_special = attr_true(flags, s_special);
     if (is_special < 0)
         return NULL;
     if (is_special)
@@ -232,22 +240,11 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
 
     int record = 0;
     if (rg) {
-        PyObject *d = PyObject_GetAttr(op, s_differentiable);
-        if (d == NULL)
-            goto fail_out;
-        record = PyObject_IsTrue(d);
-        Py_DECREF(d);
+        record = attr_true(op, s_differentiable);
+        if (record > 0)
+            record = attr_true(local, s_grad_enabled);
         if (record < 0)
             goto fail_out;
-        if (record) {
-            PyObject *on = PyObject_GetAttr(local, s_grad_enabled);
-            if (on == NULL)
-                goto fail_out;
-            record = PyObject_IsTrue(on);
-            Py_DECREF(on);
-            if (record < 0)
-                goto fail_out;
-        }
     }
     if (record) {
         PyObject *seq = PyObject_CallNoArgs(next_seq);
@@ -520,6 +517,24 @@ contains_id(PyObject *container, PyObject *t)
     return found;
 }
 
+/* t has just received its first gradient: note it in sources if it is a leaf, else queue it
+ * (a node whose inputs were freed by an earlier pass is an error). 0, or -1 on error. */
+static int
+reached(PyObject *t, Heap *H, PyObject *sources)
+{
+    PyObject *op = SLOT(t, o_op);
+    if (op == NULL || op == Py_None)
+        return PyList_Append(sources, t);
+    PyObject *b = get_slot(t, o_b, "_b");
+    PyObject *s = b ? get_slot(t, o_seq, "_seq") : NULL;
+    long long seq;
+    if (s == NULL || as_seq(s, &seq) < 0)
+        return -1;
+    if (b == FREED)
+        return raise_error(s_freed, &t, 1);
+    return heap_push(H, seq, t);
+}
+
 #define MAX_ARGS 8
 
 /* Send the gradient g of node t back to its inputs: call each rule, fit the result to its
@@ -608,9 +623,7 @@ node_backward(PyObject *t, PyObject *g, Table *T, Heap *H, PyObject *sources, Py
     }
     if ((vjps = PyObject_GetAttr(op, s_vjps)) == NULL)
         goto end;
-    PyObject *var = PyObject_GetAttr(op, s_variadic);
-    int variadic = var ? PyObject_IsTrue(var) : -1;
-    Py_XDECREF(var);
+    int variadic = attr_true(op, s_variadic);
     if (variadic < 0)
         goto end;
     if (!PyTuple_Check(vjps) || PyTuple_GET_SIZE(vjps) < (variadic ? 1 : nin)) {
@@ -705,24 +718,8 @@ node_backward(PyObject *t, PyObject *g, Table *T, Heap *H, PyObject *sources, Py
         T->slots[k].t = a;
         T->slots[k].g = c;
         T->used++;
-        PyObject *aop = SLOT(a, o_op);
-        if (aop == NULL || aop == Py_None) { /* its first gradient: note a leaf, queue a node */
-            if (PyList_Append(sources, a) < 0)
-                goto end;
-        }
-        else {
-            PyObject *ab = get_slot(a, o_b, "_b");
-            PyObject *as = ab ? get_slot(a, o_seq, "_seq") : NULL;
-            long long aseq;
-            if (as == NULL || as_seq(as, &aseq) < 0)
-                goto end;
-            if (ab == FREED) {
-                raise_error(s_freed, &a, 1);
-                goto end;
-            }
-            if (heap_push(H, aseq, a) < 0)
-                goto end;
-        }
+        if (reached(a, H, sources) < 0)
+            goto end;
         if (T->used * 2 > T->cap && table_grow(T) < 0)
             goto end;
     }
@@ -791,24 +788,8 @@ run(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
         T.slots[i].t = root;
         T.slots[i].g = seed;
         T.used++;
-        PyObject *op = SLOT(root, o_op);
-        if (op == NULL || op == Py_None) {
-            if (PyList_Append(sources, root) < 0)
-                goto done;
-        }
-        else {
-            PyObject *b = get_slot(root, o_b, "_b");
-            PyObject *s = b ? get_slot(root, o_seq, "_seq") : NULL;
-            long long seq;
-            if (s == NULL || as_seq(s, &seq) < 0)
-                goto done;
-            if (b == FREED) {
-                raise_error(s_freed, &root, 1);
-                goto done;
-            }
-            if (heap_push(&H, seq, root) < 0)
-                goto done;
-        }
+        if (reached(root, &H, sources) < 0)
+            goto done;
     }
 
     while (H.n) {
