@@ -520,6 +520,34 @@ def test_in_place_update_is_bit_identical_to_out_of_place(opt_cls, kw, dtype):
     assert w_slow.data is not start_slow and np.array_equal(start_slow, P0.astype(dtype))
 
 
+@pytest.mark.parametrize("opt_cls,kw", _CONFIGS)
+def test_parameters_of_many_shapes_and_dtypes_share_one_scratch_buffer_per_dtype(opt_cls, kw):
+    # every parameter's update uses the same scratch buffer (of its dtype) in turn: each must
+    # come out exactly as when it is optimized alone on the out-of-place path
+    shapes = [(7, 3), (3,), (40, 7), (1,), (2, 2, 5)]
+    dtypes = ["float64", "float32", "float32", "float64", "float32"]
+    init = [RNG.normal(size=s).astype(d) for s, d in zip(shapes, dtypes)]
+    grads = [[RNG.normal(size=s).astype(d) for s, d in zip(shapes, dtypes)] for _ in range(4)]
+
+    def run(which, writeable):
+        params = [cr.tensor(init[i].copy(), requires_grad=True) for i in which]
+        for p in params:
+            p.data.flags.writeable = writeable
+        opt = opt_cls(params, **kw)
+        for step in grads:
+            for p, i in zip(params, which):
+                p.grad = cr.tensor(step[i])
+            opt.step()
+        return [_np(p).copy() for p in params], opt
+
+    together, opt = run(range(len(init)), True)
+    for i, v in enumerate(init):
+        (alone,), _ = run([i], False)
+        assert together[i].dtype == v.dtype and together[i].tobytes() == alone.tobytes()
+    # one buffer per dtype, as large as the largest parameter of that dtype
+    assert {str(d): b.size for d, b in opt._flat.items()} == {"float64": 21, "float32": 280}
+
+
 def test_a_step_allocates_no_parameter_sized_array():
     import tracemalloc
 
