@@ -133,9 +133,10 @@ def _run(
         def reached(t: Tensor, g: Any) -> None:  # a popped node that is a target or retained
             _deliver(t, g, targets, accumulate, captured, create_graph, stored)
 
-        watch = accumulate and targets is None
-        leaves = _native_run(root, seed, retain_graph, needed, targets, watch, reached)
-        if watch:  # a plain backward(): into .grad, in C where nothing is special
+        plain = accumulate and targets is None  # backward() with no inputs=: .grad it is,
+        # for the leaves and for the nodes that asked for retain_grad()
+        leaves = _native_run(root, seed, retain_graph, needed, targets, plain, reached)
+        if plain:  # into .grad, in C where nothing is special
             _native_deliver(leaves, stored, lambda t, g: _accumulate(t, g, False, stored))
         else:
             for t, g in leaves:
