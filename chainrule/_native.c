@@ -130,6 +130,8 @@ set_slot(PyObject *t, Py_ssize_t off, PyObject *v)
 /* ------------------------------------------------------------------------------------------ */
 /* apply: the recording step (chainrule/_record.py, apply)                                     */
 
+#define MAX_APPLY 8 /* ops of more inputs (a stack of many tensors) take the Python path */
+
 static PyObject *
 apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
 {
@@ -139,7 +141,7 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
     }
     PyObject *op = argv[0], *args = argv[1], *params = argv[2];
     Py_ssize_t n = PyTuple_GET_SIZE(args);
-    if (n != 1 && n != 2)
+    if (n < 1 || n > MAX_APPLY || (n == 1 && !IS_TENSOR(PyTuple_GET_ITEM(args, 0))))
         return PyObject_Vectorcall(apply_py, argv, 3, NULL);
     int is_special = attr_true(flags, s_special);
     if (is_special < 0)
@@ -147,87 +149,67 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
     if (is_special)
         return PyObject_Vectorcall(apply_py, argv, 3, NULL);
 
-    PyObject *a = PyTuple_GET_ITEM(args, 0);
-    PyObject *b = n == 2 ? PyTuple_GET_ITEM(args, 1) : ONE;
-    PyObject *x, *y = NULL;
+    /* the forward's arguments: the namespace, then each input's raw value (owned) */
+    PyObject *fargs[MAX_APPLY + 1];
+    PyObject **raw = fargs + 1;
+    Py_ssize_t n_raw = 0;
+    PyObject *data = NULL, *xp = NULL;
     int rg = 0;
-    if (IS_TENSOR(a)) {
-        PyObject *r = get_slot(a, o_rg, "_rg");
-        if (r == NULL || (rg = PyObject_IsTrue(r)) < 0)
-            return NULL;
-        if ((x = get_slot(a, o_data, "data")) == NULL)
-            return NULL;
-    }
-    else if (n == 1) {
-        return PyObject_Vectorcall(apply_py, argv, 3, NULL);
-    }
-    else {
-        x = a;
-    }
-    if (n == 2) {
-        if (IS_TENSOR(b)) {
-            if (!rg) {
-                PyObject *r = get_slot(b, o_rg, "_rg");
+    for (; n_raw < n; n_raw++) {
+        PyObject *v = PyTuple_GET_ITEM(args, n_raw);
+        if (IS_TENSOR(v)) {
+            if (!rg) { /* whether any input requires grad, as Python's `rg or v._rg` */
+                PyObject *r = get_slot(v, o_rg, "_rg");
                 if (r == NULL || (rg = PyObject_IsTrue(r)) < 0)
-                    return NULL;
+                    goto fail;
             }
-            if ((y = get_slot(b, o_data, "data")) == NULL)
-                return NULL;
+            if ((v = get_slot(v, o_data, "data")) == NULL)
+                goto fail;
         }
-        else {
-            y = b;
-        }
+        Py_INCREF(v);
+        raw[n_raw] = v;
     }
-    Py_INCREF(x);
-    Py_XINCREF(y);
-
-    PyObject *xp = PyDict_GetItemWithError(namespaces, (PyObject *)Py_TYPE(x)); /* borrowed */
-    if (xp != NULL) {
+    xp = PyDict_GetItemWithError(namespaces, (PyObject *)Py_TYPE(raw[0])); /* borrowed */
+    if (xp != NULL)
         Py_INCREF(xp);
-    }
-    else {
-        if (PyErr_Occurred())
-            goto fail_xy;
-        PyObject *raw[2] = {x, y};
-        xp = PyObject_Vectorcall(namespace_fn, raw, n, NULL);
-        if (xp == NULL)
-            goto fail_xy;
-    }
+    else if (PyErr_Occurred() || (xp = PyObject_Vectorcall(namespace_fn, raw, n, NULL)) == NULL)
+        goto fail;
+    fargs[0] = xp;
     PyObject *forward = PyObject_GetAttr(op, s_forward);
-    if (forward == NULL) {
-        Py_DECREF(xp);
-        goto fail_xy;
-    }
-    PyObject *fargs[3] = {xp, x, y};
-    PyObject *data = PyObject_VectorcallDict(forward, fargs, n + 1,
-                                             PyDict_GET_SIZE(params) ? params : NULL);
+    if (forward == NULL)
+        goto fail;
+    data = PyObject_VectorcallDict(forward, fargs, n + 1, PyDict_GET_SIZE(params) ? params : NULL);
     Py_DECREF(forward);
-    Py_DECREF(xp);
     if (data == NULL) {
         if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_TypeError) ||
             PyErr_ExceptionMatches(PyExc_IndexError)) {
+            /* explained by the Python code, as `raise _forward_error(...) from err` */
             PyObject *type, *value, *tb;
             PyErr_Fetch(&type, &value, &tb);
             PyErr_NormalizeException(&type, &value, &tb);
             if (tb != NULL)
                 PyException_SetTraceback(value, tb);
-            PyObject *raw = n == 2 ? PyTuple_Pack(2, x, y) : PyTuple_Pack(1, x);
-            if (raw != NULL) {
-                PyObject *fe[4] = {op, raw, params, value};
-                PyObject *r = PyObject_Vectorcall(forward_error, fe, 4, NULL); /* raises */
-                Py_XDECREF(r);
-                Py_DECREF(raw);
+            PyObject *values = PyTuple_New(n);
+            if (values != NULL) {
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    Py_INCREF(raw[i]);
+                    PyTuple_SET_ITEM(values, i, raw[i]);
+                }
+                PyObject *fe[4] = {op, values, params, value};
+                Py_XDECREF(PyObject_Vectorcall(forward_error, fe, 4, NULL)); /* raises */
+                Py_DECREF(values);
             }
             Py_XDECREF(type);
             Py_XDECREF(value);
             Py_XDECREF(tb);
             if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_RuntimeError, "chainrule: forward failed");
+                PyErr_SetString(PyExc_RuntimeError, "chainrule: the forward failed");
         }
-        goto fail_xy;
+        goto fail;
     }
-    Py_DECREF(x);
-    Py_XDECREF(y);
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_DECREF(raw[i]);
+    Py_DECREF(xp);
 
     PyObject *out = Tensor->tp_alloc(Tensor, 0);
     if (out == NULL) {
@@ -257,8 +239,19 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
         }
         set_slot(out, o_rg, Py_True);
         set_slot(out, o_op, op);
-        set_slot(out, o_a, a);
-        set_slot(out, o_b, b);
+        /* the inputs, as tensor.py lays them out: one (b is ONE), two, or a tuple (MANY) */
+        if (n == 1) {
+            set_slot(out, o_a, PyTuple_GET_ITEM(args, 0));
+            set_slot(out, o_b, ONE);
+        }
+        else if (n == 2) {
+            set_slot(out, o_a, PyTuple_GET_ITEM(args, 0));
+            set_slot(out, o_b, PyTuple_GET_ITEM(args, 1));
+        }
+        else {
+            set_slot(out, o_a, args);
+            set_slot(out, o_b, MANY);
+        }
         set_slot(out, o_params, PyDict_GET_SIZE(params) ? params : NO_PARAMS);
         SLOT(out, o_seq) = seq;
         SLOT(out, o_scope) = scope;
@@ -272,9 +265,10 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
 fail_out:
     Py_DECREF(out);
     return NULL;
-fail_xy:
-    Py_DECREF(x);
-    Py_XDECREF(y);
+fail:
+    for (Py_ssize_t i = 0; i < n_raw; i++)
+        Py_DECREF(raw[i]);
+    Py_XDECREF(xp);
     return NULL;
 }
 

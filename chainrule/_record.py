@@ -142,10 +142,12 @@ def _forward_error(op: Op, raw: Any, params: dict[str, Any], err: Exception) -> 
         hint = "the shapes cannot be broadcast together; reshape or add an axis with None"
     elif op.name in ("matmul", "dot", "einsum"):
         hint = "the inner dimensions must agree (a (m, k) @ (k, n) -> (m, n))"
-    else:
-        hint = message
+    else:  # the forward's own message says it: once, without its op name again
+        prefix = f"{op.name}: "
+        hint = message[len(prefix) :] if message.startswith(prefix) else message
     extra = f" with {params}" if params else ""
-    return type(err)(f"{op.name}: inputs {shapes}{extra}: {hint} [{message}]")
+    cause = f" [{message}]" if hint not in message else ""
+    return type(err)(f"{op.name}: inputs {shapes}{extra}: {hint}{cause}")
 
 
 def _describe(value: Any) -> str:
