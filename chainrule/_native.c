@@ -9,7 +9,7 @@
  *
  * Only the common cases come here. Python keeps everything else and every error message: when
  * something is off (anomaly mode, tracing, forward mode, create_graph, a traced backward, an
- * op of more than two inputs in apply), the Python side runs instead, and when an error must
+ * op of more than eight inputs in apply), the Python side runs instead, and when an error must
  * be raised, C calls a Python function that builds it.
  *
  * The node lives in the Tensor's __slots__ (see chainrule/tensor.py); configure() reads each

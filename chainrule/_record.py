@@ -6,7 +6,7 @@ requires a gradient, the result records its node (see :mod:`chainrule.tensor`). 
 tangents and anomaly checks happen here too, each behind one cheap test.
 
 This file is the reference; with the optional C accelerator built (chainrule/_native.c), the
-common case of :func:`apply` (one or two inputs, nothing special on) runs there instead.
+common case of :func:`apply` (up to eight inputs, nothing special on) runs there instead.
 """
 
 from __future__ import annotations
