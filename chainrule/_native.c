@@ -788,6 +788,10 @@ run(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
 
     while (H.n) {
         size_t where = table_find(&T, heap_pop(&H));
+        if (T.slots[where].t == NULL) { /* every queued node has a pending gradient */
+            PyErr_SetString(PyExc_SystemError, "chainrule._native: a queued node was lost");
+            goto done;
+        }
         t = T.slots[where].t; /* the references move out of the table */
         g = T.slots[where].g;
         table_remove(&T, where);
