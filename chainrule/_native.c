@@ -41,7 +41,7 @@ static PyObject *fit_to;          /* (c, a, op) -> c summed over broadcast axes 
 static PyObject *zeros_for;       /* (a) -> zeros like a.data */
 static PyObject *ZERO;            /* the int 0 */
 static PyObject *s_forward, *s_vjps, *s_differentiable, *s_variadic, *s_special,
-    *s_grad_enabled, *s_scope, *s_shape, *s_dtype, *s_freed, *s_modified, *s_no_rule;
+    *s_grad_enabled, *s_scope, *s_shape, *s_dtype, *s_freed, *s_modified, *s_no_rule, *s_vjp_into;
 
 /* slot offsets in a Tensor */
 static Py_ssize_t o_data, o_rg, o_grad, o_version, o_op, o_a, o_b, o_params, o_seq, o_scope;
@@ -529,6 +529,16 @@ reached(PyObject *t, Heap *H, PyObject *sources)
     return heap_push(H, seq, t);
 }
 
+/* Whether g may be written into: a NumPy array owning writeable memory whose one reference is
+ * the engine's (not shared with another pending gradient, .grad, the seed or the user). */
+static inline int
+sole_owner(PyObject *g)
+{
+    return Py_REFCNT(g) == 1 && PyArray_CheckExact(g) &&
+           PyArray_CHKFLAGS((PyArrayObject *)g, NPY_ARRAY_OWNDATA | NPY_ARRAY_WRITEABLE) &&
+           PyArray_BASE((PyArrayObject *)g) == NULL;
+}
+
 #define MAX_ARGS 8
 
 /* Send the gradient g of node t back to its inputs: call each rule, fit the result to its
@@ -677,7 +687,15 @@ node_backward(PyObject *t, PyObject *g, Table *T, Heap *H, PyObject *sources, Py
             }
             rargs[1] = g;
             rargs[2] = out;
+            PyObject *into = NULL; /* the op's vjp_into, when it may write into g */
+            if (nin == 1 && sole_owner(g)) {
+                if ((into = PyObject_GetAttr(op, s_vjp_into)) == NULL)
+                    goto end;
+                if (PyTuple_Check(into) && PyTuple_GET_SIZE(into) == 1)
+                    rule = PyTuple_GET_ITEM(into, 0);
+            }
             c = PyObject_VectorcallDict(rule, rargs + 1, nin + 2, kw);
+            Py_XDECREF(into);
         }
         if (c == NULL)
             goto end;
@@ -944,6 +962,7 @@ PyInit__native(void)
     INTERN(s_freed, "freed");
     INTERN(s_modified, "modified");
     INTERN(s_no_rule, "no_rule");
+    INTERN(s_vjp_into, "vjp_into");
     if ((ZERO = PyLong_FromLong(0)) == NULL)
         return NULL;
     return PyModule_Create(&module);

@@ -1328,3 +1328,91 @@ def test_next_rule_gets_the_node_parameters_even_if_a_nested_pass_frees_them() -
     assert pure["y.grad"] == [3.0, 3.0, 3.0], pure
     assert fast is not None, f"the accelerated run died:\n{stderr}"
     assert fast == pure
+
+
+# -- vjp_into: a rule that writes into the gradient the engine owns -----------------------------
+@contextmanager
+def _watch_into(op_name: str) -> Iterator[list[bool]]:
+    """Record, for each call of ``op_name``'s vjp_into rule, whether it wrote into ``g``."""
+    op = REGISTRY[op_name]
+    assert op.vjp_into is not None
+    rule = op.vjp_into[0]
+    calls: list[bool] = []
+
+    def spy(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
+        result = rule(g, out, *inputs, **params)
+        calls.append(result is g)
+        return result
+
+    op.vjp_into = (spy,)
+    try:
+        yield calls
+    finally:
+        op.vjp_into = (rule,)
+
+
+def _mlp_grads() -> Any:
+    rng = np.random.default_rng(7)
+    x = cr.tensor(rng.normal(size=(6, 5)))
+    w1 = cr.tensor(rng.normal(size=(4, 5)), requires_grad=True)
+    w2 = cr.tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    F.linear(F.relu(F.linear(x, w1, None)), w2, None).sum().backward()
+    return w1.grad, w2.grad
+
+
+def test_relu_writes_into_the_gradient_it_owns_with_the_same_bits() -> None:
+    with _watch_into("relu") as calls:
+        same(_mlp_grads)
+    assert calls == [True]  # accelerated: into g; the pure-Python engine uses the vjp rule
+
+
+def test_a_gradient_someone_else_holds_is_never_written_into() -> None:
+    rng = np.random.default_rng(8)
+    data = rng.normal(size=(3, 4))
+
+    def seeded() -> Any:  # the user's seed: must come back untouched
+        x = cr.tensor(data, requires_grad=True)
+        seed = np.ones((3, 4))
+        F.relu(x).backward(seed)
+        assert np.array_equal(seed, np.ones((3, 4)))
+        return x.grad
+
+    def retained() -> Any:  # the gradient of y is also y.grad
+        x = cr.tensor(data, requires_grad=True)
+        y = x * 2.0
+        z = F.relu(y)
+        z.retain_grad()
+        (z * 3.0).sum().backward()
+        return x.grad, z.grad
+
+    with _watch_into("relu") as calls:
+        same(seeded)
+        same(retained)
+    assert calls == [], calls
+
+
+def test_a_shared_gradient_is_written_into_only_by_its_last_user() -> None:
+    # add hands one array to both of its inputs: the first relu to run (b, recorded later)
+    # must leave it alone for a; a, the last to hold it, may then write into it
+    data = np.random.default_rng(9).normal(size=(3, 4))
+
+    def fan_out() -> Any:
+        x = cr.tensor(data, requires_grad=True)
+        a, b = F.relu(x * 1.5), F.relu(x * -0.5)
+        (a + b).sum().backward()
+        return x.grad
+
+    with _watch_into("relu") as calls:
+        same(fan_out)
+    assert calls == [True]
+
+
+def test_vjp_into_is_for_one_input_ops_only() -> None:
+    with pytest.raises(ValueError, match="vjp_into is one rule"):
+        _registry.defop(
+            "_test_two_inputs_into",
+            lambda xp, x, y: x * y,
+            vjp=[lambda g, out, x, y: g * y, lambda g, out, x, y: g * x],
+            vjp_into=[lambda g, out, x, y: g],
+        )
+    assert "_test_two_inputs_into" not in REGISTRY

@@ -19,6 +19,13 @@ An op is declared with ``defop(name, forward, vjp=..., jvp=..., formula=...)``.
     ``None`` in place of a rule marks an input that is not differentiable (an index, a
     condition); :data:`NOT_IMPLEMENTED` marks a derivative that exists but is not provided.
 
+``vjp_into`` — optional, for a one-input op whose rule is ``grad`` times a local derivative
+    The same rule, allowed to write its product into ``grad`` and return it. The C
+    accelerator's backward loop calls it instead of the ``vjp`` rule when it holds the only
+    reference to ``grad``, a NumPy array owning writeable memory, and nothing else can see it:
+    a gradient as large as the activations is then not allocated again (relu in an MLP). Both
+    forms share their local derivative (one helper), and the tests hold them bit for bit equal.
+
 ``jvp`` — one rule per positional input, ``rule(tangent, out, *inputs, **params)``
     Returns that input's contribution to the tangent of ``out`` (forward mode). The engine
     sums the contributions and broadcasts the total to ``out``'s shape. For elementwise ops
@@ -91,6 +98,7 @@ class Op:
         "family",
         "description",
         "variadic",
+        "vjp_into",
         "nin",
         "param_names",
         "public",
@@ -123,6 +131,7 @@ class Op:
         self.family = family
         self.description = description
         self.variadic = variadic
+        self.vjp_into: tuple[Any, ...] | None = None  # see the module docstring
         self.nin, self.param_names = _signature(forward, variadic, len(vjps))
         self.public: Callable[..., Any] = self
         self.doc = _docstring(self)
@@ -205,6 +214,7 @@ def defop(
     second_order: bool = True,
     family: str = "",
     description: str = "",
+    vjp_into: Sequence[Any] | None = None,
 ) -> Op:
     """Declare a primitive and add it to the table. See the module docstring for the contract."""
     if name in REGISTRY:
@@ -234,6 +244,10 @@ def defop(
         description,
         variadic,
     )
+    if vjp_into is not None:
+        if variadic or len(vjps) != 1 or len(vjp_into) != 1 or not callable(vjp_into[0]):
+            raise ValueError(f"op {name!r}: vjp_into is one rule, for an op of one input")
+        op.vjp_into = tuple(vjp_into)
     REGISTRY[name] = op
     return op
 
