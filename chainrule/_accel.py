@@ -3,9 +3,11 @@
 The accelerator runs the two innermost loops of the library, the recording step
 (:func:`chainrule._record.apply`) and the backward loop (:func:`chainrule.graph._run`), on the
 same Tensors, op table and rules as the pure-Python code, in the same order, so it gives the
-same values and gradients bit for bit. Only the common cases go to it: anomaly mode, forward
-mode, ``cr.compile`` tracing, ``create_graph=True`` and the step-by-step view of
-``cr.graph(...).backward_steps()`` always run the Python code, which is the reference to read.
+same values and gradients bit for bit (where an op declares ``vjp_into``, the same rule writing
+into a gradient array that the loop alone holds: see :mod:`chainrule.ops._registry`). Only
+the common cases go to it: anomaly mode, forward mode, ``cr.compile`` tracing,
+``create_graph=True`` and the step-by-step view of ``cr.graph(...).backward_steps()`` always
+run the Python code, which is the reference to read.
 
 ``CHAINRULE_PURE_PYTHON=1`` in the environment keeps the accelerator off;
 :func:`use_accelerator` switches it at run time (to step through the engine in a debugger,

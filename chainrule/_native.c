@@ -3,8 +3,9 @@
  * This module is an accelerator, not a second implementation. It runs exactly the algorithm of
  * the pure-Python reference, chainrule/_record.py (apply) and chainrule/graph.py (_run), on
  * the same Tensor objects and the same op table, and calls the same Python rules in the same
- * order, so its gradients are bit for bit those of the reference (the tests run both). What it
- * removes is the interpreter's bookkeeping around each node: attribute look-ups, tuple
+ * order (or, where an op declares one, the in-place form of a rule, vjp_into, on a gradient it
+ * alone holds), so its gradients are bit for bit those of the reference (the tests run both).
+ * What it removes is the interpreter's bookkeeping around each node: attribute look-ups, tuple
  * building, the heap of tuples and the dict of pending gradients.
  *
  * Only the common cases come here. Python keeps everything else and every error message: when
@@ -96,6 +97,14 @@ configure(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+not_configured(void)
+{
+    PyErr_SetString(PyExc_RuntimeError,
+                    "chainrule._native is used through chainrule._accel, which configures it");
+    return NULL;
+}
+
 /* Read a slot that Python would read: NULL (never set) raises AttributeError as Python does. */
 static PyObject *
 get_slot(PyObject *t, Py_ssize_t off, const char *name)
@@ -135,6 +144,8 @@ set_slot(PyObject *t, Py_ssize_t off, PyObject *v)
 static PyObject *
 apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
 {
+    if (Tensor == NULL)
+        return not_configured();
     if (argc != 3 || !PyTuple_Check(argv[1]) || !PyDict_Check(argv[2])) {
         PyErr_SetString(PyExc_TypeError, "apply(op, args: tuple, params: dict)");
         return NULL;
@@ -766,6 +777,8 @@ end:
 static PyObject *
 run(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
 {
+    if (Tensor == NULL)
+        return not_configured();
     if (argc != 7) {
         PyErr_SetString(PyExc_TypeError,
                         "run(root, seed, retain_graph, needed, watch, retained, on_node)");
@@ -871,6 +884,8 @@ done:
 static PyObject *
 deliver(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
 {
+    if (Tensor == NULL)
+        return not_configured();
     if (argc != 3 || !PyList_Check(argv[0]) || !PySet_Check(argv[1])) {
         PyErr_SetString(PyExc_TypeError, "deliver(pairs: list, stored: set, fallback)");
         return NULL;
