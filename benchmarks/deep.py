@@ -55,19 +55,24 @@ def _counts(n: int) -> tuple[int, int]:
     return rounds, n - 3 * rounds
 
 
+def _chain(x: Any, tanh: Callable[[Any], Any], n: int) -> Any:
+    """The chain every library runs, with its own tanh: n ops from x (see _counts)."""
+    rounds, extra = _counts(n)
+    y = x
+    for _ in range(rounds):
+        y = tanh(y * A + B)
+    for _ in range(extra):
+        y = y * A
+    return y
+
+
 # Each library: forward(n) -> (leaf, graph handle), backward(graph handle).
 def _chainrule() -> tuple[Callable[[int], Any], Callable[[Any], None]]:
     cr = peers.get("chainrule")
 
     def forward(n: int) -> Any:
-        rounds, extra = _counts(n)
         x = cr.tensor(0.5, requires_grad=True)
-        y = x
-        for _ in range(rounds):
-            y = cr.tanh(y * A + B)
-        for _ in range(extra):
-            y = y * A
-        return x, y
+        return x, _chain(x, cr.tanh, n)
 
     def backward(y: Any) -> None:
         y.backward()
@@ -79,14 +84,8 @@ def _torch() -> tuple[Callable[[int], Any], Callable[[Any], None]]:
     torch = peers.get("torch")
 
     def forward(n: int) -> Any:
-        rounds, extra = _counts(n)
         x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
-        y = x
-        for _ in range(rounds):
-            y = torch.tanh(y * A + B)
-        for _ in range(extra):
-            y = y * A
-        return x, y
+        return x, _chain(x, torch.tanh, n)
 
     def backward(y: Any) -> None:
         y.backward()
@@ -99,13 +98,7 @@ def _autograd() -> tuple[Callable[[int], Any], Callable[[Any], None]]:
     import autograd.numpy as anp
 
     def chain(x: Any, n: int) -> Any:
-        rounds, extra = _counts(n)
-        y = x
-        for _ in range(rounds):
-            y = anp.tanh(y * A + B)
-        for _ in range(extra):
-            y = y * A
-        return y
+        return _chain(x, anp.tanh, n)
 
     def forward(n: int) -> Any:
         x = 0.5
@@ -123,14 +116,8 @@ def _mygrad() -> tuple[Callable[[int], Any], Callable[[Any], None]]:
     mg = peers.get("mygrad")
 
     def forward(n: int) -> Any:
-        rounds, extra = _counts(n)
         x = mg.tensor(0.5)
-        y = x
-        for _ in range(rounds):
-            y = mg.tanh(y * A + B)
-        for _ in range(extra):
-            y = y * A
-        return x, y
+        return x, _chain(x, mg.tanh, n)
 
     def backward(y: Any) -> None:
         y.backward()
@@ -142,14 +129,8 @@ def _micrograd() -> tuple[Callable[[int], Any], Callable[[Any], None]]:
     Value = peers.get("micrograd").Value
 
     def forward(n: int) -> Any:
-        rounds, extra = _counts(n)
         x = Value(0.5)
-        y = x
-        for _ in range(rounds):
-            y = micrograd_tanh(y * A + B)
-        for _ in range(extra):
-            y = y * A
-        return x, y
+        return x, _chain(x, micrograd_tanh, n)
 
     def backward(y: Any) -> None:
         y.backward()

@@ -31,7 +31,7 @@ import numpy as np
 from . import peers
 from .harness import Outcome, interleave, log, ratios, side_by_side, timer
 
-__all__ = ["N_OPS", "cases", "micrograd_tanh", "run"]
+__all__ = ["N_OPS", "chain", "cases", "micrograd_tanh", "run"]
 
 N_OPS = 1000
 ROUNDS = 333  # 333 x (mul, add, tanh) + one last mul = 1,000 ops
@@ -51,17 +51,22 @@ def micrograd_tanh(v: Any) -> Any:
     return out
 
 
+def chain(x: Any, tanh: Callable[[Any], Any], rounds: int = ROUNDS) -> Any:
+    """The chain every library runs, with its own tanh: ``rounds`` x (mul, add, tanh), then
+    one last mul."""
+    y = x
+    for _ in range(rounds):
+        y = tanh(y * A + B)
+    return y * A
+
+
 def _chainrule(size: int) -> Callable[[], float]:
     cr = peers.get("chainrule")
 
     def run() -> float:
         x = cr.tensor(np.full(size, 0.5), requires_grad=True)
         start = timer()
-        y = x
-        for _ in range(ROUNDS):
-            y = cr.tanh(y * A + B)
-        y = y * A
-        y.sum().backward()
+        chain(x, cr.tanh).sum().backward()
         grad = x.grad
         elapsed = timer() - start
         assert grad is not None
@@ -91,11 +96,7 @@ def _torch(size: int) -> Callable[[], float]:
     def run() -> float:
         x = torch.full((size,), 0.5, dtype=torch.float64, requires_grad=True)
         start = timer()
-        y = x
-        for _ in range(ROUNDS):
-            y = torch.tanh(y * A + B)
-        y = y * A
-        y.sum().backward()
+        chain(x, torch.tanh).sum().backward()
         grad = x.grad
         elapsed = timer() - start
         assert grad is not None
@@ -109,11 +110,7 @@ def _autograd(size: int) -> Callable[[], float]:
     import autograd.numpy as anp
 
     def f(x: Any) -> Any:
-        y = x
-        for _ in range(ROUNDS):
-            y = anp.tanh(y * A + B)
-        y = y * A
-        return anp.sum(y)
+        return anp.sum(chain(x, anp.tanh))
 
     grad_f = autograd.grad(f)
 
@@ -133,11 +130,7 @@ def _jax(size: int) -> Callable[[], float]:
     jnp = jax.numpy
 
     def f(x: Any) -> Any:
-        y = x
-        for _ in range(ROUNDS):
-            y = jnp.tanh(y * A + B)
-        y = y * A
-        return jnp.sum(y)
+        return jnp.sum(chain(x, jnp.tanh))
 
     grad_f = jax.grad(f)  # no jit: eager, op by op
 
@@ -158,11 +151,7 @@ def _mygrad(size: int) -> Callable[[], float]:
     def run() -> float:
         x = mg.tensor(np.full(size, 0.5))
         start = timer()
-        y = x
-        for _ in range(ROUNDS):
-            y = mg.tanh(y * A + B)
-        y = y * A
-        mg.sum(y).backward()
+        mg.sum(chain(x, mg.tanh)).backward()
         grad = x.grad
         elapsed = timer() - start
         assert grad is not None
@@ -181,10 +170,7 @@ def _micrograd(chains: int) -> Callable[[], float]:
         start = timer()
         ends = []
         for _ in range(chains):
-            y = x
-            for _ in range(rounds):
-                y = micrograd_tanh(y * A + B)
-            ends.append(y * A)
+            ends.append(chain(x, micrograd_tanh, rounds))
         total = ends[0]
         for end in ends[1:]:
             total = total + end
