@@ -41,8 +41,10 @@ static PyObject *errors;          /* (kind, *details) -> the exception to raise 
 static PyObject *fit_to;          /* (c, a, op) -> c summed over broadcast axes and cast */
 static PyObject *zeros_for;       /* (a) -> zeros like a.data */
 static PyObject *ZERO;            /* the int 0 */
+static PyObject *add_reduce;      /* np.add.reduce */
 static PyObject *s_forward, *s_vjps, *s_differentiable, *s_variadic, *s_special,
-    *s_grad_enabled, *s_scope, *s_shape, *s_dtype, *s_freed, *s_modified, *s_no_rule, *s_vjp_into;
+    *s_grad_enabled, *s_scope, *s_shape, *s_dtype, *s_freed, *s_modified, *s_no_rule, *s_vjp_into,
+    *s_reshape;
 
 /* slot offsets in a Tensor */
 static Py_ssize_t o_data, o_rg, o_grad, o_version, o_op, o_a, o_b, o_params, o_seq, o_scope;
@@ -510,6 +512,53 @@ fits(PyObject *c, PyObject *data)
     return same;
 }
 
+/* graph._fit_to's plain case: c, a NumPy array of data's dtype whose shape broadcasts to
+ * data's, summed over the broadcast axes (the leading ones and those where data has size 1)
+ * with the same np.add.reduce call as graph._unbroadcast, and reshaped where size-1 axes were
+ * summed. NULL with no error set where the case is not plain (Python's _fit_to does it). */
+static PyObject *
+unbroadcast(PyObject *c, PyObject *data)
+{
+    if (!PyArray_CheckExact(c) || !PyArray_CheckExact(data))
+        return NULL;
+    PyArrayObject *ca = (PyArrayObject *)c, *da = (PyArrayObject *)data;
+    int nd = PyArray_NDIM(ca), dn = PyArray_NDIM(da), lead = nd - dn;
+    PyArray_Descr *cd = PyArray_DESCR(ca), *dd = PyArray_DESCR(da);
+    if (lead < 0 || !(cd == dd || PyArray_EquivTypes(cd, dd)))
+        return NULL;
+    npy_intp *cdims = PyArray_DIMS(ca), *ddims = PyArray_DIMS(da);
+    int summed[NPY_MAXDIMS];
+    Py_ssize_t n = 0;
+    for (int i = 0; i < nd; i++) {
+        if (i < lead || (ddims[i - lead] == 1 && cdims[i] != 1))
+            summed[n++] = i;
+        else if (ddims[i - lead] != cdims[i])
+            return NULL; /* not a broadcast: Python's _fit_to explains it */
+    }
+    PyObject *axes = PyTuple_New(n);
+    if (axes == NULL)
+        return NULL;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *k = PyLong_FromLong(summed[j]);
+        if (k == NULL) {
+            Py_DECREF(axes);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(axes, j, k);
+    }
+    PyObject *args[2] = {c, axes};
+    PyObject *sum = PyObject_Vectorcall(add_reduce, args, 2, NULL);
+    Py_DECREF(axes);
+    if (sum == NULL || n == lead) /* over leading axes only: the shape is data's already */
+        return sum;
+    /* (a sum over every axis is a NumPy scalar, not an array: reshaped by its method too) */
+    PyObject *shape = PyObject_GetAttr(data, s_shape);
+    PyObject *fitted = shape ? PyObject_CallMethodOneArg(sum, s_reshape, shape) : NULL;
+    Py_XDECREF(shape);
+    Py_DECREF(sum);
+    return fitted;
+}
+
 /* Whether id(t) is in the container (a set or dict of ids). */
 static int
 contains_id(PyObject *container, PyObject *t)
@@ -718,8 +767,11 @@ node_backward(PyObject *t, PyObject *g, Table *T, Heap *H, PyObject *sources, Py
         PyObject *adata = get_slot(a, o_data, "data");
         int ok = adata ? fits(c, adata) : -1;
         if (ok == 0) {
-            PyObject *fa[3] = {c, a, op};
-            PyObject *fitted = PyObject_Vectorcall(fit_to, fa, 3, NULL);
+            PyObject *fitted = unbroadcast(c, adata);
+            if (fitted == NULL && !PyErr_Occurred()) { /* not the plain case: Python's _fit_to */
+                PyObject *fa[3] = {c, a, op};
+                fitted = PyObject_Vectorcall(fit_to, fa, 3, NULL);
+            }
             Py_DECREF(c);
             c = fitted;
         }
@@ -978,7 +1030,15 @@ PyInit__native(void)
     INTERN(s_modified, "modified");
     INTERN(s_no_rule, "no_rule");
     INTERN(s_vjp_into, "vjp_into");
+    INTERN(s_reshape, "reshape");
     if ((ZERO = PyLong_FromLong(0)) == NULL)
+        return NULL;
+    PyObject *numpy = PyImport_ImportModule("numpy");
+    PyObject *add = numpy ? PyObject_GetAttrString(numpy, "add") : NULL;
+    add_reduce = add ? PyObject_GetAttrString(add, "reduce") : NULL;
+    Py_XDECREF(add);
+    Py_XDECREF(numpy);
+    if (add_reduce == NULL)
         return NULL;
     return PyModule_Create(&module);
 }

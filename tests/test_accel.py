@@ -1416,3 +1416,25 @@ def test_vjp_into_is_for_one_input_ops_only() -> None:
             vjp_into=[lambda g, out, x, y: g],
         )
     assert "_test_two_inputs_into" not in REGISTRY
+
+
+@pytest.mark.parametrize(
+    "small,big",
+    [((3, 1, 4), (2, 3, 5, 4)), ((1,), (3,)), ((), (2, 3)), ((1, 1), (4, 5)), ((5,), (2, 5))],
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradients_summed_back_over_broadcast_axes(small: Any, big: Any, dtype: str) -> None:
+    # the accelerator sums a broadcast gradient back itself (leading axes, size-1 axes, down to
+    # a scalar) with the Python engine's reduction; a float64 partner makes it cast as well
+    rng = np.random.default_rng(10)
+    va, vb, vc = rng.normal(size=small), rng.normal(size=big), rng.normal(size=big)
+
+    def grads() -> Any:
+        a = cr.tensor(va.astype(dtype), requires_grad=True)
+        b = cr.tensor(vb, requires_grad=True)
+        c = cr.tensor(vc.astype(dtype), requires_grad=True)
+        ((a * b).sum() + (a + c).sum() + (c * a * a).sum()).backward()
+        return a.grad, b.grad, c.grad
+
+    got = same(grads)
+    assert got[0].shape == small and got[0].dtype == np.dtype(dtype)
