@@ -133,12 +133,6 @@ def _no_numpy_extras(name: str, kwargs: dict[str, Any]) -> None:
 
 
 def _mean_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    if axis is None and type(x) is np.ndarray and isinstance(g, (np.ndarray, np.generic)):
-        # the mean of everything (a loss), as below without the axis bookkeeping: 1/n everywhere
-        share: Any = np.true_divide(g, x.size)  # (g / n, spelled so that mypy follows)
-        grad = np.empty(x.shape, dtype=share.dtype)
-        grad[...] = share
-        return grad
     return expand(g / _count(x, axis), x, axis, keepdims)  # d mean(x)/dx_i = 1/n
 
 
