@@ -46,10 +46,6 @@ def _error(kind: str, *details: Any) -> Exception:
     return graph._no_rule_error(*details)
 
 
-def _zeros_for(a: Tensor) -> Any:
-    return namespace(a.data).zeros_like(a.data)
-
-
 if _native is not None:
     _native.configure(
         Tensor,
@@ -67,7 +63,7 @@ if _native is not None:
         _record.raise_forward_error,
         _error,
         graph._fit_to,
-        _zeros_for,
+        graph._zeros_like,
     )
 
 

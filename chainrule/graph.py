@@ -210,7 +210,7 @@ def _run(
                     raise _no_rule_error(op, i, a)
                 c = rule(g, out, *args, **params) if params else rule(g, out, *args)
             if c is None:  # a custom Function may return None for "no gradient"
-                c = namespace(a.data).zeros_like(a.data)
+                c = _zeros_like(a)
             data = a.data
             if c.shape != data.shape or (c.dtype is not data.dtype and c.dtype != data.dtype):
                 c = _fit_to(c, a, op)
@@ -267,6 +267,11 @@ def _deliver(
             _accumulate(t, g, create_graph, stored)
     elif accumulate and targets is None:
         _accumulate(t, g, create_graph, stored)
+
+
+def _zeros_like(t: Tensor) -> Any:
+    """The gradient of a tensor nothing flowed to: zeros of its shape and dtype."""
+    return namespace(t.data).zeros_like(t.data)
 
 
 def _fit_to(c: Any, a: Tensor, op: Any) -> Any:
@@ -406,7 +411,7 @@ def gradients(
     for t in inputs:
         g = found.get(id(t))
         if g is None:
-            zero = namespace(t.data).zeros_like(t.data)
+            zero = _zeros_like(t)
             g = Tensor(zero) if create_graph else zero
         results.append(g)
     return results
