@@ -30,6 +30,7 @@ __all__ = ["accelerated", "available", "use_accelerator"]
 
 # (the package's name ``graph`` is the function cr.graph; the engine module is this one)
 graph: Any = importlib.import_module(".graph", __package__)
+compiled: Any = importlib.import_module(".compile", __package__)  # cr.compile's module
 
 try:
     from . import _native  # type: ignore[attr-defined]
@@ -85,10 +86,12 @@ def use_accelerator(on: bool = True) -> bool:
         _registry._apply = _native.apply
         graph._native_run = _native.run
         graph._native_deliver = _native.deliver
+        compiled.take = _native.take
     else:
         _registry._apply = _record.apply
         graph._native_run = None
         graph._native_deliver = None
+        compiled.take = compiled._take
     return before
 
 

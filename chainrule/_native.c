@@ -991,6 +991,53 @@ deliver(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
     Py_RETURN_NONE;
 }
 
+/*
+ * take(G, j, into, rule, *args, **params): one step of a cr.compile'd backward program
+ * (chainrule/compile.py) for an op that declares vjp_into.
+ *
+ * The gradient g waits in the list G at j; it is taken out (None is left there), so that the
+ * program's own reference is gone, and into(g, *args, **params) is called when this call then
+ * holds the only reference to g, a NumPy array owning writeable memory (sole_owner, the same
+ * test as the backward loop's); otherwise rule(g, *args, **params). Either way the list no
+ * longer holds the gradient: it is used up, as a node's gradient is in the backward loop.
+ */
+static PyObject *
+take(PyObject *self, PyObject *const *argv, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t argc = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (argc < 4 || !PyList_CheckExact(argv[0]) || !PyLong_CheckExact(argv[1])) {
+        PyErr_SetString(PyExc_TypeError, "take(G: list, j: int, into, rule, *args, **params)");
+        return NULL;
+    }
+    PyObject *G = argv[0];
+    Py_ssize_t j = PyLong_AsSsize_t(argv[1]);
+    if (j == -1 && PyErr_Occurred())
+        return NULL;
+    if (j < 0 || j >= PyList_GET_SIZE(G)) {
+        PyErr_SetString(PyExc_IndexError, "take: no gradient slot at that index");
+        return NULL;
+    }
+    PyObject *g = PyList_GET_ITEM(G, j); /* the list's reference becomes this call's */
+    Py_INCREF(Py_None);
+    PyList_SET_ITEM(G, j, Py_None);
+    PyObject *rule = sole_owner(g) ? argv[2] : argv[3];
+    Py_ssize_t n = argc - 3 + nkw; /* g, the other arguments, the keyword values */
+    PyObject *small[MAX_ARGS + 1], **call = small;
+    if (n > MAX_ARGS && (call = PyMem_Malloc(n * sizeof(PyObject *))) == NULL) {
+        Py_DECREF(g);
+        return PyErr_NoMemory();
+    }
+    call[0] = g;
+    for (Py_ssize_t k = 1; k < n; k++)
+        call[k] = argv[k + 3];
+    PyObject *result = PyObject_Vectorcall(rule, call, argc - 3, kwnames);
+    if (call != small)
+        PyMem_Free(call);
+    Py_DECREF(g);
+    return result;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static PyMethodDef methods[] = {
@@ -1001,6 +1048,8 @@ static PyMethodDef methods[] = {
      "run(root, seed, retain_graph, needed, watch, retained, on_node): the backward loop."},
     {"deliver", (PyCFunction)(void (*)(void))deliver, METH_FASTCALL,
      "deliver(pairs, stored, fallback): the leaves' gradients into .grad."},
+    {"take", (PyCFunction)(void (*)(void))take, METH_FASTCALL | METH_KEYWORDS,
+     "take(G, j, into, rule, *args, **params): a compiled backward step, in place if it may."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,8 +13,12 @@ with its parameters in the call) and compiled by Python once; where a gradient n
 back over broadcast dimensions or a cast is decided at trace time, since the signature fixes
 every shape and dtype; each node's gradient is deleted once its rules have run, so the
 gradients of a long backward program do not pile up until its end (the forward values it
-reads stay until it returns). Later calls with that signature run the two functions on raw
-arrays.
+reads stay until it returns). Buffers are reused where that is safe, as in the eager backward
+loop: the gradient of an op with an in-place rule (``vjp_into``, relu's) waits in a list, and
+the C accelerator's ``take`` hands it to that rule to write into when, taken out of the list,
+it is held by nothing else (not the caller's seed, not a gradient another branch shares);
+otherwise, and without the accelerator, the ordinary rule runs. Later calls with that
+signature run the two functions on raw arrays.
 ``program.forward.source`` and ``program.backward.source`` show the code.
 
 Why rules are replayed rather than traced as ops: a few rules compute part of their result
@@ -47,6 +51,7 @@ True
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -195,7 +200,21 @@ class _Program:
             run_traced(out, None if out.size == 1 else _ones(out))
         finally:
             del _state.tracers[key]
-        lines: list[str] = []
+        # the gradients of nodes whose op has an in-place rule (vjp_into) wait in a list, G,
+        # so that take() can take the program's reference out and see whether it then holds
+        # the only one (see _native.c, take): then the rule writes into the gradient
+        slots = {
+            id(t): j
+            for j, t in enumerate(
+                t for t, _, op, sent in steps if op.vjp_into and sent and t is not out
+            )
+        }
+
+        def grad(a: Tensor) -> str:
+            j = slots.get(id(a))
+            return f"g{self.names[id(a)]}" if j is None else f"G[{j}]"
+
+        lines: list[str] = [f"G = [None] * {len(slots)}"] if slots else []
         saved: dict[str, None] = {}  # ordered set
         has_grad: set[int] = {id(out)}
         for t, g, op, sent in steps:
@@ -209,20 +228,29 @@ class _Program:
             for i, a in sent:
                 rule = op.vjps[0] if op.variadic else op.vjps[i]
                 lead = [str(i)] if op.variadic else []
-                call_args = [*lead, f"g{node}", node, *refs]
-                lines.append(f"c = {self._call(self._const(rule), call_args, params)}")
+                if id(t) in slots:
+                    fn = f"{self._const(_module)}.take"
+                    into, rule_ = self._const(op.vjp_into[0]), self._const(rule)
+                    call_args = [f"G, {slots[id(t)]}, {into}, {rule_}", node, *refs]
+                    lines.append(f"c = {self._call(fn, call_args, params)}")
+                else:
+                    call_args = [*lead, grad(t), node, *refs]
+                    lines.append(f"c = {self._call(self._const(rule), call_args, params)}")
                 # the rule's raw result on the traced values says whether the engine had to
                 # sum it back over broadcast dimensions or cast it (same shapes every replay)
                 c = rule(*([i] if op.variadic else []), g, t.data, *raw, **params)
                 lines.extend(self._fit(c, a.data, op))
-                target = f"g{self.names[id(a)]}"
+                target = grad(a)
                 lines.append(
                     f"{target} = c" if id(a) not in has_grad else f"{target} = {target} + c"
                 )
+                if id(a) in slots:
+                    lines.append("del c")  # G's reference is to be the only one
                 has_grad.add(id(a))
             # this node's gradient is used up: let it go now, as the engine does, rather than
-            # at the end of the program
-            lines.append(f"del g{node}")
+            # at the end of the program (take() has let go of those in G)
+            if id(t) not in slots:
+                lines.append(f"del g{node}")
         return lines, list(saved), has_grad
 
     def _fit(self, c: Any, like: Any, op: Any) -> list[str]:
@@ -256,6 +284,19 @@ def _frozen(value: Any) -> Any:
     except TypeError:
         raise _state.TraceAbort(f"an argument of type {type(value).__name__}") from None
     return value
+
+
+def _take(G: list[Any], j: int, into: Any, rule: Any, *args: Any, **params: Any) -> Any:
+    """A backward step of an op with an in-place rule: the gradient taken out of ``G`` and
+    sent through ``rule``. The C accelerator's ``take`` (put in its place while the
+    accelerator is on) calls ``into`` instead when it then holds the only reference."""
+    g = G[j]
+    G[j] = None
+    return rule(g, *args, **params)
+
+
+take = _take  # what the generated programs call, as <this module>.take
+_module = sys.modules[__name__]
 
 
 def _ones(t: Tensor) -> Any:

@@ -167,25 +167,26 @@ _bump = _state.bump_epoch
 
 
 # The arithmetic of the updates, each written once: into ``out`` where it is an array (the
-# in-place path), as a plain expression where it is None. Same operations, same bits.
+# in-place path), as a plain expression where it is None. Same operations, same bits. (The
+# ufuncs take ``out`` as their third positional argument: as a keyword it costs 0.1-0.2 us more.)
 def _mul(a: Any, b: Any, out: Any) -> Any:
-    return a * b if out is None else np.multiply(a, b, out=out)
+    return a * b if out is None else np.multiply(a, b, out)
 
 
 def _div(a: Any, b: Any, out: Any) -> Any:
-    return a / b if out is None else np.divide(a, b, out=out)
+    return a / b if out is None else np.divide(a, b, out)
 
 
 def _add(a: Any, b: Any, out: Any) -> Any:
-    return a + b if out is None else np.add(a, b, out=out)
+    return a + b if out is None else np.add(a, b, out)
 
 
 def _sub(a: Any, b: Any, out: Any) -> Any:
-    return a - b if out is None else np.subtract(a, b, out=out)
+    return a - b if out is None else np.subtract(a, b, out)
 
 
 def _sqrt(a: Any, out: Any) -> Any:
-    return a**0.5 if out is None else np.power(a, 0.5, out=out)
+    return a**0.5 if out is None else np.power(a, 0.5, out)
 
 
 def _inplace(tmp: Any, a: Any) -> Any:
@@ -257,7 +258,7 @@ class SGD(Optimizer):
                     p.data = data - g * lr
                     p._version = _bump()
                     continue
-            np.subtract(data, np.multiply(g, lr, out=tmp), out=data)
+            np.subtract(data, np.multiply(g, lr, tmp), data)
             p._version = _bump()  # a graph that used the old value is now stale
         return None
 

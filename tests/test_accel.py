@@ -40,6 +40,7 @@ from chainrule.ops._registry import NOT_IMPLEMENTED, Op
 RNG = np.random.default_rng(7)
 STRICT_ARRAY = type(xps.asarray(0.0))
 graph = importlib.import_module("chainrule.graph")  # (cr.graph is a function)
+compiled_module = importlib.import_module("chainrule.compile")  # (cr.compile too)
 PURE_ENV = os.environ.get("CHAINRULE_PURE_PYTHON", "") not in ("", "0")
 
 # The accelerator is optional: an install on a machine with no C compiler has none, and then
@@ -158,10 +159,12 @@ def test_use_accelerator_switches_both_paths_and_returns_previous_state() -> Non
         assert cr.accelerated()
         assert _registry._apply is _accel._native.apply
         assert graph._native_run is _accel._native.run
+        assert compiled_module.take is _accel._native.take
         assert cr.use_accelerator(False) is True
         assert not cr.accelerated()
         assert _registry._apply is _record.apply
         assert graph._native_run is None
+        assert compiled_module.take is compiled_module._take
         assert cr.use_accelerator(False) is False
     finally:
         cr.use_accelerator(start)
@@ -1438,3 +1441,151 @@ def test_gradients_summed_back_over_broadcast_axes(small: Any, big: Any, dtype: 
 
     got = same(grads)
     assert got[0].shape == small and got[0].dtype == np.dtype(dtype)
+
+
+# -- take: a cr.compile'd backward program's in-place step ----------------------------------------
+def _into(g: Any, *rest: Any, **params: Any) -> Any:
+    return ("into", g, rest, params)
+
+
+def _rule(g: Any, *rest: Any, **params: Any) -> Any:
+    return ("rule", g, rest, params)
+
+
+@pytest.mark.parametrize("take", ["native", "python"])
+def test_take_empties_the_slot_and_passes_the_arguments_on(take: str) -> None:
+    fn = _accel._native.take if take == "native" else compiled_module._take
+    G = [np.ones(3), "other"]
+    kind, g, rest, params = fn(G, 0, _into, _rule, 1, "two", axis=-1, keepdims=True)
+    assert G == [None, "other"]
+    assert kind == ("into" if take == "native" else "rule")  # a fresh array, held by G alone
+    assert np.array_equal(g, np.ones(3))
+    assert rest == (1, "two") and params == {"axis": -1, "keepdims": True}
+    many = tuple(range(12))  # more arguments than the C call keeps on its stack
+    G = [np.zeros(2)]
+    assert fn(G, 0, _into, _rule, *many, k=5)[2:] == (many, {"k": 5})
+
+
+def test_take_writes_only_into_an_array_it_alone_holds() -> None:
+    take = _accel._native.take
+    base = np.arange(6.0)
+    readonly = np.ones(3)
+    readonly.flags.writeable = False
+    held = np.ones(3)
+    cases = {
+        "held elsewhere": held,
+        "a view": base[1:4],
+        "read-only": readonly,
+        "not an ndarray": xps.asarray([1.0, 2.0]),
+        "a list": [1.0, 2.0],
+        "a subclass": np.ones(3).view(np.ma.MaskedArray),
+    }
+    for why, value in cases.items():
+        G = [value]
+        del value
+        kind = take(G, 0, _into, _rule)[0]
+        assert kind == "rule", why
+    G = [np.ones(3)]
+    assert take(G, 0, _into, _rule)[0] == "into"
+
+
+def test_take_errors_and_references() -> None:
+    take = _accel._native.take
+    with pytest.raises(TypeError, match=r"take\(G: list, j: int"):
+        take((np.ones(1),), 0, _into, _rule)
+    with pytest.raises(TypeError, match=r"take\(G: list, j: int"):
+        take([np.ones(1)], 0, _into)
+    with pytest.raises(IndexError, match="no gradient slot"):
+        take([np.ones(1)], 1, _into, _rule)
+    with pytest.raises(IndexError, match="no gradient slot"):
+        take([np.ones(1)], -1, _into, _rule)
+
+    def failing(g: Any) -> Any:
+        raise ValueError("a rule failed")
+
+    g = np.ones(4)
+    before = sys.getrefcount(g)
+    G = [g]
+    with pytest.raises(ValueError, match="a rule failed"):
+        take(G, 0, failing, failing)
+    assert G == [None]
+    assert sys.getrefcount(g) == before  # taken, then let go, on the error path too
+    kept = take([g], 0, lambda g: g, lambda g: g)
+    assert kept is g and sys.getrefcount(g) == before + 1
+
+
+def _compiled_relu_mlp(shared: bool = False) -> Callable[[], Any]:
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(8, 5))
+    w1 = leaf(rng.normal(size=(6, 5)))
+    w2 = leaf(rng.normal(size=(6, 6)))
+    w3 = leaf(rng.normal(size=(2, 6)))
+
+    def net(x: Any) -> Any:
+        h = F.relu(F.linear(x, w1, None))
+        h = F.relu(F.linear(h, w2, None))
+        if shared:  # add hands one gradient array to both branches
+            h = F.relu(h * 1.5) + F.relu(h * -0.5)
+        return (F.linear(h, w3, None) ** 2).sum()
+
+    loss = cr.compile(net)
+
+    def step() -> Any:
+        step.program = next(iter(loss.programs.values()), None)  # type: ignore[attr-defined]
+        for w in (w1, w2, w3):
+            w.grad = None
+        loss(x).backward()
+        return w1.grad, w2.grad, w3.grad, net(x).data
+
+    return step
+
+
+def test_compiled_backward_writes_into_gradients_it_alone_holds() -> None:
+    step = _compiled_relu_mlp()
+    eager = step()  # the trace, then the eager function: the reference
+    with _watch_into("relu") as calls:
+        step = _compiled_relu_mlp()  # traced with the watched rule in its program
+        with engine(False):
+            step()
+        replays = same(step)
+    grads, value = replays[:3], replays[3]
+    assert_same(grads, eager[:3])
+    assert_same(value, eager[3])
+    # the trace's eager backward runs in Python (no into); each accelerated replay writes
+    # into both relus' gradients, each pure-Python replay into none
+    assert calls == [True, True], calls
+    assert step.program.backward.source.count(".take(G, ") == 2  # type: ignore[attr-defined]
+
+
+def test_compiled_backward_leaves_a_shared_gradient_to_its_last_user() -> None:
+    step = _compiled_relu_mlp(shared=True)
+    with _watch_into("relu") as calls:
+        step = _compiled_relu_mlp(shared=True)
+        with engine(False):
+            step()
+        same(step)
+    # four relus: the two branch relus share add's gradient, so the first to run leaves it
+    # alone (the vjp rule, unwatched) and the second may write into it; the two layer relus
+    # own theirs
+    assert calls == [True, True, True], calls
+
+
+def test_compiled_relu_at_the_output_never_writes_into_the_seed() -> None:
+    data = np.random.default_rng(12).normal(size=(3, 4))
+    f = cr.compile(lambda x: F.relu(x * 2.0))
+    with _watch_into("relu") as calls:
+        f = cr.compile(lambda x: F.relu(x * 2.0))
+
+        def run() -> Any:
+            x = leaf(data)
+            seed = np.ones((3, 4))
+            f(x).backward(seed)
+            assert np.array_equal(seed, np.ones((3, 4)))
+            return x.grad
+
+        with engine(False):
+            run()
+        same(run)
+    assert calls == [], calls
+    program = next(iter(f.programs.values()))
+    assert "take" not in program.backward.source

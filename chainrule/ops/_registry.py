@@ -21,7 +21,8 @@ An op is declared with ``defop(name, forward, vjp=..., jvp=..., formula=...)``.
 
 ``vjp_into`` — optional, for a one-input op whose rule is ``grad`` times a local derivative
     The same rule, allowed to write its product into ``grad`` and return it. The C
-    accelerator's backward loop calls it instead of the ``vjp`` rule when it holds the only
+    accelerator's backward loop (and a ``cr.compile``'d backward program, through the
+    accelerator's ``take``) calls it instead of the ``vjp`` rule when it holds the only
     reference to ``grad``, a NumPy array owning writeable memory, and nothing else can see it:
     a gradient as large as the activations is then not allocated again (relu in an MLP). Both
     forms share their local derivative (one helper), and the tests hold them bit for bit equal.

