@@ -521,6 +521,31 @@ def test_in_place_update_is_bit_identical_to_out_of_place(opt_cls, kw, dtype):
 
 
 @pytest.mark.parametrize("opt_cls,kw", _CONFIGS)
+def test_a_parameter_made_read_only_between_steps_is_updated_out_of_place(opt_cls, kw):
+    # the in-place path (and its scratch buffer) exists after the first steps; once the
+    # parameter's array turns read-only, NumPy refuses the write and the step goes out of
+    # place, with the same bits as a run that was out of place throughout
+    def run(lock_after):
+        w = cr.tensor(P0.copy(), requires_grad=True)
+        if lock_after == 0:
+            w.data.flags.writeable = False
+        opt = opt_cls([w], **kw)
+        for step in range(STEPS):
+            if step == lock_after:
+                locked = w.data
+                locked.flags.writeable = False
+            opt.zero_grad()
+            cr.sum(0.5 * cr.tensor(D) * (w - cr.tensor(C)) ** 2).backward()
+            opt.step()
+        return w, locked
+
+    w, locked = run(2)
+    reference, _ = run(0)
+    assert w.data is not locked  # replaced, not written into
+    assert _np(w).tobytes() == _np(reference).tobytes()
+
+
+@pytest.mark.parametrize("opt_cls,kw", _CONFIGS)
 def test_parameters_of_many_shapes_and_dtypes_share_one_scratch_buffer_per_dtype(opt_cls, kw):
     # every parameter's update uses the same scratch buffer (of its dtype) in turn: each must
     # come out exactly as when it is optimized alone on the out-of-place path
