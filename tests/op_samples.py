@@ -591,20 +591,30 @@ def _cross_entropy(draw: Any, kind: str) -> Sample:
         draw(st.lists(st.integers(0, shape[1] - 1), min_size=shape[0], max_size=shape[0]))
     )
     eps = draw(st.sampled_from([0.0, 0.1]))
+    reduction = draw(st.sampled_from(["none", "mean", "sum"]))  # taken inside the op
+    reduce = {"none": lambda v: v, "mean": np.mean, "sum": np.sum}[reduction]
 
     def ref(z: np.ndarray) -> np.ndarray:
         log_p = sp.log_softmax(z, axis=-1)
-        return -(1 - eps) * log_p[np.arange(len(t)), t] - eps * log_p.mean(axis=-1)
+        return reduce(-(1 - eps) * log_p[np.arange(len(t)), t] - eps * log_p.mean(axis=-1))
 
     faces = {
-        "cr.ops.cross_entropy": lambda z, t: cr.ops.cross_entropy(z, t, label_smoothing=eps),
+        "cr.ops.cross_entropy": lambda z, t: cr.ops.cross_entropy(
+            z, t, label_smoothing=eps, reduction=reduction
+        ),
         "F.cross_entropy": lambda z, t: cr.nn.functional.cross_entropy(
-            z, t, reduction="none", label_smoothing=eps
+            z, t, reduction=reduction, label_smoothing=eps
         ),
     }
     label, f = _variant(draw, faces)
     return _sample(
-        draw, kind, "cross_entropy", lambda c, z: f(z, c(t)), [z], ref, note=f"{label} eps={eps}"
+        draw,
+        kind,
+        "cross_entropy",
+        lambda c, z: f(z, c(t)),
+        [z],
+        ref,
+        note=f"{label} eps={eps} reduction={reduction}",
     )
 
 

@@ -745,6 +745,28 @@ def test_cross_entropy_bad_targets():
         F.cross_entropy(z, T, label_smoothing=1.5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_reduces_in_one_node_with_the_bits_of_a_separate_reduction(reduction, dtype):
+    # the op takes the mean or sum itself (one node, not two); value and gradient are the
+    # same bits as the per-sample losses reduced by a mean or sum node after them
+    z = Z.astype(dtype)
+    fused_z, split_z = cr.tensor(z, requires_grad=True), cr.tensor(z, requires_grad=True)
+    fused = F.cross_entropy(fused_z, T, reduction=reduction, label_smoothing=0.1)
+    per_sample = F.cross_entropy(split_z, T, reduction="none", label_smoothing=0.1)
+    split = cr.mean(per_sample) if reduction == "mean" else cr.sum(per_sample)
+    assert fused.op == "cross_entropy" and split.op == reduction
+    assert _np(fused).tobytes() == _np(split).tobytes()
+    fused.backward()
+    split.backward()
+    assert _np(fused_z.grad).tobytes() == _np(split_z.grad).tobytes()
+
+
+def test_cross_entropy_op_refuses_an_unknown_reduction():
+    with pytest.raises(ValueError, match=r"cross_entropy: .*reduction must be one of"):
+        cr.ops.cross_entropy(cr.tensor(Z), T, reduction="avg")
+
+
 # -- functional: binary cross-entropy, nll -----------------------------------------------
 def test_bce_with_logits_closed_form_and_gradient():
     z = RNG.normal(size=(8, 3)) * 4

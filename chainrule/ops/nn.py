@@ -15,7 +15,7 @@ from ..backend import namespace
 from ._registry import Op, Traced, defop
 from .elementwise import erf, exp, greater, tanh, where
 from .linalg import matmul
-from .reductions import _sum, _xp_sum, kept
+from .reductions import _mean, _sum, _xp_mean, _xp_sum, kept
 from .shape import astype, reshape
 
 __all__ = [
@@ -296,13 +296,39 @@ def _target(xp: Any, targets: Any, k: int, dtype: Any, label_smoothing: float) -
     return q * (1 - label_smoothing) + label_smoothing / k if label_smoothing else q
 
 
-def _cross_entropy(xp: Any, logits: Any, targets: Any, label_smoothing: float = 0.0) -> Any:
+_CE_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _cross_entropy(
+    xp: Any, logits: Any, targets: Any, label_smoothing: float = 0.0, reduction: str = "none"
+) -> Any:
     # per-sample loss: logsumexp(z) - [(1 - eps) z_y + eps mean(z)]
+    if reduction not in _CE_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_CE_REDUCTIONS}, got {reduction!r}")
     lse = _logsumexp(xp, logits, axis=-1)
     picked = logits[xp.arange(logits.shape[0]), targets]  # not sum(z * onehot): inf * 0 = NaN
     if label_smoothing:
         picked = (1 - label_smoothing) * picked + label_smoothing * xp.mean(logits, axis=-1)
-    return lse - picked
+    losses = lse - picked
+    if reduction == "none":
+        return losses
+    # NOTE: reduced in the op, not by a mean node after it: the step of a classifier is one
+    # node and two array calls shorter, and the rule scales by g / N once (same bits)
+    return _xp_mean(xp, losses) if reduction == "mean" else _xp_sum(xp, losses)
+
+
+def _ce_scale(g: Any, z: Any, reduction: str) -> Any:
+    """The gradient of the loss as the factor of each sample's row: g[i] per sample, g / N
+    for the mean, g for the sum."""
+    if reduction == "none":
+        return g[..., None]
+    return g / z.shape[0] if reduction == "mean" else g
+
+
+def _ce_reduce(per_sample: Any, reduction: str) -> Any:
+    if reduction == "none":
+        return per_sample
+    return _mean(per_sample) if reduction == "mean" else _sum(per_sample)
 
 
 def _ce_residual(z: Any, targets: Any, label_smoothing: float) -> Any:
@@ -326,20 +352,23 @@ cross_entropy: Op = defop(
     "cross_entropy",
     _cross_entropy,
     vjp=[
-        lambda g, out, z, targets, label_smoothing=0.0: (
-            g[..., None] * _ce_residual(z, targets, label_smoothing)
+        lambda g, out, z, targets, label_smoothing=0.0, reduction="none": (
+            _ce_scale(g, z, reduction) * _ce_residual(z, targets, label_smoothing)
         ),
         None,
     ],
     jvp=[
-        lambda t, out, z, targets, label_smoothing=0.0: _sum(
-            t * _ce_residual(z, targets, label_smoothing), axis=-1
+        lambda t, out, z, targets, label_smoothing=0.0, reduction="none": _ce_reduce(
+            _sum(t * _ce_residual(z, targets, label_smoothing), axis=-1), reduction
         ),
         None,
     ],
     formula="d CE(z, y)/dz = softmax(z) - onehot(y)  (smoothed: q = (1-e) onehot + e/K)",
     family=F,
-    description="Per-sample softmax cross-entropy of logits (N, K) against class indices (N,).",
+    description=(
+        "Softmax cross-entropy of logits (N, K) against class indices (N,): per sample, or "
+        "its mean or sum over the batch (reduction)."
+    ),
 )
 
 
