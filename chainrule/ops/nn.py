@@ -15,7 +15,7 @@ from ..backend import namespace
 from ._registry import Op, Traced, defop
 from .elementwise import erf, exp, greater, tanh, where
 from .linalg import matmul
-from .reductions import _mean, _sum, _xp_mean, _xp_sum, kept
+from .reductions import _mean, _sum, _xp_mean, _xp_sum, kept, scalar
 from .shape import astype, reshape
 
 __all__ = [
@@ -322,7 +322,7 @@ def _ce_scale(g: Any, z: Any, reduction: str) -> Any:
     for the mean, g for the sum."""
     if reduction == "none":
         return g[..., None]
-    return g / z.shape[0] if reduction == "mean" else g
+    return scalar(g) / z.shape[0] if reduction == "mean" else g
 
 
 def _ce_reduce(per_sample: Any, reduction: str) -> Any:

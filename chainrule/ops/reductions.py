@@ -72,6 +72,8 @@ def expand(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
 
 
 def _count(x: Any, axis: Any) -> int:
+    if axis is None and type(x) is np.ndarray:
+        return x.size
     n = 1
     for a in axes_of(axis, len(x.shape)):
         n *= x.shape[a]
@@ -132,8 +134,15 @@ def _no_numpy_extras(name: str, kwargs: dict[str, Any]) -> None:
             raise TypeError(f"{name}: argument {key}={value!r} is not supported on Tensors")
 
 
+def scalar(g: Any) -> Any:
+    """A 0-d NumPy array as a NumPy scalar, anything else as it is. NOTE: arithmetic on the
+    scalar skips the ufunc machinery (a division: 0.07 us, not 0.6) and gives the same bits:
+    for the 0-d gradient of a loss divided by a count."""
+    return g[()] if type(g) is np.ndarray and not g.shape else g
+
+
 def _mean_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    return expand(g / _count(x, axis), x, axis, keepdims)  # d mean(x)/dx_i = 1/n
+    return expand(scalar(g) / _count(x, axis), x, axis, keepdims)  # d mean(x)/dx_i = 1/n
 
 
 _mean: Op = defop(
