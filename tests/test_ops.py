@@ -694,3 +694,25 @@ def test_mean_is_numpy_mean_bit_for_bit(x: np.ndarray, keepdims: bool, data: Any
     assert type(got) is type(want)
     assert got.dtype == want.dtype and np.shape(got) == np.shape(want)
     assert np.array_equal(got, want, equal_nan=True)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    dtype=st.sampled_from(["float16", "float32", "float64", "complex64", "complex128"]),
+    value=st.floats(allow_nan=True, allow_infinity=True, width=16),
+    count=st.one_of(st.integers(1, 5000), st.integers(2**24 - 3, 2**24 + 3), st.just(3**25)),
+)
+def test_a_0d_gradient_divided_as_a_scalar_gives_the_bits_of_the_array_division(
+    dtype, value, count
+):
+    # mean's VJP divides the 0-d gradient of a loss as a NumPy scalar (the fast path of
+    # reductions.scalar); NumPy must give the same bits as for the 0-d array, counts beyond
+    # float32's exact integers included
+    from chainrule.ops.reductions import scalar
+
+    g = np.asarray(value, dtype=dtype)
+    with np.errstate(all="ignore"):
+        fast, slow = scalar(g) / count, g / count
+    assert type(scalar(g)) is np.dtype(dtype).type
+    assert np.asarray(fast).dtype == np.asarray(slow).dtype
+    assert np.asarray(fast).tobytes() == np.asarray(slow).tobytes()
