@@ -51,6 +51,7 @@ True
 from __future__ import annotations
 
 import functools
+import operator
 import sys
 import warnings
 from collections.abc import Callable
@@ -140,7 +141,7 @@ class _Program:
         # layer), the program no longer fits and is traced again
         self.closure_flags = [t.requires_grad for t in self.closure]
         self.grad_args = [k for kind, k in self.grad_sources if kind == "arg"]
-        self.grad_closure = [self.closure[k] for kind, k in self.grad_sources if kind != "arg"]
+        self.grad_closure = tuple(self.closure[k] for kind, k in self.grad_sources if kind != "arg")
         keep = ", ".join(saved) + ("," if len(saved) == 1 else "")
         self.forward = self._define(
             "forward", inputs, [*body, f"return {self.names[id(out)]}, ({keep})"]
@@ -328,6 +329,10 @@ _OP: Op = defop(
 )
 
 
+_RG = operator.attrgetter("_rg")  # (map with these: no Python frame per tensor)
+_DATA = operator.attrgetter("data")
+
+
 def _data(a: Any) -> Any:
     return a.data if isinstance(a, Tensor) else a
 
@@ -380,7 +385,7 @@ class CompiledFunction:
         except _state.TraceAbort as why:
             return self._eager(why, args)
         program = self.programs.get(key)
-        if program is not None and program.closure_flags != [t._rg for t in program.closure]:
+        if program is not None and program.closure_flags != list(map(_RG, program.closure)):
             program = None  # a parameter was frozen or unfrozen since the trace
         if program is None:
             if key in self.eager:
@@ -407,7 +412,7 @@ class CompiledFunction:
 
     def _replay(self, program: _Program, args: tuple[Any, ...]) -> Tensor:
         inputs = [_data(args[k]) for k in program.arg_positions]
-        inputs += [leaf.data for leaf in program.closure]  # parameters as they are now
+        inputs += map(_DATA, program.closure)  # the parameters as they are now
         value, saved = program.forward(*inputs)
         out = wrap(value)
         if program.grad_sources and _state.local.grad_enabled:
@@ -416,7 +421,7 @@ class CompiledFunction:
             out._rg = True
             out._op = _OP
             out._a = (_Call(program, saved), *[args[k] for k in program.grad_args])
-            out._a += tuple(program.grad_closure)
+            out._a += program.grad_closure
             out._b = MANY
             out._params = _NO_PARAMS
             out._seq = _state.next_seq()
