@@ -905,3 +905,59 @@ def test_relu_backward_is_a_mask_multiply_so_an_infinite_gradient_shows():
         cr.relu(x).backward(grad=np.array([np.inf, 1.0, 1.0]))
     g = x.grad.numpy()
     assert np.isnan(g[0]) and g[1:].tolist() == [0.0, 1.0]  # inf * 0, not hidden as 0
+
+
+# -- the softmax family on many short rows (the transposed-copy sums of ops/nn.py) ----------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(32, 10), (64, 32), (300, 3), (33, 1), (31, 10), (40, 33)])
+def test_softmax_family_on_many_short_rows_matches_references(shape, dtype):
+    # at 32 or more rows of at most 32 entries, max and sum run over a transposed copy; the
+    # shapes around those limits must give the same values (to within an ulp or two)
+    import scipy.special as sp
+
+    z = (RNG.normal(size=shape) * 4).astype(dtype)
+    t = RNG.integers(0, shape[1], size=shape[0])
+    ref64 = z.astype(np.float64)
+    rtol = 4e-6 if dtype == np.float32 else 1e-13
+    got = {
+        "softmax": cr.softmax(cr.tensor(z), axis=-1),
+        "log_softmax": F.log_softmax(cr.tensor(z), axis=-1),
+        "logsumexp": cr.logsumexp(cr.tensor(z), axis=-1),
+        "cross_entropy": F.cross_entropy(cr.tensor(z), t, reduction="none"),
+    }
+    want = {
+        "softmax": sp.softmax(ref64, axis=-1),
+        "log_softmax": sp.log_softmax(ref64, axis=-1),
+        "logsumexp": sp.logsumexp(ref64, axis=-1),
+        "cross_entropy": -sp.log_softmax(ref64, axis=-1)[np.arange(shape[0]), t],
+    }
+    for name, value in got.items():
+        assert value.dtype == dtype, name
+        np.testing.assert_allclose(_np(value), want[name], rtol=rtol, atol=rtol, err_msg=name)
+    zt = cr.tensor(z, requires_grad=True)
+    F.cross_entropy(zt, t, reduction="sum").backward()
+    np.testing.assert_allclose(
+        _np(zt.grad), sp.softmax(ref64, axis=-1) - _onehot(t, shape[1]), rtol=rtol, atol=rtol
+    )
+
+
+def test_softmax_family_on_many_short_rows_keeps_infinite_and_masked_rows():
+    # the transposed path with -inf (masked) entries, a whole -inf row, +inf and NaN
+    z = RNG.normal(size=(40, 6))
+    z[0, 2] = -np.inf  # a masked class: probability 0
+    z[1, :] = -np.inf  # an all -inf row: logsumexp -inf, gradient 0
+    z[2, 4] = np.inf
+    z[3, 0] = np.nan
+    lse = cr.logsumexp(cr.tensor(z), axis=-1)
+    assert lse.data[1] == -np.inf and lse.data[2] == np.inf and np.isnan(lse.data[3])
+    finite_rows = z.copy()
+    finite_rows[2:4] = 0.0  # (a +inf or NaN logit has a NaN gradient, with NumPy's warning)
+    zt = cr.tensor(finite_rows, requires_grad=True)
+    cr.sum(cr.logsumexp(zt, axis=-1)).backward()
+    g = _np(zt.grad)
+    assert g[0, 2] == 0.0 and np.all(g[1] == 0.0)
+    np.testing.assert_allclose(g[4:].sum(axis=-1), 1.0, rtol=1e-14)
+    p = _np(cr.softmax(cr.tensor(z[4:]), axis=-1))
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-14)
+    assert cr.gradcheck(lambda x: cr.logsumexp(x, axis=-1), z[4:])
+    assert cr.gradcheck(lambda x: F.cross_entropy(x, np.arange(36) % 6), z[4:])

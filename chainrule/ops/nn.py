@@ -169,6 +169,16 @@ def _max(xp: Any, x: Any, axis: Any) -> Any:
     return xp.max(x, axis=axis, keepdims=True)
 
 
+def _sum_kept(xp: Any, e: Any, axis: Any) -> Any:
+    """The sum along ``axis``, kept as a size-1 axis: the normalizer of the softmax family."""
+    if type(e) is np.ndarray and e.ndim == 2 and axis in (-1, 1) and e.shape[1] <= 32 <= e.shape[0]:
+        # NOTE: as in _max, a short last axis is summed a row at a time (81 us at (4096, 10));
+        # over a transposed copy whole rows are added at once (21 us). The terms are added in
+        # order where NumPy's row sum pairs them: the same sum to within an ulp.
+        return np.add.reduce(e.T.copy(), axis=0)[:, None]
+    return _xp_sum(xp, e, axis, keepdims=True)
+
+
 _LIMITS: dict[Any, Any] = {}
 
 
@@ -207,7 +217,7 @@ def _at_least_1(xp: Any, s: Any) -> Any:
 
 def _logsumexp(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     m = _max(xp, x, axis)
-    s = _xp_sum(xp, xp.exp(x - _shift(xp, m)), axis, keepdims=True)
+    s = _sum_kept(xp, xp.exp(x - _shift(xp, m)), axis)
     out = xp.log(_at_least_1(xp, s)) + m  # an all -inf slice: log(1) + -inf = -inf
     if keepdims:
         return out
@@ -228,7 +238,7 @@ def _lse_weights(x: Any, axis: Any) -> Any:
     if not isinstance(x, Traced):
         xp = namespace(x)
         e = xp.exp(x - _shift(xp, _max(xp, x, axis)))
-        return e / _at_least_1(xp, _xp_sum(xp, e, axis, keepdims=True))
+        return e / _at_least_1(xp, _sum_kept(xp, e, axis))
     xp = namespace(x.data)
     e = exp(x - _shift(xp, _max(xp, x.data, axis)))
     s = _sum(e, axis=axis, keepdims=True)
@@ -257,7 +267,7 @@ logsumexp: Op = defop(
 
 def _softmax(xp: Any, x: Any, axis: int = -1) -> Any:
     e = xp.exp(x - _shift(xp, _max(xp, x, axis), lowest=False))
-    return e / _xp_sum(xp, e, axis, keepdims=True)
+    return e / _sum_kept(xp, e, axis)
 
 
 softmax: Op = defop(
@@ -276,7 +286,7 @@ def _log_softmax(xp: Any, x: Any, axis: int = -1) -> Any:
     # NOTE: shift first, then subtract the log of the sum: (x - m) is exact for the largest
     # entries, so log_softmax keeps full precision even where x itself is ~1e4.
     shifted = x - _shift(xp, _max(xp, x, axis), lowest=False)
-    return shifted - xp.log(_xp_sum(xp, xp.exp(shifted), axis, keepdims=True))
+    return shifted - xp.log(_sum_kept(xp, xp.exp(shifted), axis))
 
 
 log_softmax: Op = defop(
