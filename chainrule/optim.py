@@ -248,20 +248,17 @@ class SGD(Optimizer):
                 and g.dtype is tmp.dtype is data.dtype
                 and g.shape == tmp.shape == data.shape
             )
-            if fits:
-                try:
-                    np.subtract(data, np.multiply(g, lr, tmp), data)
-                except ValueError:  # NumPy refuses to write into a read-only parameter
-                    fits = False  # (checked here, not in advance: flags cost 0.1 us)
-            if not fits:
+            if not fits:  # the first step, or a parameter that changed: check it all
                 if g.shape != data.shape:
                     raise ValueError(f"SGD: gradient shape {g.shape} != parameter {p.shape}")
                 tmp = self._scratch(i, data) if _writable(data, g) else None
-                if tmp is None:  # not NumPy, or read-only: out of place
-                    p.data = data - g * lr
-                    p._version = _bump()
-                    continue
-                np.subtract(data, np.multiply(g, lr, tmp), data)
+            if tmp is not None:
+                try:
+                    np.subtract(data, np.multiply(g, lr, tmp), data)
+                except ValueError:  # NumPy refuses to write into a read-only parameter
+                    tmp = None  # (checked here, not in advance: flags cost 0.1 us)
+            if tmp is None:  # not NumPy, or read-only: out of place
+                p.data = data - g * lr
             p._version = _bump()  # a graph that used the old value is now stale
         return None
 
