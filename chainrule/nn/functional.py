@@ -100,14 +100,9 @@ def cross_entropy(
     ``label_smoothing`` mixes the one-hot target with the uniform distribution."""
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}"
-        )
     t = _class_targets(logits, targets, "cross_entropy")
-    return ops.cross_entropy(
-        logits, t, label_smoothing=float(label_smoothing), reduction=reduction
-    )  # the mean or sum taken by the op itself: one node
+    # the mean or sum taken (and the reduction checked) by the op itself: one node
+    return ops.cross_entropy(logits, t, label_smoothing=float(label_smoothing), reduction=reduction)
 
 
 def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Any:

@@ -95,8 +95,7 @@ def _xp_mean(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         if x.dtype in _SUM_THEN_DIVIDE and x.size:
             # NOTE: what np.mean computes for these dtypes (a sum, then a division by the
             # count), bit for bit, without its Python-level dispatch: 1 us instead of 3-4.
-            total = _add_reduce(x, axis=axis, keepdims=keepdims)
-            mean = total / (x.size // total.size)
+            mean = _add_reduce(x, axis=axis, keepdims=keepdims) / _count(x, axis)
             return mean if mean.dtype == x.dtype else x.dtype.type(mean)
         return x.mean(axis=axis, keepdims=keepdims)
     return xp.mean(x, axis=_as_axis(axis), keepdims=keepdims)
