@@ -42,7 +42,7 @@ static PyObject *fit_to;          /* (c, a, op) -> c summed over broadcast axes 
 static PyObject *zeros_for;       /* (a) -> zeros like a.data */
 static PyObject *ZERO;            /* the int 0 */
 static PyObject *add_reduce;      /* np.add.reduce */
-static PyObject *s_forward, *s_vjps, *s_differentiable, *s_variadic, *s_special,
+static PyObject *s_forward, *s_save, *s_saved, *s_vjps, *s_differentiable, *s_variadic, *s_special,
     *s_grad_enabled, *s_scope, *s_shape, *s_dtype, *s_freed, *s_modified, *s_no_rule, *s_vjp_into,
     *s_reshape;
 
@@ -188,8 +188,25 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
     else if (PyErr_Occurred() || (xp = PyObject_Vectorcall(namespace_fn, raw, n, NULL)) == NULL)
         goto fail;
     fargs[0] = xp;
-    PyObject *forward = PyObject_GetAttr(op, s_forward);
-    if (forward == NULL)
+    /* whether the result records a node, decided before the forward: an op with a save()
+     * is then called through it, and its node keeps the value save() returns (op contract) */
+    int record = 0;
+    if (rg) {
+        record = attr_true(op, s_differentiable);
+        if (record > 0)
+            record = attr_true(local, s_grad_enabled);
+        if (record < 0)
+            goto fail;
+    }
+    PyObject *forward = NULL;
+    if (record) {
+        if ((forward = PyObject_GetAttr(op, s_save)) == NULL)
+            goto fail;
+        if (forward == Py_None)
+            Py_CLEAR(forward);
+    }
+    int saving = forward != NULL;
+    if (!saving && (forward = PyObject_GetAttr(op, s_forward)) == NULL)
         goto fail;
     data = PyObject_VectorcallDict(forward, fargs, n + 1, PyDict_GET_SIZE(params) ? params : NULL);
     Py_DECREF(forward);
@@ -224,23 +241,38 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
         Py_DECREF(raw[i]);
     Py_DECREF(xp);
 
+    PyObject *node_params = params; /* borrowed, or (saving) owned */
+    if (saving) { /* (out, saved): the node's parameters are params and saved=saved */
+        if (!PyTuple_Check(data) || PyTuple_GET_SIZE(data) != 2) {
+            PyErr_Format(PyExc_TypeError, "%R: save() must return a pair (out, saved)", op);
+            Py_DECREF(data);
+            return NULL;
+        }
+        PyObject *pair = data;
+        data = PyTuple_GET_ITEM(pair, 0);
+        Py_INCREF(data);
+        node_params = PyDict_Copy(params);
+        if (node_params == NULL ||
+            PyDict_SetItem(node_params, s_saved, PyTuple_GET_ITEM(pair, 1)) < 0) {
+            Py_XDECREF(node_params);
+            Py_DECREF(pair);
+            Py_DECREF(data);
+            return NULL;
+        }
+        Py_DECREF(pair);
+    }
+
     PyObject *out = Tensor->tp_alloc(Tensor, 0);
     if (out == NULL) {
         Py_DECREF(data);
+        if (saving)
+            Py_DECREF(node_params);
         return NULL;
     }
     SLOT(out, o_data) = data; /* the new reference moves into the slot */
     set_slot(out, o_grad, Py_None);
     set_slot(out, o_version, ZERO);
 
-    int record = 0;
-    if (rg) {
-        record = attr_true(op, s_differentiable);
-        if (record > 0)
-            record = attr_true(local, s_grad_enabled);
-        if (record < 0)
-            goto fail_out;
-    }
     if (record) {
         PyObject *seq = PyObject_CallNoArgs(next_seq);
         if (seq == NULL)
@@ -265,7 +297,7 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
             set_slot(out, o_a, args);
             set_slot(out, o_b, MANY);
         }
-        set_slot(out, o_params, PyDict_GET_SIZE(params) ? params : NO_PARAMS);
+        set_slot(out, o_params, PyDict_GET_SIZE(node_params) ? node_params : NO_PARAMS);
         SLOT(out, o_seq) = seq;
         SLOT(out, o_scope) = scope;
     }
@@ -273,9 +305,13 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
         set_slot(out, o_rg, Py_False);
         set_slot(out, o_op, Py_None);
     }
+    if (saving)
+        Py_DECREF(node_params);
     return out;
 
 fail_out:
+    if (saving)
+        Py_DECREF(node_params);
     Py_DECREF(out);
     return NULL;
 fail:
@@ -1067,6 +1103,8 @@ PyInit__native(void)
 {
     import_array();
     INTERN(s_forward, "forward");
+    INTERN(s_save, "save");
+    INTERN(s_saved, "saved");
     INTERN(s_vjps, "vjps");
     INTERN(s_differentiable, "differentiable");
     INTERN(s_variadic, "variadic");

@@ -41,6 +41,8 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
     # an argument tuple; anomaly mode, forward mode and tracing share one flag (``special``)
     # so that the common path tests one attribute for all three. The node goes into the
     # result's slots (see chainrule.tensor): ``a``, ``b`` are its ``_a``, ``_b``.
+    if op.save is not None and not _flags.special:
+        return _apply_saving(op, args, params)
     if len(args) == 2:
         a, b = args
         rg = False
@@ -98,6 +100,35 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         out._params = params or _NO_PARAMS
         out._seq = _next_seq()
         out._scope = _local.scope
+    else:
+        out._rg = False
+        out._op = None
+    return out
+
+
+def _apply_saving(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
+    """:func:`apply` for an op with a ``save()`` (see the op contract): a result that records
+    a node is computed by ``save``, and the node keeps the value its rules reuse among its
+    parameters, as ``saved``."""
+    raw = [v.data if isinstance(v, Tensor) else v for v in args]
+    rg = any(v._rg for v in args if isinstance(v, Tensor))
+    record = rg and op.differentiable and _local.grad_enabled
+    xp = _NAMESPACES.get(type(raw[0])) or namespace(*raw)
+    try:
+        data = op.save(xp, *raw, **params) if record else op.forward(xp, *raw, **params)  # type: ignore[misc]
+    except (ValueError, TypeError, IndexError) as err:
+        raise _forward_error(op, raw, params, err) from err
+    if record:
+        if not (isinstance(data, tuple) and len(data) == 2):
+            raise TypeError(f"{op!r}: save() must return a pair (out, saved)")
+        data, saved = data
+    out = _new(Tensor)
+    out.data = data
+    out._grad = None
+    out._version = 0
+    if record:
+        out._rg = True
+        out._node = (op, args, {**params, _registry.SAVED: saved}, _next_seq(), None, _local.scope)
     else:
         out._rg = False
         out._op = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import _state
 from . import ops as F
 from .backend import namespace
 from .ops import _registry as _R
@@ -229,10 +230,18 @@ class TensorOps:
         return F.dot(self, other)
 
 
+# an index is a parameter of getitem, not an input: traced, a Tensor's values would be frozen
+# into the program (an argument's, or one computed from the inputs, like an argmax)
+_TENSOR_INDEX = "an index that is a Tensor (the program would keep the values it was traced with)"
+
+
 def _raw_index(index: Any) -> Any:
     if isinstance(index, Traced):
+        _state.check_not_tracing(_TENSOR_INDEX)
         return index.data
     if isinstance(index, tuple):
+        if any(isinstance(i, Traced) for i in index):
+            _state.check_not_tracing(_TENSOR_INDEX)
         return tuple(i.data if isinstance(i, Traced) else i for i in index)
     if isinstance(index, list):
         return namespace().asarray(index)

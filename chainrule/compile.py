@@ -63,11 +63,13 @@ from ._record import _NO_PARAMS
 from .backend import is_array, namespace
 from .dag import topological_order
 from .graph import _unbroadcast_axes, run_traced
-from .ops._registry import Op, defop
+from .ops._registry import SAVED, Op, defop
 from .ops.reductions import _xp_sum
 from .tensor import MANY, Tensor, wrap
 
 __all__ = ["compile", "CompiledFunction"]
+
+_NONE: dict[str, str] = {}  # no keyword arguments (never mutated)
 
 
 class _Program:
@@ -115,15 +117,18 @@ class _Program:
         ]
         for t in self.closure:
             inputs.append(self._name(t))
-        body = []
+        body: list[str] = []
+        saving: dict[int, tuple[int, str]] = {}  # id -> (line, the call through op.save)
         for t in order:
             if t._node is None:
                 continue
             op, args_, params = t._node[0], t._node[1], t._node[2]
             raw = [a.data if isinstance(a, Tensor) else a for a in args_]
             xp = self._const(namespace(*raw))
-            call = self._call(self._const(op.forward), [xp, *self._refs(args_)], params)
-            body.append(f"{self._name(t)} = {call}")
+            refs = [xp, *self._refs(args_)]
+            if op.save is not None:
+                saving[id(t)] = (len(body), self._call(self._const(op.save), refs, params))
+            body.append(f"{self._name(t)} = {self._call(self._const(op.forward), refs, params)}")
         # the tensors gradients flow to, as eager mode sees them: arguments and closure leaves
         # that require grad and that the backward pass reaches (an unused one gets no .grad)
         self.grad_sources: list[tuple[str, int]] = []
@@ -131,6 +136,12 @@ class _Program:
         saved: list[str] = []
         if out.requires_grad:
             backward_lines, saved, reached = self._trace_backward(out)
+            # a node whose rules read what its op's save() returns (its ``...s`` variable, in
+            # the values kept for the backward program) is computed through save()
+            for k, (line, call) in saving.items():
+                name = self.names[k]
+                if name + "s" in saved:
+                    body[line] = f"{name}, {name}s = {call}"
             for k in self.arg_positions:
                 if traced[k].requires_grad and id(traced[k]) in reached:
                     self.grad_sources.append(("arg", k))
@@ -173,8 +184,12 @@ class _Program:
     def _refs(self, args: tuple[Any, ...]) -> list[str]:
         return [self.names[id(a)] if isinstance(a, Tensor) else self._const(a) for a in args]
 
-    def _call(self, fn: str, args: list[str], params: dict[str, Any]) -> str:
+    def _call(
+        self, fn: str, args: list[str], params: dict[str, Any], names: dict[str, str] = _NONE
+    ) -> str:
+        """The call as code: ``params`` are constants; ``names``, variables of the program."""
         keywords = [f"{key}={self._const(value)}" for key, value in params.items()]
+        keywords += [f"{key}={name}" for key, name in names.items()]
         return f"{fn}({', '.join(args + keywords)})"
 
     def _define(self, name: str, params: list[str], lines: list[str]) -> Callable[..., Any]:
@@ -223,7 +238,8 @@ class _Program:
             node = self.names[id(t)]
             refs = self._refs(args_)
             raw = [a.data if isinstance(a, Tensor) else a for a in args_]
-            for name in (node, *refs):
+            kept = {SAVED: node + "s"} if op.save is not None else {}  # see the op contract
+            for name in (node, *refs, *kept.values()):
                 if name.startswith("v"):
                     saved[name] = None
             for i, a in sent:
@@ -233,10 +249,10 @@ class _Program:
                     fn = f"{self._const(_module)}.take"
                     into, rule_ = self._const(op.vjp_into[0]), self._const(rule)
                     call_args = [f"G, {slots[id(t)]}, {into}, {rule_}", node, *refs]
-                    lines.append(f"c = {self._call(fn, call_args, params)}")
+                    lines.append(f"c = {self._call(fn, call_args, params, kept)}")
                 else:
                     call_args = [*lead, grad(t), node, *refs]
-                    lines.append(f"c = {self._call(self._const(rule), call_args, params)}")
+                    lines.append(f"c = {self._call(self._const(rule), call_args, params, kept)}")
                 # the rule's raw result on the traced values says whether the engine had to
                 # sum it back over broadcast dimensions or cast it (same shapes every replay)
                 c = rule(*([i] if op.variadic else []), g, t.data, *raw, **params)

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import _state
 from .backend import to_numpy
+from .ops._registry import SAVED
 from .tensor import Tensor
 
 __all__ = ["Graph", "Node", "BackwardStep", "graph", "topological_order"]
@@ -52,7 +53,10 @@ class Node:
         node = tensor._node
         self.op: str | None = node[0].name if node else None
         self.formula: str = node[0].formula if node else ""
-        self.params: dict[str, Any] = dict(node[2]) if node else {}
+        # the op's parameters as the user gave them (not a value the op saved for its rules)
+        self.params: dict[str, Any] = (
+            {k: v for k, v in node[2].items() if k != SAVED} if node else {}
+        )
         self.parents: list[Node] = []
         self.traced_grad: Any = None
         # "power(·, 4)": the op with its constant inputs shown, "·" for each tensor input

@@ -1589,3 +1589,83 @@ def test_compiled_relu_at_the_output_never_writes_into_the_seed() -> None:
     assert calls == [], calls
     program = next(iter(f.programs.values()))
     assert "take" not in program.backward.source
+
+
+# -- values an op saves for its rules (the op contract's save) ---------------------------------
+TARGETS = np.array([0, 1, 2, 3, 0, 1])
+
+
+def _softmax_rows(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_saved_value_lives_with_its_node_until_the_backward_pass(on: bool) -> None:
+    with engine(on):
+        z = leaf(RNG.normal(size=(6, 4)))
+        loss = cr.nn.functional.cross_entropy(z, TARGETS)
+        saved = loss._params["saved"]
+        np.testing.assert_allclose(saved, _softmax_rows(z.data), rtol=1e-14)
+        kept = saved.copy()
+        loss.backward(retain_graph=True)  # the graph, and so the saved value, stay
+        first = z.grad.numpy().copy()
+        assert loss._params["saved"] is saved and np.array_equal(saved, kept)
+        z.grad = None
+        loss.backward()  # reads it again, then lets it go with the node's inputs
+        assert np.array_equal(z.grad.numpy(), first)
+        assert "saved" not in loss._params
+        gone = weakref.ref(saved)
+        del saved
+        assert gone() is None
+        expected = (_softmax_rows(z.data) - np.eye(4)[TARGETS]) / len(TARGETS)
+        np.testing.assert_allclose(first, expected, rtol=1e-13, atol=1e-16)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_save_runs_only_where_a_node_is_recorded(on: bool, monkeypatch: Any) -> None:
+    op = REGISTRY["cross_entropy"]
+    calls: list[str] = []
+    save = op.save
+
+    def spy(*args: Any, **params: Any) -> Any:
+        calls.append("save")
+        return save(*args, **params)
+
+    monkeypatch.setattr(op, "save", spy)
+    with engine(on):
+        z = leaf(RNG.normal(size=(6, 4)))
+        with cr.no_grad():
+            quiet = cr.nn.functional.cross_entropy(z, TARGETS)
+        constant = cr.nn.functional.cross_entropy(cr.tensor(z.data), TARGETS)
+        assert calls == [] and quiet._op is None and constant._op is None
+        recorded = cr.nn.functional.cross_entropy(z, TARGETS)
+        assert calls == ["save"] and recorded._op is op
+        assert np.array_equal(recorded.data, quiet.data)  # the same value either way
+
+
+def test_a_save_that_does_not_return_a_pair_raises_the_same(monkeypatch: Any) -> None:
+    op = REGISTRY["logsumexp"]
+    monkeypatch.setattr(op, "save", lambda xp, x, axis=None, keepdims=False: x)
+    z = RNG.normal(size=(3, 2))
+    same_error(
+        lambda: cr.logsumexp(leaf(z), axis=1),
+        TypeError,
+        "<chainrule op logsumexp>: save() must return a pair (out, saved)",
+    )
+
+
+def test_no_reference_leaks_through_saved_values() -> None:
+    with engine(True):
+        z = leaf(RNG.normal(size=(6, 4)))
+
+        def step() -> None:
+            cr.nn.functional.cross_entropy(z, TARGETS).backward()
+            cr.sum(cr.logsumexp(z * 1.0, axis=1)).backward(retain_graph=True)
+
+        step()
+        watched = (REGISTRY["cross_entropy"], REGISTRY["logsumexp"], z, z.data, TARGETS)
+        before = _counts(*watched)
+        for _ in range(1000):
+            step()
+        assert _counts(*watched) == before

@@ -324,7 +324,12 @@ FALLBACKS: dict[str, Callable[[], Callable[..., Any]]] = {
     "functional dropout": lambda: _dropout_functional(),
     "Dropout module in training mode": lambda: _dropout_module(),
     "cr.random draws": lambda: _random_draws(),
+    "a Tensor as an index": lambda: _tensor_index,
 }
+
+
+def _tensor_index(x: Any) -> Any:
+    return cr.sum(x.reshape(-1)[cr.argmax(x)] * x)  # the index depends on the values
 
 
 def _dropout_functional() -> Callable[..., Any]:
@@ -520,6 +525,39 @@ def test_training_with_a_compiled_loss_is_bit_identical(make_optimizer: Any) -> 
     for (name, pc), pe, p0 in zip(nets[0].named_parameters(), nets[1].parameters(), init):
         _assert_same(pc, pe, f"trained {name}")
         assert not np.array_equal(pc.numpy(), p0), f"{name} never changed"
+
+
+@pytest.mark.parametrize("targets_as", ["array", "Tensor"])
+def test_a_compiled_classifier_reads_the_targets_of_each_batch(targets_as: str) -> None:
+    # the targets are an argument: each batch's must be read, none frozen from the trace
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5, 24, 6))
+    y = rng.integers(0, 4, size=(5, 24))
+    nets = [cr.nn.MLP([6, 12, 4], rng=2) for _ in range(2)]
+    wrap = cr.tensor if targets_as == "Tensor" else np.asarray
+
+    def train(net: Any, compiled: bool) -> list[float]:
+        body = lambda xb, yb: cr.nn.functional.cross_entropy(net(xb), yb)  # noqa: E731
+        loss = cr.compile(body) if compiled else body
+        opt = cr.optim.SGD(net.parameters(), lr=0.5)
+        losses = []
+        for xb, yb in zip(x, y):
+            opt.zero_grad()
+            value = loss(cr.tensor(xb), wrap(yb))
+            value.backward()
+            opt.step()
+            losses.append(value.numpy().item())
+        if compiled:
+            assert len(loss.programs) == 1
+            program = next(iter(loss.programs.values()))
+            # cross-entropy's softmax goes from its forward to its rule (the op contract's save)
+            assert re.search(r"^    (v\d+), \1s = ", program.forward.source, re.M)
+            assert "saved=v" in program.backward.source
+        return losses
+
+    assert train(nets[0], True) == train(nets[1], False)
+    for pc, pe in zip(nets[0].parameters(), nets[1].parameters()):
+        _assert_same(pc, pe, "trained parameter")
 
 
 def test_freezing_a_parameter_after_tracing() -> None:

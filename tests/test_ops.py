@@ -260,6 +260,80 @@ def test_float32_stays_float32_and_agrees_with_float64(name: str) -> None:
     _run(st.tuples(_any_kind(name), SEEDS), check, 15)
 
 
+# -- saved values (the op contract's save) ----------------------------------------------------
+SAVING = sorted(n for n, op in REGISTRY.items() if op.save is not None)
+
+
+def _bits_equal(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_the_ops_that_save_values_for_their_rules() -> None:
+    assert SAVING == ["cross_entropy", "logsumexp"]
+
+
+@pytest.mark.parametrize("name", SAVING)
+def test_a_saved_value_gives_the_bits_of_computing_it_again(name: str) -> None:
+    op = REGISTRY[name]
+
+    def check(drawn: tuple[Sample, int]) -> None:
+        s, seed = drawn
+        xs = [cr.tensor(a, requires_grad=_is_float(a)) for a in s.args]
+        out = s.call(np_const, *xs)
+        node = next(n.tensor for n in cr.graph(out).nodes if n.op == name)
+        _, inputs, params, *_ = node._node
+        saved = params["saved"]  # the node keeps what save() returned
+        kept = np.array(saved, copy=True)
+        given = {k: v for k, v in params.items() if k != "saved"}
+        raw = [a.data if isinstance(a, cr.Tensor) else a for a in inputs]
+        value, again = op.save(np, *raw, **given)
+        assert _bits_equal(value, op.forward(np, *raw, **given)), f"{s}: save's value"
+        assert _bits_equal(value, node.data) and _bits_equal(again, saved), repr(s)
+        g = np.random.default_rng(seed).standard_normal(np.shape(value)).astype(value.dtype)
+        for i, rule in enumerate(op.vjps):
+            if not callable(rule):
+                continue
+            fast = rule(g, node.data, *raw, **params)
+            slow = rule(g, node.data, *raw, **given)
+            assert _bits_equal(fast, slow), f"{s}: the rule of input {i} with and without saved"
+        assert _bits_equal(saved, kept), f"{s}: a rule wrote into the saved value"
+
+    _run(st.tuples(_any_kind(name), SEEDS), check, 25)
+
+
+@pytest.mark.parametrize("name", SAVING)
+def test_a_saved_value_with_nonfinite_rows_gives_the_same_bits(name: str) -> None:
+    op = REGISTRY[name]
+    inf = np.inf
+    z = np.array([[0.5, -1.0, 2.0], [-inf, -inf, -inf], [inf, 1.0, 0.0], [np.nan, 0.0, 1.0]])
+    args: tuple[Any, ...] = (z, np.array([2, 0, 1, 1])) if name == "cross_entropy" else (z,)
+    params = {"reduction": "sum"} if name == "cross_entropy" else {"axis": -1}
+    with np.errstate(all="ignore"):
+        value, saved = op.save(np, *args, **params)
+        assert _bits_equal(value, op.forward(np, *args, **params))
+        g = np.ones_like(value)
+        fast = op.vjps[0](g, value, *args, **params, saved=saved)
+        slow = op.vjps[0](g, value, *args, **params)
+    assert _bits_equal(fast, slow)
+    # the finite row's gradient is finite: softmax minus the one-hot target, or softmax
+    p = np.exp(z[0] - z[0].max()) / np.exp(z[0] - z[0].max()).sum()
+    np.testing.assert_allclose(fast[0], p - (np.arange(3) == 2) if name != "logsumexp" else p)
+
+
+def test_save_is_declared_well() -> None:
+    with pytest.raises(ValueError, match="save must be a function"):
+        cr.ops.defop("bad_save", lambda xp, x: x, vjp=[lambda g, out, x: g], save=3)
+    with pytest.raises(ValueError, match="no parameter may be called 'saved'"):
+        cr.ops.defop(
+            "bad_saved_param",
+            lambda xp, x, saved=None: x,
+            vjp=[lambda g, out, x, saved=None: g],
+            save=lambda xp, x, saved=None: (x, x),
+        )
+    assert "bad_save" not in REGISTRY and "bad_saved_param" not in REGISTRY
+
+
 # -- closed forms ----------------------------------------------------------------------------
 UNARY_CLOSED_FORM = [
     "negative",

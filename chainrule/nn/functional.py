@@ -65,6 +65,9 @@ def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:
 
 
 def _class_targets(logits: Any, targets: Any, name: str) -> Any:
+    """``targets``, checked against ``logits``. A Tensor stays a Tensor: the loss's node
+    then has it as an input, so a ``cr.compile``'d program reads the targets of each call
+    (unwrapped, they would be a constant of the program, frozen at the first call)."""
     z = _data(logits)
     t = _data(targets)
     xp = namespace(z)
@@ -89,7 +92,7 @@ def _class_targets(logits: Any, targets: Any, name: str) -> Any:
                 f"{name}: targets must lie in [0, {z.shape[1]}) for {z.shape[1]} classes, got "
                 f"values from {low} to {high}"
             )
-    return t
+    return targets if isinstance(targets, Tensor) else t
 
 
 def cross_entropy(
@@ -108,8 +111,7 @@ def cross_entropy(
 def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Any:
     """Negative log-likelihood of log-probabilities (N, K) at integer targets (N,)."""
     t = _class_targets(log_probs, targets, "nll_loss")
-    n = t.shape[0]
-    rows = namespace(t).arange(n)
+    rows = namespace(_data(t)).arange(t.shape[0])
     return _reduce(-log_probs[rows, t], reduction, "nll_loss")
 
 

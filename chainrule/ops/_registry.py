@@ -27,6 +27,19 @@ An op is declared with ``defop(name, forward, vjp=..., jvp=..., formula=...)``.
     a gradient as large as the activations is then not allocated again (relu in an MLP). Both
     forms share their local derivative (one helper), and the tests hold them bit for bit equal.
 
+``save`` — optional, ``save(xp, *inputs, **params) -> (out, saved)``
+    The forward, also returning an intermediate its rules can reuse (cross-entropy's
+    softmax, which the loss computes on the way). When a result records a node in a plain
+    pass, the recorder calls ``save`` instead of ``forward`` and keeps ``saved`` with the node,
+    in its parameters under the key ``"saved"``; the rules then receive it as the keyword
+    argument ``saved=``. Everywhere else (a call on plain arrays, rules run on Tensors for
+    ``create_graph=True``, forward mode, a trace) they receive ``saved=None`` or nothing, and
+    compute the value again from the inputs: written once, in a helper that both ``save`` and
+    the rules call, so the two ways give the same bits (the tests hold them to it). The
+    backward pass lets ``saved`` go with the rest of the node; ``cr.compile`` passes it from
+    the forward program to the backward one. A rule must never write into ``saved``: a
+    graph kept with ``retain_graph=True`` reads it again.
+
 ``jvp`` — one rule per positional input, ``rule(tangent, out, *inputs, **params)``
     Returns that input's contribution to the tangent of ``out`` (forward mode). The engine
     sums the contributions and broadcasts the total to ``out``'s shape. For elementwise ops
@@ -50,7 +63,7 @@ from typing import Any
 
 from ..backend import _NAMESPACES, is_array, namespace
 
-__all__ = ["Op", "Traced", "defop", "public", "REGISTRY", "NOT_IMPLEMENTED", "table"]
+__all__ = ["Op", "Traced", "defop", "public", "REGISTRY", "NOT_IMPLEMENTED", "SAVED", "table"]
 
 
 class Traced:
@@ -77,6 +90,8 @@ _apply: Callable[..., Any] | None = None
 
 REGISTRY: dict[str, Op] = {}
 
+SAVED = "saved"  # the parameter under which a node keeps what its op's save() returned
+
 
 class Op:
     """One primitive: its forward computation and its derivative rules.
@@ -100,6 +115,7 @@ class Op:
         "description",
         "variadic",
         "vjp_into",
+        "save",
         "nin",
         "param_names",
         "public",
@@ -133,6 +149,7 @@ class Op:
         self.description = description
         self.variadic = variadic
         self.vjp_into: tuple[Any, ...] | None = None  # see the module docstring
+        self.save: Callable[..., Any] | None = None  # likewise
         self.nin, self.param_names = _signature(forward, variadic, len(vjps))
         self.public: Callable[..., Any] = self
         self.doc = _docstring(self)
@@ -216,6 +233,7 @@ def defop(
     family: str = "",
     description: str = "",
     vjp_into: Sequence[Any] | None = None,
+    save: Callable[..., Any] | None = None,
 ) -> Op:
     """Declare a primitive and add it to the table. See the module docstring for the contract."""
     if name in REGISTRY:
@@ -249,6 +267,13 @@ def defop(
         if variadic or len(vjps) != 1 or len(vjp_into) != 1 or not callable(vjp_into[0]):
             raise ValueError(f"op {name!r}: vjp_into is one rule, for an op of one input")
         op.vjp_into = tuple(vjp_into)
+    if save is not None:
+        if not callable(save) or SAVED in op.param_names:
+            raise ValueError(
+                f"op {name!r}: save must be a function save(xp, *inputs, **params) returning "
+                f"(out, saved), and no parameter may be called {SAVED!r}"
+            )
+        op.save = save
     REGISTRY[name] = op
     return op
 

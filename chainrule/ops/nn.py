@@ -220,13 +220,32 @@ def _at_least_1(xp: Any, s: Any) -> Any:
     return s if limits is None else xp.maximum(s, limits[2])
 
 
-def _logsumexp(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+def _lse_parts(xp: Any, x: Any, axis: Any) -> tuple[Any, Any, Any]:
+    """The pieces of logsumexp along ``axis``, as size-1 axes where reduced: the max ``m``,
+    ``e = exp(x - shift)`` and its sum. The softmax family's forwards and the rules that
+    compute their weights again all start here, so the two ways give the same bits."""
     m = _max(xp, x, axis)
-    s = _sum_kept(xp, xp.exp(x - _shift(xp, m)), axis)
-    out = xp.log(_at_least_1(xp, s)) + m  # an all -inf slice: log(1) + -inf = -inf
+    e = xp.exp(x - _shift(xp, m))
+    return m, e, _sum_kept(xp, e, axis)
+
+
+def _lse_value(xp: Any, x: Any, m: Any, s: Any, axis: Any, keepdims: bool) -> Any:
+    out = xp.log(s) + m  # s at least 1: an all -inf slice gives log(1) + -inf = -inf
     if keepdims:
         return out
     return out[..., 0] if axis == -1 else xp.squeeze(out, axis=_axes(axis, len(x.shape)))
+
+
+def _logsumexp(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    m, _, s = _lse_parts(xp, x, axis)
+    return _lse_value(xp, x, m, _at_least_1(xp, s), axis, keepdims)
+
+
+def _logsumexp_saving(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    # the weights the rules read, from the forward's own e and sum (op contract: save)
+    m, e, s = _lse_parts(xp, x, axis)
+    s = _at_least_1(xp, s)
+    return _lse_value(xp, x, m, s, axis, keepdims), e / s
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -235,15 +254,17 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
     return tuple(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
 
 
-def _lse_weights(x: Any, axis: Any) -> Any:
+def _lse_weights(x: Any, axis: Any, saved: Any = None) -> Any:
     # softmax weights exp(x - m) / sum(exp(x - m)) with m the max, taken as a constant (the
     # weights do not depend on the shift). Computing them as exp(x - logsumexp(x)) instead
     # would lose ~50 ulp for large x. An all -inf slice has sum 0: its weights are 0, so the
-    # gradient there is 0, not NaN.
+    # gradient there is 0, not NaN. ``saved``: the same weights, kept by the forward.
     if not isinstance(x, Traced):
+        if saved is not None:
+            return saved
         xp = namespace(x)
-        e = xp.exp(x - _shift(xp, _max(xp, x, axis)))
-        return e / _at_least_1(xp, _sum_kept(xp, e, axis))
+        _, e, s = _lse_parts(xp, x, axis)
+        return e / _at_least_1(xp, s)
     xp = namespace(x.data)
     e = exp(x - _shift(xp, _max(xp, x.data, axis)))
     s = _sum(e, axis=axis, keepdims=True)
@@ -254,8 +275,8 @@ logsumexp: Op = defop(
     "logsumexp",
     _logsumexp,
     vjp=[
-        lambda g, out, x, axis=None, keepdims=False: (
-            kept(g, x, axis, keepdims) * _lse_weights(x, axis)
+        lambda g, out, x, axis=None, keepdims=False, saved=None: (
+            kept(g, x, axis, keepdims) * _lse_weights(x, axis, saved)
         )
     ],
     jvp=[
@@ -266,6 +287,7 @@ logsumexp: Op = defop(
     formula="d logsumexp(x)/dx_i = softmax(x)_i",
     kink="a slice of all -inf has value -inf and gradient 0",
     family=F,
+    save=_logsumexp_saving,
     description="log(sum(exp(x))) over the given axes, without overflow.",
 )
 
@@ -317,19 +339,42 @@ _CE_REDUCTIONS = ("none", "mean", "sum")
 def _cross_entropy(
     xp: Any, logits: Any, targets: Any, label_smoothing: float = 0.0, reduction: str = "none"
 ) -> Any:
+    return _ce_saving(xp, logits, targets, label_smoothing, reduction, keep=False)[0]
+
+
+def _ce_saving(
+    xp: Any,
+    logits: Any,
+    targets: Any,
+    label_smoothing: float = 0.0,
+    reduction: str = "none",
+    keep: bool = True,
+) -> Any:
+    """(the loss, softmax(logits)): the op's save() (see the op contract); ``keep=False``
+    skips the softmax, for the forward alone. The rules take the softmax as the forward
+    computed it on the way, rather than computing it again (a quarter of the backward
+    pass of a classifier's step beyond its matmuls)."""
     # per-sample loss: logsumexp(z) - [(1 - eps) z_y + eps mean(z)]
     if reduction not in _CE_REDUCTIONS:
         raise ValueError(f"reduction must be one of {_CE_REDUCTIONS}, got {reduction!r}")
-    lse = _logsumexp(xp, logits, axis=-1)
+    m, e, s = _lse_parts(xp, logits, -1)
+    lse = _lse_value(xp, logits, m, _at_least_1(xp, s), -1, False)
     picked = logits[xp.arange(logits.shape[0]), targets]  # not sum(z * onehot): inf * 0 = NaN
     if label_smoothing:
         picked = (1 - label_smoothing) * picked + label_smoothing * xp.mean(logits, axis=-1)
     losses = lse - picked
+    probs = _ce_probs(e, s) if keep else None
     if reduction == "none":
-        return losses
+        return losses, probs
     # NOTE: reduced in the op, not by a mean node after it: the step of a classifier is one
     # node and two array calls shorter, and the rule scales by g / N once (same bits)
-    return _xp_mean(xp, losses) if reduction == "mean" else _xp_sum(xp, losses)
+    return (_xp_mean(xp, losses) if reduction == "mean" else _xp_sum(xp, losses)), probs
+
+
+def _ce_probs(e: Any, s: Any) -> Any:
+    """softmax(z) from logsumexp's pieces. NOTE: the sum as it is, not at least 1: an all
+    -inf row's probabilities are NaN (0/0), like its loss, not 0."""
+    return e / s
 
 
 def _ce_scale(g: Any, z: Any, reduction: str) -> Any:
@@ -346,18 +391,27 @@ def _ce_reduce(per_sample: Any, reduction: str) -> Any:
     return _mean(per_sample) if reduction == "mean" else _sum(per_sample)
 
 
-def _ce_residual(z: Any, targets: Any, label_smoothing: float) -> Any:
-    # softmax(z) - q, with q the (smoothed) one-hot target: the derivative of each loss
+def _ce_residual(z: Any, targets: Any, label_smoothing: float, saved: Any = None) -> Any:
+    # softmax(z) - q, with q the (smoothed) one-hot target: the derivative of each loss.
+    # ``saved``: softmax(z) as the forward computed it (on Tensors it is computed again, as
+    # a function of z, for gradients of gradients)
     t = targets.data if isinstance(targets, Traced) else targets
     if isinstance(z, Traced):
         raw = z.data
         q = _target(namespace(raw), t, raw.shape[-1], raw.dtype, label_smoothing)
         return softmax(z, axis=-1) - q
     xp = namespace(z)
-    p = _softmax(xp, z, -1)
+    if saved is None:
+        _, e, s = _lse_parts(xp, z, -1)
+        p = _ce_probs(e, s)
+    else:
+        p = saved
     if type(p) is np.ndarray and not label_smoothing:
-        # NOTE: p is new, so 1 is taken off at the targets in place: N entries touched
-        # instead of an N x K one-hot built and subtracted.
+        # NOTE: 1 is taken off at the targets in place, in a new array (never in the saved
+        # one, which a retained graph reads again): N entries touched instead of an N x K
+        # one-hot built and subtracted.
+        if p is saved:
+            p = p.copy()
         p[np.arange(p.shape[0]), t] -= 1
         return p
     return p - _target(xp, t, p.shape[-1], p.dtype, label_smoothing)
@@ -367,8 +421,8 @@ cross_entropy: Op = defop(
     "cross_entropy",
     _cross_entropy,
     vjp=[
-        lambda g, out, z, targets, label_smoothing=0.0, reduction="none": (
-            _ce_scale(g, z, reduction) * _ce_residual(z, targets, label_smoothing)
+        lambda g, out, z, targets, label_smoothing=0.0, reduction="none", saved=None: (
+            _ce_scale(g, z, reduction) * _ce_residual(z, targets, label_smoothing, saved)
         ),
         None,
     ],
@@ -380,6 +434,7 @@ cross_entropy: Op = defop(
     ],
     formula="d CE(z, y)/dz = softmax(z) - onehot(y)  (smoothed: q = (1-e) onehot + e/K)",
     family=F,
+    save=_ce_saving,
     description=(
         "Softmax cross-entropy of logits (N, K) against class indices (N,): per sample, or "
         "its mean or sum over the batch (reduction)."
