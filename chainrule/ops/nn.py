@@ -69,8 +69,9 @@ def _masked_into(g: Any, mask: Any) -> Any:
 def _relu_mask(out: Any) -> Any:
     # read off the output (max(x, 0) > 0 exactly where x > 0, NaN included): the backward
     # pass has just read that array for the next layer's weight gradient, so it is still in
-    # cache, where x was last touched in the forward pass (2-5% of an MLP step)
-    return greater(out, 0)
+    # cache, where x was last touched in the forward pass (2-5% of an MLP step). The
+    # operator, not the op: on an array it is the comparison itself, on a Tensor the op
+    return out > 0
 
 
 relu: Op = defop(
@@ -400,9 +401,8 @@ def _ce_residual(z: Any, targets: Any, label_smoothing: float, saved: Any = None
         raw = z.data
         q = _target(namespace(raw), t, raw.shape[-1], raw.dtype, label_smoothing)
         return softmax(z, axis=-1) - q
-    xp = namespace(z)
     if saved is None:
-        _, e, s = _lse_parts(xp, z, -1)
+        _, e, s = _lse_parts(namespace(z), z, -1)
         p = _ce_probs(e, s)
     else:
         p = saved
@@ -414,7 +414,7 @@ def _ce_residual(z: Any, targets: Any, label_smoothing: float, saved: Any = None
             p = p.copy()
         p[np.arange(p.shape[0]), t] -= 1
         return p
-    return p - _target(xp, t, p.shape[-1], p.dtype, label_smoothing)
+    return p - _target(namespace(p), t, p.shape[-1], p.dtype, label_smoothing)
 
 
 cross_entropy: Op = defop(
