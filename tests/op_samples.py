@@ -1114,6 +1114,34 @@ def _scatter_add(draw: Any, kind: str) -> Sample:
     )
 
 
+@st.composite
+def _take_along_axis(draw: Any, kind: str) -> Sample:
+    shape = _shape(draw, kind, min_dims=1)
+    ndim = len(shape)
+    axis = draw(st.integers(-ndim, ndim - 1))
+    ishape = list(shape)
+    ishape[axis] = draw(st.integers(1, 4))  # repeats, which must add up, are common
+    for d in range(ndim):
+        if d != axis % ndim and shape[d] == 1:
+            ishape[d] = draw(st.integers(1, 2))  # the array broadcast against the indices
+    indices = _int_array(draw, shape[axis], tuple(ishape))
+    x = _values(draw, shape, -2, 2)
+    faces = {
+        "cr": lambda c, x: cr.take_along_axis(x, c(indices), axis=axis),
+        "np": lambda c, x: np.take_along_axis(x, c(indices), axis=axis),
+    }
+    face, fn = _variant(draw, faces)
+    return _sample(
+        draw,
+        kind,
+        "take_along_axis",
+        fn,
+        [x],
+        lambda x: np.take_along_axis(x, indices, axis=axis),
+        note=f"{face} take_along_axis(indices={indices.tolist()}, axis={axis})",
+    )
+
+
 # -- custom Function -----------------------------------------------------------------------------
 class ScaledSquare(cr.Function):
     """f(x, y) = x^2 y, with a hand-written backward (2 x y g, x^2 g)."""
@@ -1273,6 +1301,7 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     # indexing
     "getitem": _getitem,
     "scatter_add": _scatter_add,
+    "take_along_axis": _take_along_axis,
     # shape
     "reshape": _reshape,
     "transpose": _transpose,

@@ -111,8 +111,9 @@ def cross_entropy(
 def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Any:
     """Negative log-likelihood of log-probabilities (N, K) at integer targets (N,)."""
     t = _class_targets(log_probs, targets, "nll_loss")
-    rows = namespace(_data(t)).arange(t.shape[0])
-    return _reduce(-log_probs[rows, t], reduction, "nll_loss")
+    # an op with the targets as an input (not an index, which cr.compile could not replay)
+    picked = ops.take_along_axis(log_probs, t[:, None], axis=1)
+    return _reduce(-picked[:, 0], reduction, "nll_loss")
 
 
 def binary_cross_entropy_with_logits(logits: Any, targets: Any, reduction: str = "mean") -> Any:

@@ -1,13 +1,14 @@
-"""Indexing: ``x[index]`` (basic and advanced) and the scatter-add that is its gradient."""
+"""Indexing: ``x[index]`` (basic and advanced), ``take_along_axis``, and the scatter-add that
+is the gradient of both."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..backend import index_add
-from ._registry import Op, defop
+from ..backend import index_add, namespace
+from ._registry import Op, Traced, defop
 
-__all__ = ["getitem", "scatter_add"]
+__all__ = ["getitem", "scatter_add", "take_along_axis"]
 
 F = "indexing"
 
@@ -57,4 +58,50 @@ scatter_add: Op = defop(
     formula="d scatter_add(v)/dv: the gradient read back at the index",
     family=F,
     description="zeros(shape) with v added at index, repeated indices accumulating.",
+)
+
+
+def _along(x: Any, indices: Any, axis: int) -> tuple[Any, ...]:
+    """The advanced index of ``take_along_axis(x, indices, axis)``: ``indices`` on ``axis``
+    and, on every other axis, the position along it (0 where ``x`` is broadcast)."""
+    ndim = len(x.shape)
+    axis %= ndim
+    raw = indices.data if isinstance(indices, Traced) else indices
+    xp = namespace(raw)
+    index: list[Any] = []
+    for d in range(ndim):
+        if d == axis:
+            index.append(raw)
+            continue
+        n = max(x.shape[d], raw.shape[d])
+        place = [1] * ndim
+        place[d] = n
+        positions = xp.arange(n) if x.shape[d] == n else xp.zeros(n, dtype=raw.dtype)
+        index.append(xp.reshape(positions, tuple(place)))
+    return tuple(index)
+
+
+def _take_along_axis(xp: Any, x: Any, indices: Any, axis: int = -1) -> Any:
+    if len(indices.shape) != len(x.shape) or not x.shape:
+        raise ValueError(
+            f"indices must have as many dimensions as the array ({len(x.shape)}), got "
+            f"{len(indices.shape)}: for one index per row use indices[:, None]"
+        )
+    return xp.take_along_axis(x, indices, axis=axis)
+
+
+take_along_axis: Op = defop(
+    "take_along_axis",
+    _take_along_axis,
+    vjp=[
+        lambda g, out, x, indices, axis=-1: scatter_add(
+            g, index=_along(x, indices, axis), shape=tuple(x.shape)
+        ),
+        None,
+    ],
+    jvp=[lambda t, out, x, indices, axis=-1: take_along_axis(t, indices, axis=axis), None],
+    formula="d take_along_axis(x, i)/dx: the gradient added back at the places read",
+    numpy=("take_along_axis",),
+    family=F,
+    description="The entries of x at indices along axis, one per position of indices.",
 )
