@@ -194,3 +194,22 @@ def test_tensor_of_a_list_of_tracked_tensors_points_to_stack():
     stacked = cr.stack([a, a * 2])
     stacked.sum().backward()
     assert float(a.grad) == 3.0
+
+
+@pytest.mark.parametrize(
+    ("x", "indices", "kind", "message"),
+    [
+        (np.ones((2, 3)), np.array([0, 1]), ValueError, "indices[:, None]"),
+        (np.ones((2, 3)), np.array([[0.5], [1.0]]), IndexError, "integer"),
+        (np.ones((2, 3)), np.array([[3], [0]]), IndexError, "out of bounds"),
+        (np.ones((2, 3)), np.array([[0], [1], [2]]), IndexError, "broadcast"),
+        (np.array(2.0), np.array(0), ValueError, "0-d"),
+    ],
+)
+def test_take_along_axis_errors_name_the_op_and_the_shapes(x, indices, kind, message):
+    t = cr.tensor(x, requires_grad=True)
+    with pytest.raises(kind) as err:
+        cr.take_along_axis(t, indices, axis=-1)
+    text = str(err.value)
+    assert text.startswith("take_along_axis: inputs ") and message in text
+    assert f"{tuple(x.shape)} float64" in text and t.grad is None

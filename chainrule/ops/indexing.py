@@ -82,7 +82,9 @@ def _along(x: Any, indices: Any, axis: int) -> tuple[Any, ...]:
 
 
 def _take_along_axis(xp: Any, x: Any, indices: Any, axis: int = -1) -> Any:
-    if len(indices.shape) != len(x.shape) or not x.shape:
+    if not x.shape:
+        raise ValueError("the array is 0-d: there is no axis to take along")
+    if len(indices.shape) != len(x.shape):
         raise ValueError(
             f"indices must have as many dimensions as the array ({len(x.shape)}), got "
             f"{len(indices.shape)}: for one index per row use indices[:, None]"
