@@ -65,6 +65,7 @@ if _native is not None:
         _error,
         graph._fit_to,
         graph._zeros_like,
+        _registry.Op,
     )
 
 

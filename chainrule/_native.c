@@ -48,6 +48,9 @@ static PyObject *s_forward, *s_save, *s_saved, *s_vjps, *s_differentiable, *s_va
 
 /* slot offsets in a Tensor */
 static Py_ssize_t o_data, o_rg, o_grad, o_version, o_op, o_a, o_b, o_params, o_seq, o_scope;
+/* the op table's class (chainrule/ops/_registry.py, Op) and the offsets of the slots read here */
+static PyTypeObject *Op;
+static Py_ssize_t p_forward, p_save, p_vjps, p_differentiable, p_variadic, p_vjp_into;
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 #define IS_TENSOR(obj) PyObject_TypeCheck((obj), Tensor)
@@ -59,13 +62,15 @@ offset_of(PyObject *type, const char *name, Py_ssize_t *out)
     if (descr == NULL)
         return -1;
     if (!Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-        PyErr_Format(PyExc_TypeError, "chainrule._native: Tensor.%s is not a slot", name);
+        PyErr_Format(PyExc_TypeError, "chainrule._native: %s.%s is not a slot",
+                     ((PyTypeObject *)type)->tp_name, name);
         Py_DECREF(descr);
         return -1;
     }
     PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
     if (m->type != T_OBJECT_EX) {
-        PyErr_Format(PyExc_TypeError, "chainrule._native: Tensor.%s is not an object slot", name);
+        PyErr_Format(PyExc_TypeError, "chainrule._native: %s.%s is not an object slot",
+                     ((PyTypeObject *)type)->tp_name, name);
         Py_DECREF(descr);
         return -1;
     }
@@ -77,15 +82,15 @@ offset_of(PyObject *type, const char *name, Py_ssize_t *out)
 static PyObject *
 configure(PyObject *self, PyObject *args)
 {
-    PyObject *tensor_type;
-    if (!PyArg_ParseTuple(args, "O!OOOOO!O!OOOOOOOOO", &PyType_Type, &tensor_type, &ONE, &MANY,
+    PyObject *tensor_type, *op_type;
+    if (!PyArg_ParseTuple(args, "O!OOOOO!O!OOOOOOOOOO!", &PyType_Type, &tensor_type, &ONE, &MANY,
                           &FREED, &NOT_IMPLEMENTED, &PyDict_Type, &NO_PARAMS, &PyDict_Type,
                           &namespaces, &namespace_fn, &flags, &local, &next_seq, &apply_py,
-                          &forward_error, &errors, &fit_to, &zeros_for))
+                          &forward_error, &errors, &fit_to, &zeros_for, &PyType_Type, &op_type))
         return NULL;
     PyObject *held[] = {tensor_type, ONE, MANY, FREED, NOT_IMPLEMENTED, NO_PARAMS, namespaces,
                         namespace_fn, flags, local, next_seq, apply_py, forward_error, errors,
-                        fit_to, zeros_for};
+                        fit_to, zeros_for, op_type};
     for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
         Py_INCREF(held[i]); /* kept for the life of the process */
     Tensor = (PyTypeObject *)tensor_type;
@@ -96,6 +101,13 @@ configure(PyObject *self, PyObject *args)
         offset_of(tensor_type, "_b", &o_b) < 0 || offset_of(tensor_type, "_params", &o_params) < 0 ||
         offset_of(tensor_type, "_seq", &o_seq) < 0 || offset_of(tensor_type, "_scope", &o_scope) < 0)
         return NULL;
+    if (offset_of(op_type, "forward", &p_forward) < 0 || offset_of(op_type, "save", &p_save) < 0 ||
+        offset_of(op_type, "vjps", &p_vjps) < 0 ||
+        offset_of(op_type, "differentiable", &p_differentiable) < 0 ||
+        offset_of(op_type, "variadic", &p_variadic) < 0 ||
+        offset_of(op_type, "vjp_into", &p_vjp_into) < 0)
+        return NULL;
+    Op = (PyTypeObject *)op_type;
     Py_RETURN_NONE;
 }
 
@@ -105,6 +117,34 @@ not_configured(void)
     PyErr_SetString(PyExc_RuntimeError,
                     "chainrule._native is used through chainrule._accel, which configures it");
     return NULL;
+}
+
+/* op.<name>, a new reference: read from its slot when op is exactly an Op (a look-up by name
+ * costs about 150 instructions, several times per op), else by name, as Python would (an op
+ * of another class, a slot never set). */
+static PyObject *
+op_attr(PyObject *op, Py_ssize_t off, PyObject *name)
+{
+    if (Py_IS_TYPE(op, Op)) {
+        PyObject *v = SLOT(op, off);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(op, name);
+}
+
+/* bool(op.<name>): 1, 0, or -1 on error */
+static int
+op_true(PyObject *op, Py_ssize_t off, PyObject *name)
+{
+    PyObject *v = op_attr(op, off, name);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
 }
 
 /* Read a slot that Python would read: NULL (never set) raises AttributeError as Python does. */
@@ -192,7 +232,7 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
      * is then called through it, and its node keeps the value save() returns (op contract) */
     int record = 0;
     if (rg) {
-        record = attr_true(op, s_differentiable);
+        record = op_true(op, p_differentiable, s_differentiable);
         if (record > 0)
             record = attr_true(local, s_grad_enabled);
         if (record < 0)
@@ -200,13 +240,13 @@ apply(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
     }
     PyObject *forward = NULL;
     if (record) {
-        if ((forward = PyObject_GetAttr(op, s_save)) == NULL)
+        if ((forward = op_attr(op, p_save, s_save)) == NULL)
             goto fail;
         if (forward == Py_None)
             Py_CLEAR(forward);
     }
     int saving = forward != NULL;
-    if (!saving && (forward = PyObject_GetAttr(op, s_forward)) == NULL)
+    if (!saving && (forward = op_attr(op, p_forward, s_forward)) == NULL)
         goto fail;
     data = PyObject_VectorcallDict(forward, fargs, n + 1, PyDict_GET_SIZE(params) ? params : NULL);
     Py_DECREF(forward);
@@ -721,9 +761,9 @@ node_backward(PyObject *t, PyObject *g, Table *T, Heap *H, PyObject *sources, Py
         Py_INCREF(v);
         raw[n_raw] = v;
     }
-    if ((vjps = PyObject_GetAttr(op, s_vjps)) == NULL)
+    if ((vjps = op_attr(op, p_vjps, s_vjps)) == NULL)
         goto end;
-    int variadic = attr_true(op, s_variadic);
+    int variadic = op_true(op, p_variadic, s_variadic);
     if (variadic < 0)
         goto end;
     if (!PyTuple_Check(vjps) || PyTuple_GET_SIZE(vjps) < (variadic ? 1 : nin)) {
@@ -785,7 +825,7 @@ node_backward(PyObject *t, PyObject *g, Table *T, Heap *H, PyObject *sources, Py
             rargs[2] = out;
             PyObject *into = NULL; /* the op's vjp_into, when it may write into g */
             if (nin == 1 && sole_owner(g)) {
-                if ((into = PyObject_GetAttr(op, s_vjp_into)) == NULL)
+                if ((into = op_attr(op, p_vjp_into, s_vjp_into)) == NULL)
                     goto end;
                 if (PyTuple_Check(into) && PyTuple_GET_SIZE(into) == 1)
                     rule = PyTuple_GET_ITEM(into, 0);
