@@ -42,7 +42,8 @@ browser:
 # pure-Python engine, the reference (tests/test_accel.py compares the two bit for bit).
 test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest chainrule tests
-	CHAINRULE_PURE_PYTHON=1 $(BIN)/python -m pytest tests/test_graph.py tests/test_errors.py tests/test_accel.py
+	CHAINRULE_PURE_PYTHON=1 $(BIN)/python -m pytest tests/test_graph.py tests/test_errors.py tests/test_accel.py \
+	  tests/test_overwrite.py
 
 # Peer benchmarks (not part of make test): their own venv with PyTorch 2.13.0 (a CPU build on
 # the local disk), HIPS autograd, JAX, MyGrad and micrograd beside chainrule.

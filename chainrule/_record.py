@@ -15,6 +15,8 @@ import os
 import sys
 from typing import Any
 
+import numpy as np
+
 from . import _state
 from . import ops as F
 from .backend import _NAMESPACES, namespace
@@ -22,7 +24,15 @@ from .ops import _registry
 from .ops._registry import NOT_IMPLEMENTED, Op
 from .tensor import MANY, ONE, Tensor
 
-__all__ = ["apply", "AnomalyError", "format_where", "user_frame", "check_finite"]
+__all__ = [
+    "apply",
+    "AnomalyError",
+    "format_where",
+    "user_frame",
+    "check_finite",
+    "overwritable",
+    "OVERWRITTEN",
+]
 
 _local = _state.local
 _flags = _state.flags
@@ -104,6 +114,69 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         out._rg = False
         out._op = None
     return out
+
+
+# -- results an op may write over (the op contract: forward_into) ---------------------------
+OVERWRITE_MIN = 1 << 14  # elements; below it the array stays in cache and there is no gain
+OVERWRITTEN = -1  # the _version of a node whose array a later op has written its result over
+
+
+def _refs(obj: Any) -> int:
+    return sys.getrefcount(obj)
+
+
+class _Holder:
+    __slots__ = ("data",)
+    data: Any
+
+
+def _baseline() -> tuple[int, int]:
+    """The reference counts :func:`overwritable` sees for a tensor held by one local variable
+    of its caller, and for its array held by the tensor alone (read here rather than assumed:
+    how a call counts its references is the interpreter's business)."""
+    probe = _Holder()
+    probe.data = object()
+    return _as_overwritable(probe)
+
+
+def _as_overwritable(t: Any) -> tuple[int, int]:
+    return _held(t)  # one call deep, as in overwritable()
+
+
+def _held(t: Any) -> tuple[int, int]:
+    d = t.data
+    return _refs(t), _refs(d)
+
+
+_HELD_ONCE = _baseline()
+
+
+def overwritable(t: Any) -> bool:
+    """Whether the caller, holding ``t`` in one local variable, may let an op write its result
+    over ``t``'s array: nothing else holds ``t`` or its array (no other node uses it, no user
+    variable, no view), the array is a writeable NumPy float array that owns its memory and
+    has at least OVERWRITE_MIN elements, and the op that made ``t`` has rules that never read
+    its value (``not op.reads_out``), or ``t`` is no node and needs no gradient. In a plain
+    pass only: forward mode, anomaly checks and traces keep every value."""
+    if type(t) is not Tensor or _flags.special:
+        return False
+    op = t._op
+    if op is None:
+        if t._rg:
+            return False
+    elif op.reads_out:
+        return False
+    d = t.data
+    if (
+        type(d) is not np.ndarray
+        or d.size < OVERWRITE_MIN
+        or d.dtype.kind != "f"
+        or not d.flags.owndata
+        or not d.flags.writeable
+    ):
+        return False
+    del d  # not counted twice
+    return _held(t) == _HELD_ONCE
 
 
 def _apply_saving(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:

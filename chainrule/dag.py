@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _state
+from ._record import OVERWRITTEN
 from .backend import to_numpy
 from .ops._registry import SAVED
 from .tensor import Tensor
@@ -79,7 +80,16 @@ class Node:
 
     @property
     def value(self) -> Any:
-        return self.tensor.numpy()
+        """The tensor's value as a NumPy array; None where it was :attr:`overwritten`."""
+        return None if self.overwritten else self.tensor.numpy()
+
+    @property
+    def overwritten(self) -> bool:
+        """Whether the op after this node wrote its result over this node's array: in a
+        ``cr.nn.Sequential``, an activation over a large Linear pre-activation that nothing
+        reads again (see ``forward_into`` in the op contract). The gradients are unchanged;
+        the value is gone."""
+        return self.tensor._version == OVERWRITTEN
 
     @property
     def grad(self) -> Any:

@@ -79,7 +79,8 @@ def _node_box(node: Any, sink: Any, values: bool, names: dict[int, str]) -> Box:
     title = f"{label} = {what}" if (label and node.op) else (label or what or node.name)
     lines = [_shape_text(node.shape)]
     if values:
-        lines.append(f"value {summary(node.value)}")
+        overwritten = "overwritten by the next op, in place"
+        lines.append(f"value {overwritten if node.overwritten else summary(node.value)}")
         if node.grad is not None:
             lines.append(f"grad {summary(node.grad)}")
     return Box(node.index, kind, title, lines, [node.index])

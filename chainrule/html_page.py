@@ -95,6 +95,7 @@ def _page_data(graph: Any, sc: Any, steps: list[Any], title: str, max_array: int
                 "parents": [p.index for p in n.parents],
                 "box": box_of[n.index],
                 "value": arrays.add(n.value),
+                "overwritten": n.overwritten,
                 "grad": arrays.add(n.grad),
             }
         )
@@ -536,7 +537,10 @@ function inspectNode(i) {
   if (n.parents.length) row("parents", n.parents.map(nodeName).join(", "));
   body.appendChild(dl);
   body.appendChild(el("h3", "value"));
-  arrayBlock(array(n.value), body);
+  const gone = "overwritten by the next op, in place: nothing read it again, so its memory " +
+    "was reused";
+  if (n.overwritten) body.appendChild(el("div", gone, "note"));
+  else arrayBlock(array(n.value), body);
   body.appendChild(el("h3", "gradient d " + nodeName(data.sink) + " / d " + n.name));
   if (n.grad !== null) arrayBlock(array(n.grad), body);
   else body.appendChild(el("div", n.requires_grad ? "no gradient reached it" :

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import _state
+from .._record import OVERWRITTEN, overwritable
 from ..backend import namespace, to_numpy
 from ..tensor import Tensor
 
@@ -211,6 +212,25 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
+# Activation classes (exactly these, not subclasses) -> their op's in-place form (the op
+# contract: forward_into). Sequential applies it to the result of the layer before when that
+# result can be overwritten: a Linear layer's pre-activation, which nothing reads again.
+OVERWRITING: dict[type, Any] = {}
+
+
+def _overwrite(layer: Module, into: Any, x: Tensor) -> Any:
+    """``layer(x)`` written over x's array (x is marked: see chainrule.dag)."""
+    local = _state.local
+    outer = local.scope
+    local.scope = (*outer, layer)  # as Module.__call__ does
+    try:
+        out = into(x)
+    finally:
+        local.scope = outer
+    x._version = OVERWRITTEN
+    return out
+
+
 class Sequential(Module):
     """Modules applied in order; indexable and iterable.
 
@@ -228,8 +248,14 @@ class Sequential(Module):
             setattr(self, str(i), layer)
 
     def forward(self, x: Any) -> Any:
+        made = False  # x was made by the layer before, in this loop
         for layer in self._modules.values():
-            x = layer(x)
+            into = OVERWRITING.get(type(layer)) if made else None
+            if into is not None and overwritable(x):
+                x = _overwrite(layer, into, x)
+            else:
+                x = layer(x)
+            made = True
         return x
 
     def __getitem__(self, i: int | slice) -> Any:

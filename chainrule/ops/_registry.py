@@ -40,6 +40,20 @@ An op is declared with ``defop(name, forward, vjp=..., jvp=..., formula=...)``.
     the forward program to the backward one. A rule must never write into ``saved``: a
     graph kept with ``retain_graph=True`` reads it again.
 
+``forward_into`` — optional, for an elementwise op of one input whose rules never read ``x``
+    The forward, writing its result into ``x`` and returning it (relu, tanh: their rules read
+    ``out`` alone). The op keeps it as ``op.into``, the same op with this forward.
+    ``cr.nn.Sequential`` (and so ``MLP``) applies ``op.into`` to the result of the layer
+    before when that result can be overwritten (see :func:`chainrule._record.overwritable`):
+    nothing but the loop holds it or its array, a NumPy array of at least
+    ``OVERWRITE_MIN`` elements that owns its memory, made by an op whose rules never read its
+    value (a Linear layer's pre-activation). The graph then keeps one array per layer instead
+    of two, and the activation writes to memory the layer has just written: PyTorch's
+    ``ReLU(inplace=True)``, decided by the library where it is safe. The overwritten node is
+    marked, and ``cr.graph`` says so rather than show the activation's values as its own.
+    Whether a rule reads an input is read off its code (:func:`reads`), so a rule edited to
+    read ``x`` makes the declaration fail at import rather than give wrong gradients.
+
 ``jvp`` — one rule per positional input, ``rule(tangent, out, *inputs, **params)``
     Returns that input's contribution to the tangent of ``out`` (forward mode). The engine
     sums the contributions and broadcasts the total to ``out``'s shape. For elementwise ops
@@ -57,6 +71,7 @@ An op is declared with ``defop(name, forward, vjp=..., jvp=..., formula=...)``.
 
 from __future__ import annotations
 
+import dis
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -116,6 +131,8 @@ class Op:
         "variadic",
         "vjp_into",
         "save",
+        "into",
+        "reads_out",
         "nin",
         "param_names",
         "public",
@@ -150,6 +167,9 @@ class Op:
         self.variadic = variadic
         self.vjp_into: tuple[Any, ...] | None = None  # see the module docstring
         self.save: Callable[..., Any] | None = None  # likewise
+        self.into: Op | None = None  # likewise (forward_into)
+        # whether a rule may read ``out`` (a node whose rules never do can be overwritten)
+        self.reads_out = variadic or any(reads(r, 1) for r in (*vjps, *jvps))
         self.nin, self.param_names = _signature(forward, variadic, len(vjps))
         self.public: Callable[..., Any] = self
         self.doc = _docstring(self)
@@ -234,6 +254,7 @@ def defop(
     description: str = "",
     vjp_into: Sequence[Any] | None = None,
     save: Callable[..., Any] | None = None,
+    forward_into: Callable[..., Any] | None = None,
 ) -> Op:
     """Declare a primitive and add it to the table. See the module docstring for the contract."""
     if name in REGISTRY:
@@ -274,8 +295,39 @@ def defop(
                 f"(out, saved), and no parameter may be called {SAVED!r}"
             )
         op.save = save
+    if forward_into is not None:
+        rules = (*op.vjps, *op.jvps, *(op.vjp_into or ()))
+        if variadic or op.nin != 1 or save is not None or any(reads(r, 2) for r in rules):
+            raise ValueError(
+                f"op {name!r}: forward_into overwrites the input, so it is for an op of one "
+                "input, without save, whose rules never read that input"
+            )
+        fields = (formula, kink, (), second_order, family, "", False)
+        into = Op(name, forward_into, vjps, jvps, *fields)
+        into.vjp_into, into.doc, into.public = op.vjp_into, op.doc, op.public
+        op.into = into
     REGISTRY[name] = op
     return op
+
+
+def reads(rule: Any, position: int) -> bool:
+    """Whether ``rule`` may read its positional argument ``position``: False only for a plain
+    Python function whose code never loads that name (nor hands it to an inner function)."""
+    if rule is None or rule is NOT_IMPLEMENTED:
+        return False
+    code = getattr(rule, "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+        return True  # a callable object, a builtin, or *args: assume it reads everything
+    if position >= code.co_argcount:
+        return False
+    name = code.co_varnames[position]
+    if name in code.co_cellvars:
+        return True
+    for ins in dis.get_instructions(code):
+        names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)  # 3.13 pairs
+        if name in names and ins.opname not in ("STORE_FAST", "DELETE_FAST"):
+            return True
+    return False
 
 
 def public(

@@ -247,6 +247,7 @@ tanh: Op = defop(
     lambda xp, x: xp.tanh(x),
     vjp=[lambda g, out, x: g * (1 - out * out)],
     jvp="vjp",
+    forward_into=lambda xp, x: xp.tanh(x, out=x),  # for cr.nn.Sequential (op contract)
     formula="d tanh(x)/dx = 1 - tanh(x)^2",
     numpy=("tanh",),
     family=F,
