@@ -121,31 +121,23 @@ OVERWRITE_MIN = 1 << 14  # elements; below it the array stays in cache and there
 OVERWRITTEN = -1  # the _version of a node whose array a later op has written its result over
 
 
-def _refs(obj: Any) -> int:
-    return sys.getrefcount(obj)
-
-
 class _Holder:
     __slots__ = ("data",)
     data: Any
 
 
+def _counts(t: Any) -> tuple[int, int]:
+    """The reference counts that :func:`overwritable` compares, taken the same way."""
+    return sys.getrefcount(t), sys.getrefcount(t.data)
+
+
 def _baseline() -> tuple[int, int]:
-    """The reference counts :func:`overwritable` sees for a tensor held by one local variable
-    of its caller, and for its array held by the tensor alone (read here rather than assumed:
-    how a call counts its references is the interpreter's business)."""
+    """What :func:`overwritable` sees for a tensor held by one local variable of its caller,
+    and for its array held by the tensor alone (read here rather than assumed: how a call
+    counts its references is the interpreter's business)."""
     probe = _Holder()
     probe.data = object()
-    return _as_overwritable(probe)
-
-
-def _as_overwritable(t: Any) -> tuple[int, int]:
-    return _held(t)  # one call deep, as in overwritable()
-
-
-def _held(t: Any) -> tuple[int, int]:
-    d = t.data
-    return _refs(t), _refs(d)
+    return _counts(probe)
 
 
 _HELD_ONCE = _baseline()
@@ -161,22 +153,16 @@ def overwritable(t: Any) -> bool:
     if type(t) is not Tensor or _flags.special:
         return False
     op = t._op
-    if op is None:
-        if t._rg:
-            return False
-    elif op.reads_out:
+    if t._rg if op is None else op.reads_out:
         return False
     d = t.data
-    if (
-        type(d) is not np.ndarray
-        or d.size < OVERWRITE_MIN
-        or d.dtype.kind != "f"
-        or not d.flags.owndata
-        or not d.flags.writeable
-    ):
+    if type(d) is not np.ndarray or d.size < OVERWRITE_MIN or d.dtype.kind != "f":
         return False
-    del d  # not counted twice
-    return _held(t) == _HELD_ONCE
+    flags = d.flags
+    if not (flags.owndata and flags.writeable):
+        return False
+    del d, flags  # not counted
+    return (sys.getrefcount(t), sys.getrefcount(t.data)) == _HELD_ONCE  # _counts(t), inline
 
 
 def _apply_saving(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:

@@ -164,6 +164,7 @@ def _writable(p: Any, g: Any) -> bool:
 
 
 _bump = _state.bump_epoch
+_multiply, _subtract = np.multiply, np.subtract
 
 
 # The arithmetic of the updates, each written once: into ``out`` where it is an array (the
@@ -237,24 +238,25 @@ class SGD(Optimizer):
         scratch = self._tmp
         for i, p in enumerate(self.params):
             grad = p._grad
-            if not isinstance(grad, Tensor):  # None, or a retain_grad() mark
-                continue
+            if type(grad) is not Tensor and not isinstance(grad, Tensor):
+                continue  # None, or a retain_grad() mark
             g, data = grad.data, p.data
             tmp = scratch.get(i)
-            fits = (
-                tmp is not None
-                and type(g) is np.ndarray
-                and type(data) is np.ndarray
-                and g.dtype is tmp.dtype is data.dtype
-                and g.shape == tmp.shape == data.shape
-            )
-            if not fits:  # the first step, or a parameter that changed: check it all
-                if g.shape != data.shape:
+            if (  # the scratch view of every step after the first: write into it
+                tmp is None
+                or type(g) is not np.ndarray
+                or type(data) is not np.ndarray
+                or g.dtype is not tmp.dtype
+                or data.dtype is not tmp.dtype
+                or g.shape != tmp.shape
+                or data.shape != tmp.shape
+            ):
+                if g.shape != data.shape:  # the first step, or a parameter that changed
                     raise ValueError(f"SGD: gradient shape {g.shape} != parameter {p.shape}")
                 tmp = self._scratch(i, data) if _writable(data, g) else None
             if tmp is not None:
                 try:
-                    np.subtract(data, np.multiply(g, lr, tmp), data)
+                    _subtract(data, _multiply(g, lr, tmp), data)
                 except ValueError:  # NumPy refuses to write into a read-only parameter
                     tmp = None  # (checked here, not in advance: flags cost 0.1 us)
             if tmp is None:  # not NumPy, or read-only: out of place

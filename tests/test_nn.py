@@ -961,3 +961,33 @@ def test_softmax_family_on_many_short_rows_keeps_infinite_and_masked_rows():
     np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-14)
     assert cr.gradcheck(lambda x: cr.logsumexp(x, axis=-1), z[4:])
     assert cr.gradcheck(lambda x: F.cross_entropy(x, np.arange(36) % 6), z[4:])
+
+
+class _Counting(cr.nn.Module):
+    """A layer whose class has its own __call__ (a hook, say): Sequential must call it."""
+
+    calls = 0
+
+    def __call__(self, x):
+        type(self).calls += 1
+        return super().__call__(x)
+
+    def forward(self, x):
+        return x * 2.0
+
+
+def test_sequential_tags_each_node_with_its_layer_and_calls_a_layer_s_own_call():
+    lin, act, counting = cr.nn.Linear(3, 4, rng=0), cr.nn.Tanh(), _Counting()
+    seq = cr.nn.Sequential(lin, act, counting)
+    x = cr.tensor(np.ones((2, 3)))
+    out = seq(x)
+    assert _Counting.calls == 1
+    doubled, tanh_out = out, out._a
+    linear_out = tanh_out._a
+    assert doubled._scope == (seq, counting)
+    assert tanh_out._scope == (seq, act)
+    assert linear_out._scope == (seq, lin)
+    assert cr._state.local.scope == ()  # restored after the call
+    with pytest.raises(ValueError):
+        seq(cr.tensor(np.ones((2, 5))))  # a layer that raises: the scope is restored too
+    assert cr._state.local.scope == ()

@@ -218,17 +218,7 @@ class Module:
 OVERWRITING: dict[type, Any] = {}
 
 
-def _overwrite(layer: Module, into: Any, x: Tensor) -> Any:
-    """``layer(x)`` written over x's array (x is marked: see chainrule.dag)."""
-    local = _state.local
-    outer = local.scope
-    local.scope = (*outer, layer)  # as Module.__call__ does
-    try:
-        out = into(x)
-    finally:
-        local.scope = outer
-    x._version = OVERWRITTEN
-    return out
+_MODULE_CALL = Module.__call__
 
 
 class Sequential(Module):
@@ -248,14 +238,28 @@ class Sequential(Module):
             setattr(self, str(i), layer)
 
     def forward(self, x: Any) -> Any:
+        # NOTE: each layer's scope is set here, as its Module.__call__ would (nodes made inside
+        # are tagged with it), rather than through that call: two thread-local writes and a
+        # frame less per layer. A layer whose class defines its own __call__ gets it.
+        local = _state.local
+        outer = local.scope
         made = False  # x was made by the layer before, in this loop
-        for layer in self._modules.values():
-            into = OVERWRITING.get(type(layer)) if made else None
-            if into is not None and overwritable(x):
-                x = _overwrite(layer, into, x)
-            else:
-                x = layer(x)
-            made = True
+        try:
+            for layer in self._modules.values():
+                kind = type(layer)
+                local.scope = (*outer, layer)
+                if made and kind in OVERWRITING and overwritable(x):
+                    z = x
+                    x = OVERWRITING[kind](z)  # the activation, written over z's array
+                    z._version = OVERWRITTEN  # (see chainrule.dag: Node.overwritten)
+                elif kind.__call__ is _MODULE_CALL:
+                    x = layer.forward(x)
+                else:
+                    local.scope = outer
+                    x = layer(x)
+                made = True
+        finally:
+            local.scope = outer
         return x
 
     def __getitem__(self, i: int | slice) -> Any:

@@ -445,7 +445,7 @@ cross_entropy: Op = defop(
 
 
 def _linear(xp: Any, x: Any, weight: Any, bias: Any = None) -> Any:
-    if len(weight.shape) != 2 or not x.shape or x.shape[-1] != weight.shape[1]:
+    if weight.ndim != 2 or not x.ndim or x.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: the input has shape {tuple(x.shape)} but the weight has shape "
             f"{tuple(weight.shape)}; the input's last dimension must equal weight.shape[1]"
@@ -453,7 +453,7 @@ def _linear(xp: Any, x: Any, weight: Any, bias: Any = None) -> Any:
     y = xp.matmul(x, weight.mT)  # .mT: the array attribute, 10x cheaper than a call
     if bias is None:
         return y
-    if type(y) is np.ndarray and bias.dtype == y.dtype and tuple(bias.shape) == y.shape[-1:]:
+    if type(y) is np.ndarray and bias.dtype == y.dtype and bias.shape == y.shape[-1:]:
         y += bias  # y is new: adding in place saves an array as large as the output
         return y
     return y + bias
