@@ -22,7 +22,8 @@ this machine cannot resolve below a few percent.
 
 How: one child process runs under valgrind. It imports chainrule and NumPy, makes every case
 from the same code as workloads 1 and 2 (``overhead.cases``; ``mlp.make``, one training step a
-run), runs each twice to warm up (``cr.compile`` traces then), and then, for each case, calls
+run), runs each ``WARMUP`` times (``cr.compile`` traces at the first; CPython specialises a
+function's code after 8 calls), and then, for each case, calls
 ``os.getppid()`` before and after running it ``K`` times: callgrind is told to dump its
 counters before every call of ``getppid`` (``--dump-before=getppid``), so every second dump
 holds exactly one case's counts, which are divided by ``K`` and by the ops or steps a run
@@ -52,6 +53,11 @@ from benchmarks.harness import fmt_num, fmt_table, log  # noqa: E402
 
 __all__ = ["run", "parse_totals"]
 
+# Runs of each case before counting: a compiled function is traced at its first call, and
+# CPython 3.11 rewrites a function's code into its specialised form only after it has run 8
+# times (counted after 3 runs rather than 40, a 784-256-256-10 step of chainrule ran 31,000
+# more instructions, 0.13%: functions called once a step, still running unspecialised).
+WARMUP = 10
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 LIBS = ["chainrule", "chainrule compiled", overhead.PURE, "numpy"]
 LABELS = {"numpy": "numpy (by hand, floor)"}
@@ -97,7 +103,7 @@ def _child(plan: list[dict[str, Any]]) -> None:
     peers.setup(["chainrule", "numpy"])
     work = [(row, lib, case, per) for row in plan for lib, (case, per) in _cases(row).items()]
     for _, _, case, _ in work:
-        for _ in range(2):  # a compiled function is traced at its first call
+        for _ in range(WARMUP):
             case()
     order = []
     for row, lib, case, per in work:

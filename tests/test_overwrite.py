@@ -325,3 +325,26 @@ def test_an_in_place_forward_is_refused_for_rules_that_read_the_input():
     assert name not in _registry.REGISTRY
     assert cr.ops.nn.relu.into is not None and not cr.ops.nn.linear.reads_out
     assert cr.ops.nn.relu.reads_out  # its rule reads out: a relu's output is never overwritten
+
+
+def test_the_graph_holds_one_array_per_layer_instead_of_two():
+    import tracemalloc
+
+    net = _net("relu", "float32", sizes=(40, 512, 512, 10))
+    x, y = _batch("float32")
+
+    def held(forward):
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            out = forward(x)
+            return tracemalloc.get_traced_memory()[0] - before, out
+        finally:
+            tracemalloc.stop()
+
+    kept, out = held(net)
+    both, ref = held(lambda v: _by_hand(net, v))
+    activations = 2 * BATCH * 512 * 4  # two hidden layers of float32
+    assert both >= 2 * activations  # pre-activations and activations
+    assert kept < both - 0.9 * activations  # the pre-activations' arrays are gone
+    np.testing.assert_array_equal(out.numpy(), ref.numpy())

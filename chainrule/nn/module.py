@@ -224,6 +224,11 @@ _MODULE_CALL = Module.__call__
 class Sequential(Module):
     """Modules applied in order; indexable and iterable.
 
+    A ReLU or Tanh writes its result over the result of the layer before when nothing else
+    holds that result and nothing reads it again (a large Linear pre-activation: see
+    ``forward_into`` in the op contract, chainrule.ops._registry). Values and gradients are
+    the same; the graph keeps one array per layer instead of two.
+
     >>> import chainrule as cr
     >>> net = cr.nn.Sequential(cr.nn.Linear(2, 3, rng=0), cr.nn.Tanh(), cr.nn.Linear(3, 1, rng=1))
     >>> net(cr.zeros((4, 2))).shape
