@@ -1,9 +1,10 @@
 """An activation written over the pre-activation it reads (the op contract: forward_into).
 
 cr.nn.Sequential (and so MLP) lets relu and tanh write their result over the array of the
-layer before when nothing else can see it. Every test compares against the same network
-written with ops and no Sequential, where nothing is overwritten: values and gradients must
-agree bit for bit, and the inputs, parameters and anything a user kept must be untouched.
+layer before when nothing else can see it. The tests compare against the same network
+written with ops and no Sequential, where nothing is overwritten (values and gradients must
+agree bit for bit), and check that inputs, parameters and anything a layer or a user kept are
+never written.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def _linear_then(*layers):
 
 
 def _assert_kept(out, x, x_before):
-    """The last activation's input was not overwritten, and gradients flow as before."""
+    """The last activation's input was not overwritten, and backward leaves it as it was."""
     fed = out._a
     assert out._op.name == "relu" and fed._version != _record.OVERWRITTEN
     value = fed.numpy().copy()
