@@ -17,8 +17,11 @@ reads stay until it returns). Buffers are reused where that is safe, as in the e
 loop: the gradient of an op with an in-place rule (``vjp_into``, relu's) waits in a list, and
 the C accelerator's ``take`` hands it to that rule to write into when, taken out of the list,
 it is held by nothing else (not the caller's seed, not a gradient another branch shares);
-otherwise, and without the accelerator, the ordinary rule runs. Later calls with that
-signature run the two functions on raw arrays.
+otherwise, and without the accelerator, the ordinary rule runs. In the forward program, an
+activation with an in-place form (relu, tanh) writes over its input when nothing else in the
+program reads that input and its array is free on that call, as cr.nn.Sequential does in eager
+mode (see ``_overwritten``). Later calls with that signature run the two functions on raw
+arrays.
 ``program.forward.source`` and ``program.backward.source`` show the code.
 
 Why rules are replayed rather than traced as ops: a few rules compute part of their result
@@ -59,7 +62,7 @@ from typing import Any
 
 from . import _state
 from . import ops as F
-from ._record import _NO_PARAMS
+from ._record import _NO_PARAMS, overwrite
 from .backend import is_array, namespace
 from .dag import topological_order
 from .graph import _unbroadcast_axes, run_traced
@@ -119,6 +122,7 @@ class _Program:
             inputs.append(self._name(t))
         body: list[str] = []
         saving: dict[int, tuple[int, str]] = {}  # id -> (line, the call through op.save)
+        overwritten = _overwritten(order, out)
         for t in order:
             if t._node is None:
                 continue
@@ -128,7 +132,12 @@ class _Program:
             refs = [xp, *self._refs(args_)]
             if op.save is not None:
                 saving[id(t)] = (len(body), self._call(self._const(op.save), refs, params))
-            body.append(f"{self._name(t)} = {self._call(self._const(op.forward), refs, params)}")
+            if id(t) in overwritten:  # written over its input when the program alone has it
+                into, plain = self._const(op.into.forward), self._const(op.forward)
+                call = self._call(self._const(overwrite), [*refs, into, plain], _NO_PARAMS)
+            else:
+                call = self._call(self._const(op.forward), refs, params)
+            body.append(f"{self._name(t)} = {call}")
         # the tensors gradients flow to, as eager mode sees them: arguments and closure leaves
         # that require grad and that the backward pass reaches (an unused one gets no .grad)
         self.grad_sources: list[tuple[str, int]] = []
@@ -287,6 +296,31 @@ class _Program:
 
 
 compile_source = compile  # the builtin, before this module's compile() shadows it
+
+
+def _overwritten(order: list[Tensor], out: Tensor) -> set[int]:
+    """The nodes whose forward a program may write over its input (see the op contract,
+    ``forward_into``; eager mode decides the same in cr.nn.Sequential): an op with an in-place
+    form and no parameters, whose one input is made by the program, read by no other node nor
+    returned, and made by an op whose rules never read its value. Whether its array is free to
+    write over is checked on every call (``_record.overwrite``): a view at one call may be a
+    copy at another, as input strides are not part of the signature."""
+    uses: dict[int, int] = {}
+    for t in order:
+        if t._node is not None:
+            for a in t._node[1]:
+                if isinstance(a, Tensor):
+                    uses[id(a)] = uses.get(id(a), 0) + 1
+    chosen = set()
+    for t in order:
+        node = t._node
+        if node is None or node[0].into is None or node[2] or len(node[1]) != 1:
+            continue
+        a = node[1][0]
+        made = isinstance(a, Tensor) and a._node is not None
+        if made and a is not out and uses[id(a)] == 1 and not a._node[0].reads_out:
+            chosen.add(id(t))
+    return chosen
 
 
 def _frozen(value: Any) -> Any:

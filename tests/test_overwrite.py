@@ -288,6 +288,44 @@ def test_a_compiled_mlp_gives_the_eager_gradients():
             np.testing.assert_array_equal(a, b)
 
 
+def test_a_compiled_program_overwrites_the_same_values_on_every_call():
+    net = _net("relu", "float32")
+    x, y = _batch("float32")
+    loss_fn = cr.compile(lambda v: F.cross_entropy(net(v), y))
+    for _ in range(3):
+        loss = loss_fn(x)
+        kept = loss._a[0].values  # what the program keeps for its backward pass
+        hidden = [a for a in kept if a.shape == (BATCH, WIDTH)]
+        # each hidden layer's pre-activation and activation are one array
+        assert len(hidden) == 4 and len({id(a) for a in hidden}) == 2
+        loss.backward()
+
+
+def test_a_compiled_program_never_writes_over_a_value_read_twice_or_a_view():
+    w = cr.tensor(np.random.default_rng(3).standard_normal((WIDTH, WIDTH)), requires_grad=True)
+
+    def twice(v):
+        z = v @ w
+        return (cr.relu(z) + z).sum()  # z is read again after relu
+
+    twice_c = cr.compile(twice)
+    v = cr.tensor(np.random.default_rng(4).standard_normal((BATCH, WIDTH)))
+    for _ in range(2):
+        assert float(twice_c(v)) == float(twice(v))
+
+    def flat(v):
+        return cr.relu(cr.reshape(v, (-1,))).sum()  # a copy at one call, a view at another
+
+    flat_c = cr.compile(flat)
+    square = np.random.default_rng(5).standard_normal((WIDTH * 2, WIDTH * 2))
+    traced = cr.tensor(square.T, requires_grad=True)  # strided: reshape copies
+    assert float(flat_c(traced)) == float(flat(traced))
+    contiguous = cr.tensor(square.copy(), requires_grad=True)  # reshape gives a view of it
+    before = contiguous.numpy().copy()
+    assert float(flat_c(contiguous)) == float(flat(contiguous))
+    np.testing.assert_array_equal(contiguous.numpy(), before)  # the argument is not written
+
+
 def test_reads_finds_every_use_of_an_argument():
     assert reads(lambda g, out, x: g * out, 1)
     assert not reads(lambda g, out, x: g * out, 2)

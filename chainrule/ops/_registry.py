@@ -49,8 +49,9 @@ An op is declared with ``defop(name, forward, vjp=..., jvp=..., formula=...)``.
     ``OVERWRITE_MIN`` elements that owns its memory, made by an op whose rules never read its
     value (a Linear layer's pre-activation). The graph then keeps one array per layer instead
     of two, and the activation writes to memory the layer has just written: PyTorch's
-    ``ReLU(inplace=True)``, decided by the library where it is safe. The overwritten node is
-    marked, and ``cr.graph`` says so rather than show the activation's values as its own.
+    ``ReLU(inplace=True)``, decided by the library where it is safe; a ``cr.compile``'d
+    forward program does the same. The overwritten node is marked, and ``cr.graph`` says so
+    rather than show the activation's values as its own.
     Whether a rule reads an input is read off its code (:func:`reads`), so a rule edited to
     read ``x`` makes the declaration fail at import rather than give wrong gradients.
 
