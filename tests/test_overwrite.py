@@ -299,6 +299,14 @@ def test_a_compiled_program_overwrites_the_same_values_on_every_call():
         # each hidden layer's pre-activation and activation are one array
         assert len(hidden) == 4 and len({id(a) for a in hidden}) == 2
         loss.backward()
+    program = next(iter(loss_fn.programs.values()))
+    assert any(v is _record.overwrite for v in program.env.values())
+    small = _net("tanh", "float64", sizes=(4, 8, 1))
+    small_fn = cr.compile(lambda v: small(v).sum())
+    small_fn(cr.ones((3, 4)))
+    small_program = next(iter(small_fn.programs.values()))
+    # arrays too small to gain: the program calls tanh itself, with no check on each call
+    assert not any(v is _record.overwrite for v in small_program.env.values())
 
 
 def test_a_compiled_program_never_writes_over_a_value_read_twice_or_a_view():
