@@ -156,14 +156,18 @@ def overwritable(t: Any) -> bool:
     op = t._op
     if t._rg if op is None else op.reads_out:
         return False
-    d = t.data
+    if not _free_to_write(t.data):
+        return False
+    return (sys.getrefcount(t), sys.getrefcount(t.data)) == _HELD_ONCE  # _counts(t), inline
+
+
+def _free_to_write(d: Any) -> bool:
+    """The checks on the array itself, beside its reference count: a writeable NumPy float
+    array that owns its memory and has at least OVERWRITE_MIN elements."""
     if type(d) is not np.ndarray or d.size < OVERWRITE_MIN or d.dtype.kind != "f":
         return False
     flags = d.flags
-    if not (flags.owndata and flags.writeable):
-        return False
-    del d, flags  # not counted
-    return (sys.getrefcount(t), sys.getrefcount(t.data)) == _HELD_ONCE  # _counts(t), inline
+    return bool(flags.owndata and flags.writeable)
 
 
 def overwrite(xp: Any, a: Any, into: Any, forward: Any) -> Any:
@@ -172,15 +176,8 @@ def overwrite(xp: Any, a: Any, into: Any, forward: Any) -> Any:
     OVERWRITE_MIN elements: what a ``cr.compile``'d forward program calls for an activation
     whose input nothing else in the program reads (the checks :func:`overwritable` makes on
     a Tensor, here on the array; its other conditions hold by construction of the program)."""
-    if (
-        type(a) is np.ndarray
-        and a.size >= OVERWRITE_MIN
-        and a.dtype.kind == "f"
-        and sys.getrefcount(a) == _ARRAY_HELD_ONCE
-    ):
-        flags = a.flags
-        if flags.owndata and flags.writeable:
-            return into(xp, a)
+    if _free_to_write(a) and sys.getrefcount(a) == _ARRAY_HELD_ONCE:
+        return into(xp, a)
     return forward(xp, a)
 
 
