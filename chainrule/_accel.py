@@ -4,7 +4,9 @@ The accelerator runs the two innermost loops of the library, the recording step
 (:func:`chainrule._record.apply`) and the backward loop (:func:`chainrule.graph._run`), on the
 same Tensors, op table and rules as the pure-Python code, in the same order, so it gives the
 same values and gradients bit for bit (where an op declares ``vjp_into``, the same rule writing
-into a gradient array that the loop alone holds: see :mod:`chainrule.ops._registry`). Only
+into a gradient array that the loop alone holds: see :mod:`chainrule.ops._registry`). It
+also does plain SGD's update ``p -= g * lr`` in one pass, without NumPy's temporary ``g * lr``
+and with NumPy's bits (:class:`chainrule.optim.SGD`). Only
 the common cases go to it: anomaly mode, forward mode, ``cr.compile`` tracing,
 ``create_graph=True`` and the step-by-step view of ``cr.graph(...).backward_steps()`` always
 run the Python code, which is the reference to read.
@@ -31,6 +33,7 @@ __all__ = ["accelerated", "available", "use_accelerator"]
 # (the package's name ``graph`` is the function cr.graph; the engine module is this one)
 graph: Any = importlib.import_module(".graph", __package__)
 compiled: Any = importlib.import_module(".compile", __package__)  # cr.compile's module
+optim: Any = importlib.import_module(".optim", __package__)
 
 try:
     from . import _native  # type: ignore[attr-defined]
@@ -88,11 +91,13 @@ def use_accelerator(on: bool = True) -> bool:
         graph._native_run = _native.run
         graph._native_deliver = _native.deliver
         compiled.take = _native.take
+        optim._subtract_scaled = _native.subtract_scaled
     else:
         _registry._apply = _record.apply
         graph._native_run = None
         graph._native_deliver = None
         compiled.take = compiled._take
+        optim._subtract_scaled = None
     return before
 
 

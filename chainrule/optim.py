@@ -165,6 +165,10 @@ def _writable(p: Any, g: Any) -> bool:
 
 _bump = _state.bump_epoch
 _multiply, _subtract = np.multiply, np.subtract
+# p -= g * lr in one pass, without the temporary g * lr (chainrule/_native.c): set by
+# chainrule._accel while the C accelerator is on. (p, g, lr) -> whether it did the update;
+# where it did not (not a plain case), the NumPy lines below do it
+_subtract_scaled: Any = None
 
 
 # The arithmetic of the updates, each written once: into ``out`` where it is an array (the
@@ -236,11 +240,15 @@ class SGD(Optimizer):
         self.steps += 1
         lr = self.lr
         scratch = self._tmp
+        fused = _subtract_scaled
         for i, p in enumerate(self.params):
             grad = p._grad
             if type(grad) is not Tensor and not isinstance(grad, Tensor):
                 continue  # None, or a retain_grad() mark
             g, data = grad.data, p.data
+            if fused is not None and fused(data, g, lr):  # in C, one pass: the same bits
+                p._version = _bump()
+                continue
             tmp = scratch.get(i)
             if (  # the scratch view of every step after the first: write into it
                 tmp is None

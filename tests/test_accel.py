@@ -1715,3 +1715,113 @@ def test_an_op_of_another_class_is_read_by_name_with_the_same_results(name: str)
     assert_same(read, plain)
     looked_up = "save" if name == "cross_entropy" else "forward"
     assert _ReadOp.reads.get(looked_up) and _ReadOp.reads.get("vjps"), _ReadOp.reads
+
+
+# -- plain SGD's update in one pass (subtract_scaled) -------------------------------------------
+def _special_values(dtype: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Normal draws with infinities, NaN, signed zeros, subnormals and the largest floats
+    sprinkled in, so that every rounding and special case of p - g * lr is met."""
+    rng = np.random.default_rng(seed)
+    info = np.finfo(dtype)
+    a = rng.normal(size=shape).astype(dtype)
+    special = np.array(
+        [np.inf, -np.inf, np.nan, 0.0, -0.0, info.tiny / 4, -info.smallest_normal, info.max],
+        dtype=dtype,
+    )
+    flat = a.reshape(-1)
+    if flat.size:
+        picks = rng.integers(0, flat.size, size=min(flat.size, 3 * special.size))
+        flat[picks] = np.resize(special, picks.size)
+    return a
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(256, 784), (10,), (), (3, 5, 7), (0, 4), (1031,)])
+@pytest.mark.parametrize("lr", [0.01, 0.1, 1e-7, 3.0, -0.5])
+def test_subtract_scaled_has_numpy_s_bits(dtype: str, shape: tuple[int, ...], lr: float) -> None:
+    # the same two roundings as NumPy's p - g * lr (a product in the dtype, then the
+    # difference), never one fused multiply-add: identical bytes, special values included
+    p = _special_values(dtype, shape, 1)
+    g = _special_values(dtype, shape, 2)
+    with np.errstate(all="ignore"):  # inf - inf, overflows: the special cases
+        expected = p - g * lr
+    assert _accel._native.subtract_scaled(p, g, lr) is True
+    assert p.dtype == expected.dtype and p.tobytes() == expected.tobytes()
+
+
+def test_subtract_scaled_would_differ_from_a_fused_multiply_add() -> None:
+    # a case where one rounding (fma) and two (NumPy) give different float32 bits, so the
+    # test above can tell them apart: p - g * lr with g * lr inexact
+    p = np.array([1.0], dtype=np.float32)
+    g = np.array([1 + 2**-23], dtype=np.float32)
+    lr = 1 - 2**-24
+    two = p - g * lr
+    one = np.float32(np.float64(p[0]) - np.float64(g[0]) * np.float64(np.float32(lr)))
+    assert two[0] != one  # the roundings differ here
+    assert _accel._native.subtract_scaled(p, g, lr) and p[0] == two[0]
+
+
+def test_subtract_scaled_writes_in_either_memory_order_and_refuses_the_rest() -> None:
+    fortran = np.asfortranarray(RNG.normal(size=(6, 4)))
+    g = np.asfortranarray(RNG.normal(size=(6, 4)))
+    expected = fortran - g * 0.25
+    assert _accel._native.subtract_scaled(fortran, g, 0.25)
+    assert fortran.tobytes(order="A") == expected.tobytes(order="A")
+
+    def p64(shape: tuple[int, ...] = (6, 4)) -> np.ndarray:
+        return RNG.normal(size=shape)
+
+    readonly = p64()
+    readonly.flags.writeable = False
+    swapped = p64().astype(">f8")
+    base = p64((10,))
+    refused = {
+        "a strided parameter": (p64((6, 8))[:, ::2], p64()),
+        "a strided gradient": (p64(), p64((6, 8))[:, ::2]),
+        "C order against F order": (p64(), np.asfortranarray(p64())),
+        "other dtypes": (p64(), p64().astype(np.float32)),
+        "float16": (p64().astype(np.float16), p64().astype(np.float16)),
+        "integers": (np.ones((6, 4), dtype=np.int64), np.ones((6, 4), dtype=np.int64)),
+        "other shapes": (p64(), p64((4, 6))),
+        "a read-only parameter": (readonly, p64()),
+        "byte-swapped": (swapped, swapped.copy()),
+        "the same array": (base, base),
+        "overlapping views": (base[1:], base[:-1]),
+        "a subclass": (p64().view(np.ma.MaskedArray), p64()),
+        "not an ndarray": (xps.asarray([1.0, 2.0]), xps.asarray([1.0, 2.0])),
+    }
+    for why, (p, g) in refused.items():
+        before = np.array(p, copy=True)
+        assert _accel._native.subtract_scaled(p, g, 0.5) is False, why
+        assert np.array_equal(np.asarray(p), before, equal_nan=True), why  # nothing written
+    for lr in (np.float64(0.5), 1, np.float32(0.5)):  # NumPy types round by other rules
+        p = p64()
+        assert _accel._native.subtract_scaled(p, p64(), lr) is False
+    with pytest.raises(TypeError, match=r"subtract_scaled\(p, g, lr\) takes 3"):
+        _accel._native.subtract_scaled(p64(), p64())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sgd_steps_have_the_same_bits_with_and_without_the_accelerator(dtype: str) -> None:
+    # an MLP trained for a few steps: the one-pass update (accelerator on) against NumPy's
+    # two passes with the scratch buffer (off); the same parameters bit for bit, and no
+    # scratch buffer made where the one-pass update serves every parameter
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(64, 20)).astype(dtype)
+    y = rng.integers(0, 5, size=64)
+
+    def train(on: bool) -> tuple[list[bytes], Any]:
+        with engine(on):
+            cr.random.seed(5)
+            net = cr.nn.MLP([20, 32, 5], dtype=dtype)
+            opt = cr.optim.SGD(net.parameters(), lr=0.1)
+            for _ in range(4):
+                opt.zero_grad()
+                cr.nn.functional.cross_entropy(net(cr.tensor(X)), y).backward()
+                opt.step()
+            return [p.data.tobytes() for p in net.parameters()], opt
+
+    fast, opt_fast = train(True)
+    slow, opt_slow = train(False)
+    assert fast == slow
+    assert opt_fast._flat == {} and set(opt_slow._flat) == {np.dtype(dtype)}

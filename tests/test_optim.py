@@ -569,8 +569,13 @@ def test_parameters_of_many_shapes_and_dtypes_share_one_scratch_buffer_per_dtype
     for i, v in enumerate(init):
         (alone,), _ = run([i], False)
         assert together[i].dtype == v.dtype and together[i].tobytes() == alone.tobytes()
-    # one buffer per dtype, as large as the largest parameter of that dtype
-    assert {str(d): b.size for d, b in opt._flat.items()} == {"float64": 21, "float32": 280}
+    # one buffer per dtype, as large as the largest parameter of that dtype; none for plain
+    # SGD with the accelerator on, whose update is one pass with no temporary
+    plain = opt_cls is cr.optim.SGD and not opt.momentum and not opt.weight_decay
+    if plain and cr.accelerated():
+        assert opt._flat == {}
+    else:
+        assert {str(d): b.size for d, b in opt._flat.items()} == {"float64": 21, "float32": 280}
 
 
 def test_a_step_allocates_no_parameter_sized_array():
