@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo examples test lint typecheck browser bench clean
+.PHONY: demo examples test lint typecheck browser bench profile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ $(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml setup.py ch
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/run.py
+
+# Where a training step's time goes (pyinstrument's Python call tree, py-spy's native stacks):
+# WORKLOAD=mlp|mlp64|small|chain, LIB=chainrule|numpy|torch|...; files in benchmarks/profiles/
+WORKLOAD ?= mlp
+LIB ?= chainrule
+profile: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/profile.py $(WORKLOAD) --lib "$(LIB)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info chainrule/*.so

@@ -28,39 +28,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
-THREADS = 2
-THREAD_ENV = {
-    "OMP_NUM_THREADS": str(THREADS),
-    "MKL_NUM_THREADS": str(THREADS),
-    "OPENBLAS_NUM_THREADS": str(THREADS),
-    # XLA has no documented thread cap; these are the flags its maintainers point to. The
-    # machine's core count bounds it in any case (recorded below).
-    "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={THREADS}",
-    "JAX_PLATFORMS": "cpu",
-}
-REMOVED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-_MARK = "CHAINRULE_BENCH_ENV"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 
+from benchmarks.environment import MARK, THREAD_ENV, THREADS, prepare  # noqa: E402
 
-def _prepare_environment() -> None:
-    """Re-execute this script with the benchmark's environment unless it already has it.
-    Runs before NumPy (or anything that loads a BLAS) is imported."""
-    if _MARK in os.environ:
-        return
-    removed = {k: os.environ[k] for k in REMOVED_ENV if k in os.environ}
-    differs = {k: v for k, v in THREAD_ENV.items() if os.environ.get(k) != v}
-    record = {"removed": removed, "reexecuted": bool(removed or differs)}
-    if not record["reexecuted"]:
-        os.environ[_MARK] = json.dumps(record)
-        return
-    env = {k: v for k, v in os.environ.items() if k not in REMOVED_ENV}
-    env.update(THREAD_ENV)
-    env[_MARK] = json.dumps(record)
-    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env)
-
-
-_prepare_environment()
+prepare(__file__)  # before NumPy or any BLAS is loaded
 
 import argparse  # noqa: E402  (after the environment is settled)
 import datetime  # noqa: E402
@@ -70,11 +45,7 @@ import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 from benchmarks import blas, cost, deep, instructions, mlp, overhead, peers  # noqa: E402
 from benchmarks.harness import fmt_table, log  # noqa: E402
@@ -135,7 +106,7 @@ def machine_info() -> dict[str, Any]:
         "versions": peers.versions(),
         "missing": peers.missing(),
         "environment": {
-            **json.loads(os.environ.get(_MARK, "{}")),
+            **json.loads(os.environ.get(MARK, "{}")),
             "set": {k: os.environ.get(k) for k in THREAD_ENV},
         },
         "numpy_config_simd": _numpy_simd(np),
