@@ -1116,14 +1116,22 @@ take(PyObject *self, PyObject *const *argv, Py_ssize_t nargsf, PyObject *kwnames
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* The SGD update, p -= g * lr, in one pass                                                     */
+/* The SGD update in one pass                                                                   */
 
 /*
  * NumPy computes p - g * lr in two passes, with g * lr written to a temporary that the
  * subtraction reads back: on a 784-256-256-10 MLP that is 1 MB written and read again per
- * step. This loop does the same two operations element by element, in the same order and in
- * p's own precision (g * lr rounded to the dtype, then subtracted), so the bits are NumPy's;
- * it must never become a fused multiply-add, whose single rounding gives other bits: setup.py
+ * step; with momentum, weight decay or Nesterov, five to eight passes. These loops do the
+ * same operations element by element, in the same order and in p's own precision (every
+ * product and sum rounded to the dtype, each scalar first rounded to it as NumPy does with a
+ * Python float), so the bits are those of chainrule/optim.py's NumPy lines, the reference:
+ *
+ *     g' = g + weight_decay * p                      (where weight_decay != 0)
+ *     b  = b * momentum + g' * (1 - dampening)       (where there is a buffer b)
+ *     g' = g' + momentum * b  (Nesterov)  or  b
+ *     p  = p - g' * lr
+ *
+ * None may become a fused multiply-add, whose single rounding gives other bits: setup.py
  * compiles this file with -ffp-contract=off, and the x87's wider registers (FLT_EVAL_METHOD
  * != 0) send every case back to NumPy. Where the compiler can choose the instruction set at
  * run time (GCC on x86-64 Linux), an AVX2 version is picked on processors that have it.
@@ -1134,60 +1142,126 @@ take(PyObject *self, PyObject *const *argv, Py_ssize_t nargsf, PyObject *kwnames
 #define CLONES
 #endif
 
-CLONES static void
-sub_scaled_f32(float *restrict p, const float *restrict g, float lr, npy_intp n)
+#define SGD_LOOPS(T, NAME)                                                                         \
+    CLONES static void NAME##_plain(T *restrict p, const T *restrict g, T lr, npy_intp n)          \
+    {                                                                                              \
+        for (npy_intp i = 0; i < n; i++)                                                           \
+            p[i] = p[i] - g[i] * lr;                                                               \
+    }                                                                                              \
+    CLONES static void NAME##_decay(T *restrict p, const T *restrict g, T lr, T wd, npy_intp n)    \
+    {                                                                                              \
+        for (npy_intp i = 0; i < n; i++) {                                                         \
+            T gi = g[i] + wd * p[i];                                                               \
+            p[i] = p[i] - gi * lr;                                                                 \
+        }                                                                                          \
+    }                                                                                              \
+    CLONES static void NAME##_momentum(T *restrict p, const T *restrict g, T *restrict b, T lr,    \
+                                       T mom, T damp1, T wd, int decay, int nesterov, npy_intp n)  \
+    {                                                                                              \
+        for (npy_intp i = 0; i < n; i++) {                                                         \
+            T gi = decay ? g[i] + wd * p[i] : g[i];                                                \
+            T bi = b[i] * mom + gi * damp1;                                                        \
+            b[i] = bi;                                                                             \
+            gi = nesterov ? gi + mom * bi : bi;                                                    \
+            p[i] = p[i] - gi * lr;                                                                 \
+        }                                                                                          \
+    }
+
+SGD_LOOPS(float, sgd_f32)
+SGD_LOOPS(double, sgd_f64)
+
+/* Whether o is a NumPy array (exactly) laid out like p: the same native dtype and shape,
+ * contiguous in p's order (C if c, else F), aligned, and writeable where asked. */
+static int
+like(PyArrayObject *p, PyObject *o, int c, int writeable)
 {
-    for (npy_intp i = 0; i < n; i++)
-        p[i] = p[i] - g[i] * lr;
+    if (!PyArray_CheckExact(o))
+        return 0;
+    PyArrayObject *a = (PyArrayObject *)o;
+    int nd = PyArray_NDIM(p);
+    return PyArray_TYPE(a) == PyArray_TYPE(p) && !PyArray_ISBYTESWAPPED(a) &&
+           PyArray_NDIM(a) == nd &&
+           (nd == 0 || memcmp(PyArray_DIMS(a), PyArray_DIMS(p), nd * sizeof(npy_intp)) == 0) &&
+           PyArray_ISALIGNED(a) && (!writeable || PyArray_ISWRITEABLE(a)) &&
+           (c ? PyArray_IS_C_CONTIGUOUS(a) : PyArray_IS_F_CONTIGUOUS(a));
 }
 
-CLONES static void
-sub_scaled_f64(double *restrict p, const double *restrict g, double lr, npy_intp n)
+static int
+overlap(PyArrayObject *a, PyArrayObject *b)
 {
-    for (npy_intp i = 0; i < n; i++)
-        p[i] = p[i] - g[i] * lr;
+    char *x = PyArray_BYTES(a), *y = PyArray_BYTES(b);
+    npy_intp bytes = PyArray_NBYTES(a);
+    return bytes && x < y + bytes && y < x + bytes;
 }
 
 /*
- * subtract_scaled(p, g, lr) -> bool: p -= g * lr in place, in one pass, where the case is
- * plain: p and g NumPy arrays (exactly) of the same shape and the same native float32 or
- * float64 dtype, both contiguous in the same order, aligned, p writeable and not overlapping
- * g, lr a Python float. False, with nothing written, for anything else: the caller then does
- * it with NumPy (chainrule/optim.py, SGD.step), which is also the reference.
+ * sgd_update(p, g, lr[, buf, momentum, damp1, weight_decay, nesterov]) -> bool: the update
+ * above, in place, in one pass, where the case is plain: p, g (and buf) NumPy arrays
+ * (exactly) of the same shape and the same native float32 or float64 dtype, all contiguous in
+ * the same order, aligned, p (and buf) writeable, no two of them overlapping, and every
+ * number a Python float (damp1 is 1 - dampening). buf None: no momentum. False, with nothing
+ * written, for anything else: the caller then does it with NumPy (chainrule/optim.py), which
+ * is also the reference.
  */
 static PyObject *
-subtract_scaled(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
+sgd_update(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
 {
-    if (argc != 3) {
-        PyErr_SetString(PyExc_TypeError, "subtract_scaled(p, g, lr) takes 3 arguments");
+    if (argc != 3 && argc != 8) {
+        PyErr_SetString(PyExc_TypeError, "sgd_update(p, g, lr[, buf, momentum, damp1, "
+                                         "weight_decay, nesterov]) takes 3 or 8 arguments");
         return NULL;
     }
 #if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
-    PyObject *po = argv[0], *go = argv[1];
-    if (!PyArray_CheckExact(po) || !PyArray_CheckExact(go) || !PyFloat_CheckExact(argv[2]))
+    PyObject *po = argv[0], *bo = argc == 8 ? argv[3] : Py_None;
+    for (Py_ssize_t k = 2; k < argc; k++)
+        if (k != 3 && k != 7 && !PyFloat_CheckExact(argv[k]))
+            Py_RETURN_FALSE; /* NumPy rounds its own scalar types by other rules */
+    if (!PyArray_CheckExact(po))
         Py_RETURN_FALSE;
-    PyArrayObject *p = (PyArrayObject *)po, *g = (PyArrayObject *)go;
-    int type = PyArray_TYPE(p), nd = PyArray_NDIM(p);
-    if ((type != NPY_FLOAT32 && type != NPY_FLOAT64) || PyArray_TYPE(g) != type ||
-        PyArray_ISBYTESWAPPED(p) || PyArray_ISBYTESWAPPED(g) || nd != PyArray_NDIM(g) ||
-        (nd && memcmp(PyArray_DIMS(p), PyArray_DIMS(g), nd * sizeof(npy_intp)) != 0) ||
-        !PyArray_ISWRITEABLE(p) || !PyArray_ISALIGNED(p) || !PyArray_ISALIGNED(g))
+    PyArrayObject *p = (PyArrayObject *)po;
+    int type = PyArray_TYPE(p);
+    int c = PyArray_IS_C_CONTIGUOUS(p);
+    if ((type != NPY_FLOAT32 && type != NPY_FLOAT64) || !like(p, po, c, 1) ||
+        !like(p, argv[1], c, 0) || (bo != Py_None && !like(p, bo, c, 1)))
         Py_RETURN_FALSE;
-    int c = PyArray_IS_C_CONTIGUOUS(p) && PyArray_IS_C_CONTIGUOUS(g);
-    int f = PyArray_IS_F_CONTIGUOUS(p) && PyArray_IS_F_CONTIGUOUS(g);
-    if (!c && !f)
-        Py_RETURN_FALSE;
-    npy_intp n = PyArray_SIZE(p), bytes = PyArray_NBYTES(p);
-    char *pd = PyArray_BYTES(p), *gd = PyArray_BYTES(g);
-    if (n && pd < gd + bytes && gd < pd + bytes)
-        Py_RETURN_FALSE; /* overlapping memory: NumPy's buffered ufuncs handle it */
-    double lr = PyFloat_AS_DOUBLE(argv[2]);
-    PyThreadState *state = bytes >= (1 << 16) ? PyEval_SaveThread() : NULL; /* as NumPy */
-    if (type == NPY_FLOAT32)
-        sub_scaled_f32((float *)pd, (const float *)gd, (float)lr, n);
-    else
-        sub_scaled_f64((double *)pd, (const double *)gd, lr, n);
-    if (state != NULL)
+    PyArrayObject *g = (PyArrayObject *)argv[1], *b = bo == Py_None ? NULL : (PyArrayObject *)bo;
+    if (overlap(p, g) || (b != NULL && (overlap(b, p) || overlap(b, g))))
+        Py_RETURN_FALSE; /* NumPy's buffered ufuncs handle overlapping memory */
+    double lr = PyFloat_AS_DOUBLE(argv[2]), mom = 0, damp1 = 1, wd = 0;
+    int nesterov = 0;
+    if (argc == 8) {
+        mom = PyFloat_AS_DOUBLE(argv[4]);
+        damp1 = PyFloat_AS_DOUBLE(argv[5]);
+        wd = PyFloat_AS_DOUBLE(argv[6]);
+        if ((nesterov = PyObject_IsTrue(argv[7])) < 0)
+            return NULL;
+    }
+    int decay = wd != 0.0;
+    npy_intp n = PyArray_SIZE(p);
+    char *pd = PyArray_BYTES(p), *gd = PyArray_BYTES(g), *bd = b ? PyArray_BYTES(b) : NULL;
+    PyThreadState *state = PyArray_NBYTES(p) >= (1 << 16) ? PyEval_SaveThread() : NULL;
+    if (type == NPY_FLOAT32) {
+        float *P = (float *)pd, *B = (float *)bd;
+        const float *G = (const float *)gd;
+        if (B != NULL)
+            sgd_f32_momentum(P, G, B, (float)lr, (float)mom, (float)damp1, (float)wd, decay,
+                             nesterov, n);
+        else if (decay)
+            sgd_f32_decay(P, G, (float)lr, (float)wd, n);
+        else
+            sgd_f32_plain(P, G, (float)lr, n);
+    }
+    else {
+        double *P = (double *)pd, *B = (double *)bd;
+        const double *G = (const double *)gd;
+        if (B != NULL)
+            sgd_f64_momentum(P, G, B, lr, mom, damp1, wd, decay, nesterov, n);
+        else if (decay)
+            sgd_f64_decay(P, G, lr, wd, n);
+        else
+            sgd_f64_plain(P, G, lr, n);
+    }
+    if (state != NULL) /* (released as NumPy does for large arrays) */
         PyEval_RestoreThread(state);
     Py_RETURN_TRUE;
 #else
@@ -1207,8 +1281,9 @@ static PyMethodDef methods[] = {
      "deliver(pairs, stored, fallback): the leaves' gradients into .grad."},
     {"take", (PyCFunction)(void (*)(void))take, METH_FASTCALL | METH_KEYWORDS,
      "take(G, j, into, rule, *args, **params): a compiled backward step, in place if it may."},
-    {"subtract_scaled", (PyCFunction)(void (*)(void))subtract_scaled, METH_FASTCALL,
-     "subtract_scaled(p, g, lr): p -= g * lr in one pass where the case is plain; whether it did."},
+    {"sgd_update", (PyCFunction)(void (*)(void))sgd_update, METH_FASTCALL,
+     "sgd_update(p, g, lr[, buf, momentum, damp1, weight_decay, nesterov]): SGD's update in "
+     "one pass where the case is plain; whether it did."},
     {NULL, NULL, 0, NULL},
 };
 

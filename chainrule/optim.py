@@ -80,6 +80,9 @@ class Optimizer:
             if not isinstance(grad, Tensor):  # None, or a retain_grad() mark
                 continue
             g, data = grad.data, p.data
+            if self._fused(data, g, states[i]):
+                p._version = _bump()
+                continue
             if g.shape != data.shape:
                 raise ValueError(f"{self.name}: gradient shape {g.shape} != parameter {p.shape}")
             tmp = self._scratch(i, data) if _writable(data, g) else None
@@ -87,6 +90,12 @@ class Optimizer:
             if new is not data:
                 p.data = new
             p._version = _bump()  # a graph that used the old value is now stale
+
+    def _fused(self, p: Any, g: Any, state: dict[str, Any]) -> bool:
+        """Whether the whole update of ``p`` (and its state) was done in place in one pass by
+        the C accelerator, with the bits of :meth:`_update`; False sends it to
+        :meth:`_update`. None here; SGD's is :func:`_sgd_update`."""
+        return False
 
     def _update(self, p: Any, g: Any, state: dict[str, Any], tmp: Any) -> Any:
         """The updated value of ``p``. Where ``tmp`` is given (a scratch array like ``p``),
@@ -165,10 +174,11 @@ def _writable(p: Any, g: Any) -> bool:
 
 _bump = _state.bump_epoch
 _multiply, _subtract = np.multiply, np.subtract
-# p -= g * lr in one pass, without the temporary g * lr (chainrule/_native.c): set by
-# chainrule._accel while the C accelerator is on. (p, g, lr) -> whether it did the update;
-# where it did not (not a plain case), the NumPy lines below do it
-_subtract_scaled: Any = None
+# SGD's update in one pass over each parameter, without NumPy's temporaries
+# (chainrule/_native.c, sgd_update): set by chainrule._accel while the C accelerator is on.
+# (p, g, lr[, buf, momentum, 1 - dampening, weight_decay, nesterov]) -> whether it did the
+# update, in place; where it did not (not a plain case), SGD._update's NumPy lines do it
+_sgd_update: Any = None
 
 
 # The arithmetic of the updates, each written once: into ``out`` where it is an array (the
@@ -227,10 +237,11 @@ class SGD(Optimizer):
             raise ValueError("SGD: momentum and weight_decay must be >= 0")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
-        self.momentum = momentum
-        self.dampening = dampening
+        # Python floats, as lr is: what the one-pass update takes (NumPy rounds them the same)
+        self.momentum = float(momentum)
+        self.dampening = float(dampening)
         self.nesterov = nesterov
-        self.weight_decay = weight_decay
+        self.weight_decay = float(weight_decay)
 
     def step(self) -> None:
         if self.weight_decay or self.momentum:
@@ -240,7 +251,7 @@ class SGD(Optimizer):
         self.steps += 1
         lr = self.lr
         scratch = self._tmp
-        fused = _subtract_scaled
+        fused = _sgd_update
         for i, p in enumerate(self.params):
             grad = p._grad
             if type(grad) is not Tensor and not isinstance(grad, Tensor):
@@ -271,6 +282,28 @@ class SGD(Optimizer):
                 p.data = data - g * lr
             p._version = _bump()  # a graph that used the old value is now stale
         return None
+
+    def _fused(self, p: Any, g: Any, state: dict[str, Any]) -> bool:
+        fused = _sgd_update
+        if fused is None:
+            return False
+        buf = None
+        if self.momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:  # the first step makes the buffer (a copy of g): _update does
+                return False
+        return bool(
+            fused(
+                p,
+                g,
+                self.lr,
+                buf,
+                self.momentum,
+                1 - self.dampening,
+                self.weight_decay,
+                self.nesterov,
+            )
+        )
 
     def _update(self, p: Any, g: Any, state: dict[str, Any], tmp: Any) -> Any:
         if self.weight_decay:

@@ -1717,10 +1717,10 @@ def test_an_op_of_another_class_is_read_by_name_with_the_same_results(name: str)
     assert _ReadOp.reads.get(looked_up) and _ReadOp.reads.get("vjps"), _ReadOp.reads
 
 
-# -- plain SGD's update in one pass (subtract_scaled) -------------------------------------------
+# -- SGD's update in one pass (sgd_update) --------------------------------------------------------
 def _special_values(dtype: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
     """Normal draws with infinities, NaN, signed zeros, subnormals and the largest floats
-    sprinkled in, so that every rounding and special case of p - g * lr is met."""
+    sprinkled in, so that every rounding and special case of the update is met."""
     rng = np.random.default_rng(seed)
     info = np.finfo(dtype)
     a = rng.normal(size=shape).astype(dtype)
@@ -1735,21 +1735,58 @@ def _special_values(dtype: str, shape: tuple[int, ...], seed: int) -> np.ndarray
     return a
 
 
+def _sgd_reference(
+    p: np.ndarray,
+    g: np.ndarray,
+    lr: float,
+    buf: Any,
+    mom: float,
+    damp: float,
+    wd: float,
+    nesterov: bool,
+) -> tuple[np.ndarray, Any]:
+    """SGD's update as chainrule/optim.py's NumPy lines compute it, out of place."""
+    with np.errstate(all="ignore"):  # inf - inf, overflows: the special cases
+        if wd:
+            g = g + wd * p
+        if buf is not None:
+            buf = buf * mom + g * (1 - damp)
+            g = g + mom * buf if nesterov else buf
+        return p - g * lr, buf
+
+
+_SGD_CASES = {  # name -> (momentum buffer?, momentum, dampening, weight_decay, nesterov)
+    "plain": (False, 0.0, 0.0, 0.0, False),
+    "weight decay": (False, 0.0, 0.0, 0.01, False),
+    "momentum": (True, 0.9, 0.0, 0.0, False),
+    "momentum, dampening, decay": (True, 0.9, 0.1, 0.01, False),
+    "nesterov": (True, 0.9, 0.0, 0.0, True),
+    "nesterov, decay": (True, 0.5, 0.0, 1e-4, True),
+}
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(256, 784), (10,), (), (3, 5, 7), (0, 4), (1031,)])
-@pytest.mark.parametrize("lr", [0.01, 0.1, 1e-7, 3.0, -0.5])
-def test_subtract_scaled_has_numpy_s_bits(dtype: str, shape: tuple[int, ...], lr: float) -> None:
-    # the same two roundings as NumPy's p - g * lr (a product in the dtype, then the
-    # difference), never one fused multiply-add: identical bytes, special values included
+@pytest.mark.parametrize("lr", [0.01, 1e-7, 3.0])
+@pytest.mark.parametrize("case", list(_SGD_CASES))
+def test_sgd_update_has_numpy_s_bits(
+    dtype: str, shape: tuple[int, ...], lr: float, case: str
+) -> None:
+    # the same roundings as optim.py's NumPy lines (each product and sum in the dtype, never
+    # a fused multiply-add): identical bytes, special values included, buffer too
+    has_buf, mom, damp, wd, nesterov = _SGD_CASES[case]
     p = _special_values(dtype, shape, 1)
     g = _special_values(dtype, shape, 2)
-    with np.errstate(all="ignore"):  # inf - inf, overflows: the special cases
-        expected = p - g * lr
-    assert _accel._native.subtract_scaled(p, g, lr) is True
+    buf = _special_values(dtype, shape, 3) if has_buf else None
+    expected, expected_buf = _sgd_reference(p, g, lr, buf, mom, damp, wd, nesterov)
+    args = (p, g, lr) if case == "plain" else (p, g, lr, buf, mom, 1 - damp, wd, nesterov)
+    assert _accel._native.sgd_update(*args) is True
     assert p.dtype == expected.dtype and p.tobytes() == expected.tobytes()
+    if has_buf:
+        assert buf.tobytes() == expected_buf.tobytes()
 
 
-def test_subtract_scaled_would_differ_from_a_fused_multiply_add() -> None:
+def test_sgd_update_would_differ_from_a_fused_multiply_add() -> None:
     # a case where one rounding (fma) and two (NumPy) give different float32 bits, so the
     # test above can tell them apart: p - g * lr with g * lr inexact
     p = np.array([1.0], dtype=np.float32)
@@ -1758,15 +1795,17 @@ def test_subtract_scaled_would_differ_from_a_fused_multiply_add() -> None:
     two = p - g * lr
     one = np.float32(np.float64(p[0]) - np.float64(g[0]) * np.float64(np.float32(lr)))
     assert two[0] != one  # the roundings differ here
-    assert _accel._native.subtract_scaled(p, g, lr) and p[0] == two[0]
+    assert _accel._native.sgd_update(p, g, lr) and p[0] == two[0]
 
 
-def test_subtract_scaled_writes_in_either_memory_order_and_refuses_the_rest() -> None:
+def test_sgd_update_writes_in_either_memory_order_and_refuses_the_rest() -> None:
     fortran = np.asfortranarray(RNG.normal(size=(6, 4)))
     g = np.asfortranarray(RNG.normal(size=(6, 4)))
-    expected = fortran - g * 0.25
-    assert _accel._native.subtract_scaled(fortran, g, 0.25)
+    b = np.asfortranarray(RNG.normal(size=(6, 4)))
+    expected, expected_b = _sgd_reference(fortran, g, 0.25, b, 0.9, 0.0, 0.0, True)
+    assert _accel._native.sgd_update(fortran, g, 0.25, b, 0.9, 1.0, 0.0, True)
     assert fortran.tobytes(order="A") == expected.tobytes(order="A")
+    assert b.tobytes(order="A") == expected_b.tobytes(order="A")
 
     def p64(shape: tuple[int, ...] = (6, 4)) -> np.ndarray:
         return RNG.normal(size=shape)
@@ -1792,20 +1831,50 @@ def test_subtract_scaled_writes_in_either_memory_order_and_refuses_the_rest() ->
     }
     for why, (p, g) in refused.items():
         before = np.array(p, copy=True)
-        assert _accel._native.subtract_scaled(p, g, 0.5) is False, why
+        assert _accel._native.sgd_update(p, g, 0.5) is False, why
         assert np.array_equal(np.asarray(p), before, equal_nan=True), why  # nothing written
+    locked = p64()
+    locked.flags.writeable = False
+    shared = p64((10,))
+    buffers = {  # a momentum buffer that cannot be written in one pass beside p and g
+        "read-only": (p64(), p64(), locked),
+        "strided": (p64(), p64(), p64((6, 8))[:, ::2]),
+        "another dtype": (p64(), p64(), p64().astype(np.float32)),
+        "overlapping the parameter": (shared[:6], p64((6,)), shared[4:]),
+        "overlapping the gradient": (p64((6,)), shared[:6], shared[3:9]),
+        "a list": (p64(), p64(), [0.0] * 24),
+    }
+    for why, (p, g, b) in buffers.items():
+        before_p, before_b = p.copy(), np.array(b, copy=True)
+        assert _accel._native.sgd_update(p, g, 0.5, b, 0.9, 1.0, 0.0, False) is False, why
+        assert np.array_equal(p, before_p) and np.array_equal(np.asarray(b), before_b), why
     for lr in (np.float64(0.5), 1, np.float32(0.5)):  # NumPy types round by other rules
-        p = p64()
-        assert _accel._native.subtract_scaled(p, p64(), lr) is False
-    with pytest.raises(TypeError, match=r"subtract_scaled\(p, g, lr\) takes 3"):
-        _accel._native.subtract_scaled(p64(), p64())
+        assert _accel._native.sgd_update(p64(), p64(), lr) is False
+    assert _accel._native.sgd_update(p64(), p64(), 0.5, p64(), 1, 1.0, 0.0, False) is False
+    with pytest.raises(TypeError, match=r"takes 3 or 8 arguments"):
+        _accel._native.sgd_update(p64(), p64())
+    with pytest.raises(TypeError, match=r"takes 3 or 8 arguments"):
+        _accel._native.sgd_update(p64(), p64(), 0.5, p64())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_sgd_steps_have_the_same_bits_with_and_without_the_accelerator(dtype: str) -> None:
-    # an MLP trained for a few steps: the one-pass update (accelerator on) against NumPy's
-    # two passes with the scratch buffer (off); the same parameters bit for bit, and no
-    # scratch buffer made where the one-pass update serves every parameter
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(lr=0.1),
+        dict(lr=0.1, weight_decay=0.01),
+        dict(lr=0.1, momentum=0.9),
+        dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+        dict(lr=0.1, momentum=0.9, nesterov=True),
+    ],
+)
+def test_sgd_steps_have_the_same_bits_with_and_without_the_accelerator(
+    dtype: str, kw: dict[str, Any]
+) -> None:
+    # an MLP trained for a few steps: the one-pass update (accelerator on) against optim.py's
+    # NumPy lines with the scratch buffer (off): the same parameters and momentum buffers bit
+    # for bit. With momentum, the first step makes the buffer in NumPy, and so the scratch
+    # array; without it, the accelerator never needs one
     rng = np.random.default_rng(3)
     X = rng.normal(size=(64, 20)).astype(dtype)
     y = rng.integers(0, 5, size=64)
@@ -1814,14 +1883,17 @@ def test_sgd_steps_have_the_same_bits_with_and_without_the_accelerator(dtype: st
         with engine(on):
             cr.random.seed(5)
             net = cr.nn.MLP([20, 32, 5], dtype=dtype)
-            opt = cr.optim.SGD(net.parameters(), lr=0.1)
+            opt = cr.optim.SGD(net.parameters(), **kw)
             for _ in range(4):
                 opt.zero_grad()
                 cr.nn.functional.cross_entropy(net(cr.tensor(X)), y).backward()
                 opt.step()
-            return [p.data.tobytes() for p in net.parameters()], opt
+            kept = [p.data.tobytes() for p in net.parameters()]
+            kept += [s["momentum_buffer"].tobytes() for s in opt.state if s]
+            return kept, opt
 
     fast, opt_fast = train(True)
     slow, opt_slow = train(False)
-    assert fast == slow
-    assert opt_fast._flat == {} and set(opt_slow._flat) == {np.dtype(dtype)}
+    assert fast == slow and len(fast) == (8 if kw.get("momentum") else 4)  # 2 layers
+    assert set(opt_slow._flat) == {np.dtype(dtype)}
+    assert set(opt_fast._flat) == (set(opt_slow._flat) if kw.get("momentum") else set())
