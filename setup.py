@@ -4,9 +4,10 @@ It is built when a C compiler and the Python headers are there; when they are no
 is skipped with a warning and chainrule runs its pure-Python engine, which computes the same
 gradients (chainrule/_native.c says what the accelerator covers).
 
-``-ffp-contract=off``: the accelerator's SGD update must round as NumPy does, a product and
-then a difference, never one fused multiply-add (GCC fuses by default where the processor has
-them). MSVC does not fuse unless asked and does not know the flag.
+``-ffp-contract=off``: the accelerator's optimizer updates must round as NumPy does, a product
+and then a sum, never one fused multiply-add (GCC fuses by default where the processor has
+them). ``-fno-math-errno``: sqrt need not set errno (nothing reads it), so its loop can use the
+vector square root, which rounds the same. MSVC fuses only when asked and knows neither flag.
 """
 
 import sys
@@ -20,7 +21,9 @@ setup(
             "chainrule._native",
             ["chainrule/_native.c"],
             include_dirs=[numpy.get_include()],
-            extra_compile_args=[] if sys.platform == "win32" else ["-ffp-contract=off"],
+            extra_compile_args=(
+                [] if sys.platform == "win32" else ["-ffp-contract=off", "-fno-math-errno"]
+            ),
             optional=True,
         )
     ]

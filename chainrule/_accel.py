@@ -5,9 +5,9 @@ The accelerator runs the two innermost loops of the library, the recording step
 same Tensors, op table and rules as the pure-Python code, in the same order, so it gives the
 same values and gradients bit for bit (where an op declares ``vjp_into``, the same rule writing
 into a gradient array that the loop alone holds: see :mod:`chainrule.ops._registry`). It
-also does SGD's update (``p -= g * lr``, with momentum, weight decay and Nesterov too) in one
-pass over each parameter, without NumPy's temporaries and with NumPy's bits
-(:class:`chainrule.optim.SGD`). Only
+also does the optimizers' updates (SGD's, with momentum, weight decay and Nesterov, and
+Adam's and AdamW's) in one pass over each parameter and its buffers, without NumPy's
+temporaries and with NumPy's bits (:mod:`chainrule.optim`). Only
 the common cases go to it: anomaly mode, forward mode, ``cr.compile`` tracing,
 ``create_graph=True`` and the step-by-step view of ``cr.graph(...).backward_steps()`` always
 run the Python code, which is the reference to read.
@@ -93,12 +93,14 @@ def use_accelerator(on: bool = True) -> bool:
         graph._native_deliver = _native.deliver
         compiled.take = _native.take
         optim._sgd_update = _native.sgd_update
+        optim._adam_update = _native.adam_update
     else:
         _registry._apply = _record.apply
         graph._native_run = None
         graph._native_deliver = None
         compiled.take = compiled._take
         optim._sgd_update = None
+        optim._adam_update = None
     return before
 
 

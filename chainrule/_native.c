@@ -21,6 +21,7 @@
 #include <structmember.h>
 #include <stdint.h>
 #include <float.h>
+#include <math.h>
 #include <string.h>
 
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
@@ -1269,6 +1270,93 @@ sgd_update(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
 #endif
 }
 
+/*
+ * Adam's update, the same way: optim.py's NumPy lines (Adam._update) make about a dozen passes
+ * over each parameter and its two buffers; this loop makes one, with the same operations in
+ * the same order, in the dtype (sqrt is IEEE's correctly rounded square root, as NumPy's):
+ *
+ *     p  = p * shrink                                (AdamW's decoupled weight decay)
+ *     g' = g + l2 * p                                (Adam's L2 weight decay)
+ *     m  = m * b1 + g' * c1                          (c1 = 1 - b1)
+ *     v  = v * b2 + (g' * g') * c2                   (c2 = 1 - b2)
+ *     p  = p - (m / (sqrt(v / bc2) + eps)) * step    (bc2 = 1 - b2^t, step = lr / (1 - b1^t))
+ */
+#define ADAM_LOOP(T, NAME, SQRT)                                                                  \
+    CLONES static void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,      \
+                            T b1, T c1, T b2, T c2, T bc2, T step, T eps, T l2, T shrink,          \
+                            int decay, int decoupled, npy_intp n)                                  \
+    {                                                                                              \
+        for (npy_intp i = 0; i < n; i++) {                                                         \
+            T pi = decoupled ? p[i] * shrink : p[i];                                               \
+            T gi = decay ? g[i] + l2 * pi : g[i];                                                  \
+            T mi = m[i] * b1 + gi * c1;                                                            \
+            T vi = v[i] * b2 + (gi * gi) * c2;                                                     \
+            m[i] = mi;                                                                             \
+            v[i] = vi;                                                                             \
+            p[i] = pi - (mi / (SQRT(vi / bc2) + eps)) * step;                                      \
+        }                                                                                          \
+    }
+
+ADAM_LOOP(float, adam_f32, sqrtf)
+ADAM_LOOP(double, adam_f64, sqrt)
+
+/*
+ * adam_update(p, g, m, v, b1, c1, b2, c2, bc2, step, eps, l2, shrink) -> bool: the update
+ * above, in place, in one pass, where the case is plain (as sgd_update's: four arrays laid
+ * out alike, p, m and v writeable, none overlapping another; every number a Python float).
+ * l2 = 0: no L2 term; shrink None: no decoupled decay. False, with nothing written, for
+ * anything else: Adam._update's NumPy lines then do it.
+ */
+static PyObject *
+adam_update(PyObject *self, PyObject *const *argv, Py_ssize_t argc)
+{
+    if (argc != 13) {
+        PyErr_SetString(PyExc_TypeError, "adam_update(p, g, m, v, b1, c1, b2, c2, bc2, step, "
+                                         "eps, l2, shrink) takes 13 arguments");
+        return NULL;
+    }
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+    int decoupled = argv[12] != Py_None;
+    for (Py_ssize_t k = 4; k < 13; k++)
+        if ((k < 12 || decoupled) && !PyFloat_CheckExact(argv[k]))
+            Py_RETURN_FALSE; /* NumPy rounds its own scalar types by other rules */
+    if (!PyArray_CheckExact(argv[0]))
+        Py_RETURN_FALSE;
+    PyArrayObject *p = (PyArrayObject *)argv[0];
+    int type = PyArray_TYPE(p), c = PyArray_IS_C_CONTIGUOUS(p);
+    if ((type != NPY_FLOAT32 && type != NPY_FLOAT64) || !like(p, argv[0], c, 1) ||
+        !like(p, argv[1], c, 0) || !like(p, argv[2], c, 1) || !like(p, argv[3], c, 1))
+        Py_RETURN_FALSE;
+    PyArrayObject *a[4] = {p, (PyArrayObject *)argv[1], (PyArrayObject *)argv[2],
+                           (PyArrayObject *)argv[3]};
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++)
+            if (overlap(a[i], a[j]))
+                Py_RETURN_FALSE; /* NumPy's buffered ufuncs handle overlapping memory */
+    double s[8];
+    for (int k = 0; k < 8; k++)
+        s[k] = PyFloat_AS_DOUBLE(argv[4 + k]); /* b1, c1, b2, c2, bc2, step, eps, l2 */
+    double shrink = decoupled ? PyFloat_AS_DOUBLE(argv[12]) : 1.0;
+    int decay = s[7] != 0.0;
+    npy_intp n = PyArray_SIZE(p);
+    PyThreadState *state = PyArray_NBYTES(p) >= (1 << 16) ? PyEval_SaveThread() : NULL;
+    if (type == NPY_FLOAT32)
+        adam_f32((float *)PyArray_BYTES(p), (const float *)PyArray_BYTES(a[1]),
+                 (float *)PyArray_BYTES(a[2]), (float *)PyArray_BYTES(a[3]), (float)s[0],
+                 (float)s[1], (float)s[2], (float)s[3], (float)s[4], (float)s[5], (float)s[6],
+                 (float)s[7], (float)shrink, decay, decoupled, n);
+    else
+        adam_f64((double *)PyArray_BYTES(p), (const double *)PyArray_BYTES(a[1]),
+                 (double *)PyArray_BYTES(a[2]), (double *)PyArray_BYTES(a[3]), s[0], s[1], s[2],
+                 s[3], s[4], s[5], s[6], s[7], shrink, decay, decoupled, n);
+    if (state != NULL)
+        PyEval_RestoreThread(state);
+    Py_RETURN_TRUE;
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static PyMethodDef methods[] = {
@@ -1283,6 +1371,9 @@ static PyMethodDef methods[] = {
      "take(G, j, into, rule, *args, **params): a compiled backward step, in place if it may."},
     {"sgd_update", (PyCFunction)(void (*)(void))sgd_update, METH_FASTCALL,
      "sgd_update(p, g, lr[, buf, momentum, damp1, weight_decay, nesterov]): SGD's update in "
+     "one pass where the case is plain; whether it did."},
+    {"adam_update", (PyCFunction)(void (*)(void))adam_update, METH_FASTCALL,
+     "adam_update(p, g, m, v, b1, c1, b2, c2, bc2, step, eps, l2, shrink): Adam's update in "
      "one pass where the case is plain; whether it did."},
     {NULL, NULL, 0, NULL},
 };

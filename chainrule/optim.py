@@ -179,6 +179,9 @@ _multiply, _subtract = np.multiply, np.subtract
 # (p, g, lr[, buf, momentum, 1 - dampening, weight_decay, nesterov]) -> whether it did the
 # update, in place; where it did not (not a plain case), SGD._update's NumPy lines do it
 _sgd_update: Any = None
+# Adam's the same way (adam_update): (p, g, m, v, b1, 1 - b1, b2, 1 - b2, 1 - b2^t,
+# lr / (1 - b1^t), eps, L2 weight decay or 0, AdamW's 1 - lr * weight_decay or None)
+_adam_update: Any = None
 
 
 # The arithmetic of the updates, each written once: into ``out`` where it is an array (the
@@ -201,7 +204,8 @@ def _sub(a: Any, b: Any, out: Any) -> Any:
 
 
 def _sqrt(a: Any, out: Any) -> Any:
-    return a**0.5 if out is None else np.power(a, 0.5, out)
+    # (NumPy's a ** 0.5 is its sqrt: the correctly rounded square root, as the accelerator's)
+    return a**0.5 if out is None else np.sqrt(a, out)
 
 
 def _inplace(tmp: Any, a: Any) -> Any:
@@ -344,8 +348,35 @@ class Adam(Optimizer):
         if eps < 0 or weight_decay < 0:
             raise ValueError(f"{self.name}: eps and weight_decay must be >= 0")
         self.betas = (float(b1), float(b2))
-        self.eps = eps
-        self.weight_decay = weight_decay
+        self.eps = float(eps)  # Python floats, as lr: what the one-pass update takes
+        self.weight_decay = float(weight_decay)
+
+    def _fused(self, p: Any, g: Any, state: dict[str, Any]) -> bool:
+        fused = _adam_update
+        m, v = state.get("exp_avg"), state.get("exp_avg_sq")
+        if fused is None or m is None or v is None:  # the first step makes the buffers
+            return False
+        b1, b2 = self.betas
+        t = state["step"] + 1
+        wd = self.weight_decay
+        done = fused(
+            p,
+            g,
+            m,
+            v,
+            b1,
+            1 - b1,
+            b2,
+            1 - b2,
+            1 - b2**t,
+            self.lr / (1 - b1**t),
+            self.eps,
+            wd if wd and not self.decoupled else 0.0,
+            1 - self.lr * wd if wd and self.decoupled else None,
+        )
+        if done:
+            state["step"] = t
+        return bool(done)
 
     def _update(self, p: Any, g: Any, state: dict[str, Any], tmp: Any) -> Any:
         b1, b2 = self.betas

@@ -1897,3 +1897,154 @@ def test_sgd_steps_have_the_same_bits_with_and_without_the_accelerator(
     assert fast == slow and len(fast) == (8 if kw.get("momentum") else 4)  # 2 layers
     assert set(opt_slow._flat) == {np.dtype(dtype)}
     assert set(opt_fast._flat) == (set(opt_slow._flat) if kw.get("momentum") else set())
+
+
+def _adam_reference(
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    t: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    wd: float,
+    decoupled: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adam's update (after the first step) as chainrule/optim.py's NumPy lines compute it."""
+    b1, b2 = betas
+    with np.errstate(all="ignore"):
+        if wd and decoupled:
+            p = p * (1 - lr * wd)
+        elif wd:
+            g = g + wd * p
+        m = m * b1 + g * (1 - b1)
+        v = v * b2 + (g * g) * (1 - b2)
+        denom = np.sqrt(v / (1 - b2**t)) + eps
+        return p - (m / denom) * (lr / (1 - b1**t)), m, v
+
+
+def _adam_args(
+    p: Any,
+    g: Any,
+    m: Any,
+    v: Any,
+    t: int,
+    lr: float,
+    betas: Any,
+    eps: float,
+    wd: float,
+    decoupled: bool,
+) -> tuple[Any, ...]:
+    b1, b2 = betas
+    return (
+        p,
+        g,
+        m,
+        v,
+        b1,
+        1 - b1,
+        b2,
+        1 - b2,
+        1 - b2**t,
+        lr / (1 - b1**t),
+        eps,
+        wd if wd and not decoupled else 0.0,
+        1 - lr * wd if wd and decoupled else None,
+    )
+
+
+_ADAM_CASES = {  # name -> (weight decay, decoupled)
+    "Adam": (0.0, False),
+    "Adam, L2 weight decay": (0.1, False),
+    "AdamW": (0.01, True),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(256, 784), (10,), (), (0, 4), (1031,)])
+@pytest.mark.parametrize("t", [2, 1000])
+@pytest.mark.parametrize("case", list(_ADAM_CASES))
+def test_adam_update_has_numpy_s_bits(
+    dtype: str, shape: tuple[int, ...], t: int, case: str
+) -> None:
+    # every product, quotient, sum and square root rounded in the dtype as NumPy's lines do:
+    # identical bytes for the parameter and both buffers, special values included (v keeps
+    # its sign: a negative v gives NaN through the square root, in both)
+    wd, decoupled = _ADAM_CASES[case]
+    p, g, m = (_special_values(dtype, shape, seed) for seed in (1, 2, 3))
+    v = _special_values(dtype, shape, 4)
+    np.abs(v, out=v)  # (an array still where the shape is ())
+    if v.size:
+        v.reshape(-1)[0] = -1.0
+    expected = _adam_reference(p, g, m, v, t, 1e-3, (0.9, 0.999), 1e-8, wd, decoupled)
+    args = _adam_args(p, g, m, v, t, 1e-3, (0.9, 0.999), 1e-8, wd, decoupled)
+    assert _accel._native.adam_update(*args) is True
+    for got, want in zip((p, m, v), expected):
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+def test_adam_update_refuses_what_it_cannot_write_in_one_pass() -> None:
+    def a64(shape: tuple[int, ...] = (6, 4)) -> np.ndarray:
+        return RNG.normal(size=shape)
+
+    locked = a64()
+    locked.flags.writeable = False
+    shared = a64((10,))
+    cases = {  # name -> (p, g, m, v)
+        "a read-only parameter": (locked, a64(), a64(), a64()),
+        "a read-only buffer": (a64(), a64(), a64(), locked),
+        "a strided buffer": (a64(), a64(), a64((6, 8))[:, ::2], a64()),
+        "buffers of another dtype": (a64(), a64(), a64().astype(np.float32), a64()),
+        "the two buffers overlapping": (a64((6,)), a64((6,)), shared[:6], shared[4:]),
+        "a buffer overlapping the gradient": (a64((6,)), shared[:6], shared[2:8], a64((6,))),
+        "F order against C order": (a64(), a64(), np.asfortranarray(a64()), a64()),
+    }
+    for why, (p, g, m, v) in cases.items():
+        before = [np.array(x, copy=True) for x in (p, m, v)]
+        args = _adam_args(p, g, m, v, 3, 1e-3, (0.9, 0.999), 1e-8, 0.0, False)
+        assert _accel._native.adam_update(*args) is False, why
+        assert all(np.array_equal(x, b) for x, b in zip((p, m, v), before)), why
+    args = list(_adam_args(a64(), a64(), a64(), a64(), 3, 1e-3, (0.9, 0.999), 1e-8, 0.1, True))
+    args[10] = np.float32(1e-8)  # eps as a NumPy scalar: NumPy rounds it by other rules
+    assert _accel._native.adam_update(*args) is False
+    args[10], args[12] = 1e-8, 1  # an int shrink factor likewise
+    assert _accel._native.adam_update(*args) is False
+    with pytest.raises(TypeError, match="takes 13 arguments"):
+        _accel._native.adam_update(*args[:12])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "opt_cls,kw",
+    [
+        (cr.optim.Adam, dict(lr=0.01)),
+        (cr.optim.Adam, dict(lr=0.01, weight_decay=0.1)),
+        (cr.optim.AdamW, dict(lr=0.01)),
+    ],
+)
+def test_adam_steps_have_the_same_bits_with_and_without_the_accelerator(
+    dtype: str, opt_cls: Any, kw: dict[str, Any]
+) -> None:
+    # the one-pass update from the second step on (accelerator on) against optim.py's NumPy
+    # lines (off): the same parameters, buffers and step counts bit for bit
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(64, 20)).astype(dtype)
+    y = rng.integers(0, 5, size=64)
+
+    def train(on: bool) -> list[Any]:
+        with engine(on):
+            cr.random.seed(6)
+            net = cr.nn.MLP([20, 32, 5], dtype=dtype)
+            opt = opt_cls(net.parameters(), **kw)
+            for _ in range(5):
+                opt.zero_grad()
+                cr.nn.functional.cross_entropy(net(cr.tensor(X)), y).backward()
+                opt.step()
+            kept: list[Any] = [p.data.tobytes() for p in net.parameters()]
+            for s in opt.state:
+                kept += [s["step"], s["exp_avg"].tobytes(), s["exp_avg_sq"].tobytes()]
+            return kept
+
+    fast, slow = train(True), train(False)
+    assert fast == slow and fast.count(5) == 4  # every parameter took five steps
