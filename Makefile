@@ -62,7 +62,7 @@ bench: $(BENCH_VENV)/.installed
 WORKLOAD ?= mlp
 LIB ?= chainrule
 profile: $(BENCH_VENV)/.installed
-	$(BENCH_VENV)/bin/python benchmarks/profile.py $(WORKLOAD) --lib "$(LIB)"
+	$(BENCH_VENV)/bin/python benchmarks/profile_step.py $(WORKLOAD) --lib "$(LIB)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info chainrule/*.so

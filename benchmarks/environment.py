@@ -3,7 +3,8 @@
 Set before NumPy (or anything else that loads a BLAS) is imported: ``prepare`` re-executes the
 script with it when the environment differs. It also removes OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE, which this environment may set for old OpenBLAS builds and which slow a
-current NumPy. Used by ``run.py`` (``make bench``) and ``profile.py``; imports nothing heavy.
+current NumPy. Used by ``run.py`` (``make bench``) and ``profile_step.py``; imports nothing
+heavy.
 """
 
 from __future__ import annotations

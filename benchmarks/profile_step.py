@@ -1,7 +1,7 @@
 """Where the time of a step goes: the profiles the speed work starts from (``make profile``).
 
-    .venv-bench/bin/python benchmarks/profile.py [WORKLOAD] [--lib LIB] [--steps N]
-                                                 [--tool pyinstrument|py-spy|both] [--out DIR]
+    .venv-bench/bin/python benchmarks/profile_step.py [WORKLOAD] [--lib LIB] [--steps N]
+                                                      [--tool pyinstrument|py-spy|both] [--out DIR]
 
 WORKLOAD is one of ``mlp`` (the 784-256-256-10 relu float32 step of workload 2, the default),
 ``mlp64`` (the same in float64), ``small`` (the 2-16-16-1 tanh step) or ``chain`` (workload 1's
