@@ -94,7 +94,8 @@ class Optimizer:
     def _fused(self, p: Any, g: Any, state: dict[str, Any]) -> bool:
         """Whether the whole update of ``p`` (and its state) was done in place in one pass by
         the C accelerator, with the bits of :meth:`_update`; False sends it to
-        :meth:`_update`. None here; SGD's is :func:`_sgd_update`."""
+        :meth:`_update`. Never here; SGD's and Adam's, unless a subclass brings its own
+        ``_update``, which then runs every step."""
         return False
 
     def _update(self, p: Any, g: Any, state: dict[str, Any], tmp: Any) -> Any:
@@ -248,8 +249,8 @@ class SGD(Optimizer):
         self.weight_decay = float(weight_decay)
 
     def step(self) -> None:
-        if self.weight_decay or self.momentum:
-            return super().step()
+        if self.weight_decay or self.momentum or type(self)._update is not SGD._update:
+            return super().step()  # (a subclass with its own rule: that rule, every step)
         # NOTE: plain SGD, the most common step, is Optimizer.step and _update's last line in
         # one loop: the same operations and bits, a microsecond less per parameter.
         self.steps += 1
@@ -289,7 +290,7 @@ class SGD(Optimizer):
 
     def _fused(self, p: Any, g: Any, state: dict[str, Any]) -> bool:
         fused = _sgd_update
-        if fused is None:
+        if fused is None or type(self)._update is not SGD._update:  # a subclass's own rule
             return False
         buf = None
         if self.momentum:
@@ -355,6 +356,8 @@ class Adam(Optimizer):
         fused = _adam_update
         m, v = state.get("exp_avg"), state.get("exp_avg_sq")
         if fused is None or m is None or v is None:  # the first step makes the buffers
+            return False
+        if type(self)._update is not Adam._update:  # a subclass's own rule
             return False
         b1, b2 = self.betas
         t = state["step"] + 1

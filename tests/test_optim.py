@@ -611,3 +611,34 @@ def test_state_dict_is_a_snapshot_the_next_step_does_not_change():
     other.params[0].grad = cr.tensor(np.ones_like(P0))
     other.step()
     assert np.array_equal(saved["state"][0]["momentum_buffer"], kept)
+
+
+@pytest.mark.parametrize(
+    "base,kw",
+    [
+        (cr.optim.SGD, dict(lr=0.1)),
+        (cr.optim.SGD, dict(lr=0.1, momentum=0.9)),
+        (cr.optim.Adam, dict(lr=0.1)),
+        (cr.optim.AdamW, dict(lr=0.1)),
+    ],
+)
+def test_a_subclass_with_its_own_update_rule_gets_it_every_step(base, kw):
+    # the built-in rules may run in one pass in C (the accelerator); a subclass that brings
+    # its own _update must have it applied at every step, not the base's. Here: the base
+    # rule on the sign of the gradient (its buffers kept as the base keeps them), against the
+    # base optimizer given that sign as the gradient
+    class OnTheSign(base):
+        def _update(self, p, g, state, tmp):
+            return super()._update(p, np.sign(g), state, tmp)
+
+    w = cr.tensor(P0.copy(), requires_grad=True)
+    ref = cr.tensor(P0.copy(), requires_grad=True)
+    opt, ref_opt = OnTheSign([w], **kw), base([ref], **kw)
+    for _ in range(4):
+        opt.zero_grad()
+        _loss(w).backward()
+        opt.step()
+        ref.grad = cr.tensor(np.sign(_grad_ref(_np(ref))))
+        ref_opt.step()
+        assert _np(w).tobytes() == _np(ref).tobytes()
+    assert not np.array_equal(_np(w), P0)
