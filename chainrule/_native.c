@@ -1142,6 +1142,9 @@ take(PyObject *self, PyObject *const *argv, Py_ssize_t nargsf, PyObject *kwnames
 #else
 #define CLONES
 #endif
+#if defined(_MSC_VER) && !defined(restrict) /* (MSVC's C has it under another name) */
+#define restrict __restrict
+#endif
 
 #define SGD_LOOPS(T, NAME)                                                                         \
     CLONES static void NAME##_plain(T *restrict p, const T *restrict g, T lr, npy_intp n)          \
