@@ -1,4 +1,5 @@
-/* chainrule._native: the recording step and the backward loop, in C.
+/* chainrule._native: the recording step and the backward loop, in C; and the optimizers'
+ * updates in one pass (sgd_update, adam_update, at the end of this file).
  *
  * This module is an accelerator, not a second implementation. It runs exactly the algorithm of
  * the pure-Python reference, chainrule/_record.py (apply) and chainrule/graph.py (_run), on
@@ -1383,7 +1384,9 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "chainrule._native",
-    "The recording step and the backward loop in C (see chainrule/_native.c).", -1, methods,
+    "The recording step, the backward loop and the optimizers' updates in C (see "
+    "chainrule/_native.c).",
+    -1, methods,
 };
 
 #define INTERN(var, text)                                                                          \
