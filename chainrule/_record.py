@@ -161,10 +161,16 @@ def overwritable(t: Any) -> bool:
     return (sys.getrefcount(t), sys.getrefcount(t.data)) == _HELD_ONCE  # _counts(t), inline
 
 
+def _large_float(d: Any) -> bool:
+    """A NumPy float array of at least OVERWRITE_MIN elements: one that writing over can gain
+    from. Its type, size and dtype decide it, so cr.compile decides it once, at the trace."""
+    return type(d) is np.ndarray and d.size >= OVERWRITE_MIN and d.dtype.kind == "f"
+
+
 def _free_to_write(d: Any) -> bool:
     """The checks on the array itself, beside its reference count: a writeable NumPy float
     array that owns its memory and has at least OVERWRITE_MIN elements."""
-    if type(d) is not np.ndarray or d.size < OVERWRITE_MIN or d.dtype.kind != "f":
+    if not _large_float(d):
         return False
     flags = d.flags
     return bool(flags.owndata and flags.writeable)

@@ -60,11 +60,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from . import _state
 from . import ops as F
-from ._record import _NO_PARAMS, OVERWRITE_MIN, overwrite
+from ._record import _NO_PARAMS, _large_float, overwrite
 from .backend import is_array, namespace
 from .dag import topological_order
 from .graph import _unbroadcast_axes, run_traced
@@ -321,8 +319,7 @@ def _overwritten(order: list[Tensor], out: Tensor) -> set[int]:
         a = node[1][0]
         made = isinstance(a, Tensor) and a._node is not None
         if made and a is not out and uses[id(a)] == 1 and not a._node[0].reads_out:
-            d = a.data  # shape and dtype are the signature's: an array too small never gains
-            if type(d) is np.ndarray and d.size >= OVERWRITE_MIN and d.dtype.kind == "f":
+            if _large_float(a.data):  # shape and dtype are the signature's: decided now
                 chosen.add(id(t))
     return chosen
 
