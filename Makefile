@@ -11,8 +11,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# setup.py builds the optional C accelerator, chainrule/_native.c: a change to it reinstalls.
-$(STAMP): pyproject.toml setup.py chainrule/_native.c | $(BIN)/python
+# setup.py builds the optimizers' optional one-pass update kernels, chainrule/optim/_fused.c:
+# a change to it reinstalls.
+$(STAMP): pyproject.toml setup.py chainrule/optim/_fused.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -38,17 +39,17 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
 	  (echo "Install Chromium (Debian: apt-get install chromium) for the browser test" && false)
 
-# The suite runs with the C accelerator (when built); the engine's own tests run again on the
-# pure-Python engine, the reference (tests/test_accel.py compares the two bit for bit).
+# The suite runs with the compiled update kernels (when built); the optimizers' tests run again
+# with their NumPy lines alone, as on a machine without a C compiler.
 test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest chainrule tests
-	CHAINRULE_PURE_PYTHON=1 $(BIN)/python -m pytest tests/test_graph.py tests/test_errors.py tests/test_accel.py \
-	  tests/test_overwrite.py
+	CHAINRULE_PURE_PYTHON=1 $(BIN)/python -m pytest tests/test_optim.py tests/test_fused.py \
+	  tests/test_training.py
 
 # Peer benchmarks (not part of make test): their own venv with PyTorch 2.13.0 (a CPU build on
 # the local disk), HIPS autograd, JAX, MyGrad and micrograd beside chainrule.
 BENCH_VENV := .venv-bench
-$(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml setup.py chainrule/_native.c
+$(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml setup.py chainrule/optim/_fused.c
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r benchmarks/requirements.txt
@@ -65,4 +66,4 @@ profile: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/profile_step.py $(WORKLOAD) --lib "$(LIB)"
 
 clean:
-	rm -rf $(VENV) build *.egg-info chainrule/*.so
+	rm -rf $(VENV) build *.egg-info chainrule/optim/*.so

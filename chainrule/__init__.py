@@ -6,128 +6,61 @@
 >>> y.backward()
 >>> float(x.grad)  # 4 x^3 + 2 x
 114.0
+
+The packages, lowest first (each imports only those before it): ``backends`` (array
+namespaces), ``engine`` (Tensor, apply, backward, modes), ``ops`` (the op sheet),
+``transforms`` (grad, jvp, compile, checks), ``nn``, ``optim``, ``data``, ``io``, ``viz``
+(graph data and pictures), ``teach`` (explain, cost report), ``cli``.
 """
 
 from __future__ import annotations
 
-from . import data, io, nn, ops, optim, random
-from ._accel import accelerated, use_accelerator
-from ._interop import install as _install_interop
-from ._record import AnomalyError
-from .check import GradcheckError, gradcheck, numerical_grad, numerical_jacobian
-from .compile import compile
-from .costs import cost_report
-from .creation import (
-    arange,
-    empty,
-    eye,
-    full,
-    full_like,
-    linspace,
-    ones,
-    ones_like,
-    zeros,
-    zeros_like,
+from . import data, io, nn, ops, optim
+from .engine import (
+    AnomalyError,
+    Tensor,
+    backward,
+    detect_anomaly,
+    enable_grad,
+    gradients,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+    tensor,
 )
-from .dag import Graph, Node, graph
-from .function import Context, Function
-from .graph import backward, gradients
 from .io import CheckpointError, load, save
-from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .ops import (
-    abs,
-    add,
-    all,
-    any,
-    argmax,
-    argmin,
-    astype,
-    broadcast_to,
-    clip,
-    concatenate,
-    cos,
-    divide,
-    dot,
-    einsum,
-    equal,
-    erf,
-    exp,
-    expand_dims,
-    expm1,
-    flip,
-    gelu,
-    greater,
-    greater_equal,
-    inner,
-    isfinite,
-    isnan,
-    leaky_relu,
-    less,
-    less_equal,
-    log,
-    log1p,
-    log_softmax,
-    logical_and,
-    logical_not,
-    logical_or,
-    logsumexp,
-    matmul,
-    matrix_transpose,
-    max,
-    maximum,
-    mean,
-    min,
-    minimum,
-    multiply,
-    negative,
-    not_equal,
-    outer,
-    pad,
-    permute,
-    power,
-    relu,
-    reshape,
-    sigmoid,
-    sign,
-    sin,
-    softmax,
-    softplus,
-    sqrt,
-    square,
-    squeeze,
-    stack,
-    std,
-    subtract,
-    sum,
-    take_along_axis,
-    tan,
-    tanh,
-    transpose,
-    var,
-    where,
+from .ops import *  # noqa: F403  (the op sheet's functions and tensor creation)
+from .ops import random
+from .teach.costs import cost_report
+from .transforms import (
+    Context,
+    Function,
+    GradcheckError,
+    compile,
+    grad,
+    gradcheck,
+    hessian,
+    jacobian,
+    jvp,
+    numerical_grad,
+    numerical_jacobian,
+    value_and_grad,
+    vjp,
 )
-from .tensor import Tensor, tensor
-from .transforms import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from .viz import Graph, Node, graph
 
-_install_interop(Tensor)
-
-clamp = clip
-concat = concatenate
-permute_dims = transpose
+clamp = ops.clip
+concat = ops.concatenate
+permute_dims = ops.transpose
 float32 = "float32"
 float64 = "float64"
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # tensors and the engine
     "Tensor",
     "tensor",
-    "AnomalyError",
-    "accelerated",
-    "use_accelerator",
-    "Graph",
-    "Node",
-    "graph",
     "backward",
     "gradients",
     "no_grad",
@@ -135,112 +68,43 @@ __all__ = [
     "set_grad_enabled",
     "is_grad_enabled",
     "detect_anomaly",
+    "AnomalyError",
+    # transforms
     "grad",
-    "compile",
     "value_and_grad",
     "vjp",
     "jvp",
     "jacobian",
     "hessian",
+    "compile",
     "numerical_grad",
     "numerical_jacobian",
     "gradcheck",
-    "cost_report",
     "GradcheckError",
     "Function",
     "Context",
+    # the graph as data, and teaching
+    "graph",
+    "Graph",
+    "Node",
+    "cost_report",
+    # checkpoints
+    "save",
+    "load",
+    "CheckpointError",
+    # submodules
     "ops",
     "nn",
     "optim",
     "random",
     "data",
     "io",
-    "save",
-    "load",
-    "CheckpointError",
-    "zeros",
-    "ones",
-    "full",
-    "empty",
-    "arange",
-    "linspace",
-    "eye",
-    "zeros_like",
-    "ones_like",
-    "full_like",
-    "abs",
-    "add",
-    "all",
-    "any",
-    "argmax",
-    "argmin",
-    "astype",
-    "broadcast_to",
-    "clip",
+    # tensor creation and the op sheet's functions (read from chainrule.ops)
+    *ops.creation.__all__,
+    *ops.FUNCTION_NAMES,
     "clamp",
-    "concatenate",
     "concat",
-    "cos",
-    "divide",
-    "dot",
-    "einsum",
-    "equal",
-    "erf",
-    "exp",
-    "expand_dims",
-    "expm1",
-    "flip",
-    "gelu",
-    "greater",
-    "greater_equal",
-    "inner",
-    "isfinite",
-    "isnan",
-    "leaky_relu",
-    "less",
-    "less_equal",
-    "log",
-    "log1p",
-    "log_softmax",
-    "logical_and",
-    "logical_not",
-    "logical_or",
-    "logsumexp",
-    "matmul",
-    "matrix_transpose",
-    "max",
-    "maximum",
-    "mean",
-    "min",
-    "minimum",
-    "multiply",
-    "negative",
-    "not_equal",
-    "outer",
-    "pad",
-    "permute",
     "permute_dims",
-    "power",
-    "relu",
-    "reshape",
-    "sigmoid",
-    "sign",
-    "sin",
-    "softmax",
-    "softplus",
-    "sqrt",
-    "square",
-    "squeeze",
-    "stack",
-    "std",
-    "subtract",
-    "sum",
-    "take_along_axis",
-    "tan",
-    "tanh",
-    "transpose",
-    "var",
-    "where",
     "float32",
     "float64",
 ]

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import chainrule as cr
-from chainrule.ops import REGISTRY
+from chainrule.ops import OPS
 
 __all__ = ["Sample", "SAMPLES", "KINDS", "np_const", "standard_index"]
 
@@ -203,7 +203,7 @@ def _variant(draw: Any, options: dict[str, Any]) -> tuple[str, Any]:
 
 def _numpy_faces(name: str) -> dict[str, Any]:
     """The NumPy functions that dispatch to op ``name`` on Tensors, per the table."""
-    return {f"np.{n}": getattr(np, n) for n in REGISTRY[name].numpy if hasattr(np, n)}
+    return {f"np.{n}": getattr(np, n) for n in OPS[name].numpy if hasattr(np, n)}
 
 
 # -- elementwise: unary --------------------------------------------------------------------------
@@ -387,7 +387,7 @@ def _compare(name: str, operator: Callable[[Any, Any], Any] | None) -> Any:
 
 
 def _logical(name: str, operator: Callable[..., Any]) -> Any:
-    nin = REGISTRY[name].nin
+    nin = OPS[name].nin
 
     @st.composite
     def factory(draw: Any, kind: str) -> Sample:

@@ -24,10 +24,11 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import cli, io
+from chainrule import io
+from chainrule.cli import app as cli
 from chainrule.cli import main
+from chainrule.cli.train import evaluate_checkpoint
 from chainrule.ops import table
-from chainrule.training import evaluate_checkpoint
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("chainrule")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from op_samples import KINDS, SAMPLES, Sample, np_const
 
 import chainrule as cr
-from chainrule.ops import REGISTRY
+from chainrule.ops import OPS
 
-DIFF = sorted(n for n, op in REGISTRY.items() if op.differentiable)
+DIFF = sorted(n for n, op in OPS.items() if op.differentiable)
 # Ops whose samples may fall back to eager instead of being traced, and why. A fallback must
 # still warn exactly once and give eager's results; every other op must be traced.
 MAY_FALL_BACK = {

@@ -10,7 +10,7 @@ from matplotlib.image import imread
 
 import chainrule as cr
 from chainrule.cli import main
-from chainrule.costs import CostReport, two_layer_loss
+from chainrule.teach.costs import CostReport, two_layer_loss
 
 SIZES = (4, 8, 16)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

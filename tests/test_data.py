@@ -51,10 +51,10 @@ def test_digits_looks_like_digits():
 
 
 def test_digits_file_is_small_and_bundled():
-    ref = resources.files("chainrule") / "_datasets" / "digits.csv.gz"
+    ref = resources.files("chainrule.data") / "_datasets" / "digits.csv.gz"
     size = len(ref.read_bytes())
     assert 10_000 < size < 100_000
-    readme = (resources.files("chainrule") / "_datasets" / "README.md").read_text()
+    readme = (resources.files("chainrule.data") / "_datasets" / "README.md").read_text()
     assert "Alpaydin" in readme and "BSD-3-Clause" in readme
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import drawing
-from chainrule.layout import layered_layout
+from chainrule.viz import drawing
+from chainrule.viz.layout import layered_layout
 
 SVG = "{http://www.w3.org/2000/svg}"
 

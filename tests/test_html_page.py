@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.html_page import graph_html
+from chainrule.viz.html_page import graph_html
 
 EVIL = "</script><script>alert(1)</script>"
 EVIL_TAG = '<img src=x onerror="alert(2)">'

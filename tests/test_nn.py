@@ -987,7 +987,7 @@ def test_sequential_tags_each_node_with_its_layer_and_calls_a_layer_s_own_call()
     assert doubled._scope == (seq, counting)
     assert tanh_out._scope == (seq, act)
     assert linear_out._scope == (seq, lin)
-    assert cr._state.local.scope == ()  # restored after the call
+    assert cr.engine.state.scope == ()  # restored after the call
     with pytest.raises(ValueError):
         seq(cr.tensor(np.ones((2, 5))))  # a layer that raises: the scope is restored too
-    assert cr._state.local.scope == ()
+    assert cr.engine.state.scope == ()

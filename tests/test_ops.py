@@ -26,12 +26,12 @@ from hypothesis.extra import numpy as hnp
 from op_samples import KINDS, SAMPLES, Sample, np_const
 
 import chainrule as cr
-from chainrule.ops import REGISTRY
+from chainrule.ops import OPS
 
 ROWS = {row["name"]: row for row in cr.ops.table()}
-ALL = sorted(REGISTRY)
-DIFF = sorted(n for n, op in REGISTRY.items() if op.differentiable)
-NONDIFF = sorted(n for n, op in REGISTRY.items() if not op.differentiable)
+ALL = sorted(OPS)
+DIFF = sorted(n for n, op in OPS.items() if op.differentiable)
+NONDIFF = sorted(n for n, op in OPS.items() if not op.differentiable)
 SECOND = sorted(n for n in DIFF if ROWS[n]["second_order"])
 STRICT_ARRAY = type(xps.asarray(0.0))
 SEEDS = st.integers(0, 2**32 - 1)
@@ -94,18 +94,18 @@ def _to_numpy(a: Any) -> np.ndarray:
 
 # -- the table and its samples ---------------------------------------------------------------
 def test_every_registered_op_has_samples() -> None:
-    missing = sorted(set(REGISTRY) - set(SAMPLES))
-    assert not missing, f"ops in chainrule.ops.REGISTRY without samples in op_samples.py: {missing}"
+    missing = sorted(set(OPS) - set(SAMPLES))
+    assert not missing, f"ops in chainrule.ops.OPS without samples in op_samples.py: {missing}"
 
 
 def test_samples_are_only_for_registered_ops() -> None:
-    stale = sorted(set(SAMPLES) - set(REGISTRY))
+    stale = sorted(set(SAMPLES) - set(OPS))
     assert not stale, f"op_samples.py has samples for ops that are not registered: {stale}"
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_table_row_describes_the_op(name: str) -> None:
-    op, row = REGISTRY[name], ROWS[name]
+    op, row = OPS[name], ROWS[name]
     assert op.name == name and op.family and row["family"] == op.family
     if op.differentiable:
         assert row["vjp"], f"{name}: differentiable but its table row says no vjp"
@@ -120,10 +120,9 @@ def test_table_row_describes_the_op(name: str) -> None:
 
 @pytest.mark.parametrize("name", [n for n in ALL if callable(getattr(cr, n, None))])
 def test_public_face_is_the_cr_function(name: str) -> None:
-    # REGISTRY[name].public is documented as the op's public face; cr.<name> is what users call
-    assert REGISTRY[name].public is getattr(cr, name), (
-        f"REGISTRY[{name!r}].public is {REGISTRY[name].public!r}, cr.{name} is "
-        f"{getattr(cr, name)!r}"
+    # OPS[name].public is documented as the op's public face; cr.<name> is what users call
+    assert OPS[name].public is getattr(cr, name), (
+        f"OPS[{name!r}].public is {OPS[name].public!r}, cr.{name} is {getattr(cr, name)!r}"
     )
 
 
@@ -261,7 +260,7 @@ def test_float32_stays_float32_and_agrees_with_float64(name: str) -> None:
 
 
 # -- saved values (the op contract's save) ----------------------------------------------------
-SAVING = sorted(n for n, op in REGISTRY.items() if op.save is not None)
+SAVING = sorted(n for n, op in OPS.items() if op.save is not None)
 
 
 def _bits_equal(a: Any, b: Any) -> bool:
@@ -275,7 +274,7 @@ def test_the_ops_that_save_values_for_their_rules() -> None:
 
 @pytest.mark.parametrize("name", SAVING)
 def test_a_saved_value_gives_the_bits_of_computing_it_again(name: str) -> None:
-    op = REGISTRY[name]
+    op = OPS[name]
 
     def check(drawn: tuple[Sample, int]) -> None:
         s, seed = drawn
@@ -304,7 +303,7 @@ def test_a_saved_value_gives_the_bits_of_computing_it_again(name: str) -> None:
 
 @pytest.mark.parametrize("name", SAVING)
 def test_a_saved_value_with_nonfinite_rows_gives_the_same_bits(name: str) -> None:
-    op = REGISTRY[name]
+    op = OPS[name]
     inf = np.inf
     z = np.array([[0.5, -1.0, 2.0], [-inf, -inf, -inf], [inf, 1.0, 0.0], [np.nan, 0.0, 1.0]])
     args: tuple[Any, ...] = (z, np.array([2, 0, 1, 1])) if name == "cross_entropy" else (z,)
@@ -331,7 +330,7 @@ def test_save_is_declared_well() -> None:
             vjp=[lambda g, out, x, saved=None: g],
             save=lambda xp, x, saved=None: (x, x),
         )
-    assert "bad_save" not in REGISTRY and "bad_saved_param" not in REGISTRY
+    assert "bad_save" not in OPS and "bad_saved_param" not in OPS
 
 
 # -- closed forms ----------------------------------------------------------------------------
@@ -358,7 +357,7 @@ UNARY_CLOSED_FORM = [
 
 @pytest.mark.parametrize("name", UNARY_CLOSED_FORM)
 def test_unary_derivative_matches_closed_form(name: str) -> None:
-    formula = REGISTRY[name].formula
+    formula = OPS[name].formula
 
     def check(s: Sample) -> None:
         assert s.dref is not None
@@ -408,7 +407,7 @@ def test_binary_derivatives_match_closed_form(name: str) -> None:
             y = np.where(np.abs(x - y) < 0.1, x + 0.5, y)  # away from the tie (tested exactly)
         gx, gy = cr.grad(lambda a, b: cr.sum(op(a, b)), argnums=(0, 1))(x, y)
         ex, ey = partials(x, y)
-        msg = f"{name} at x={x!r}, y={y!r}; table: {REGISTRY[name].formula}"
+        msg = f"{name} at x={x!r}, y={y!r}; table: {OPS[name].formula}"
         np.testing.assert_allclose(gx, ex, rtol=1e-10, atol=1e-12, err_msg=msg)
         np.testing.assert_allclose(gy, ey, rtol=1e-10, atol=1e-12, err_msg=msg)
 
@@ -463,7 +462,7 @@ KINK_CASES: list[tuple[str, Callable[..., Any], list[list[Any]], list[list[float
 
 
 def test_every_declared_kink_has_an_exact_test() -> None:
-    declared = {n for n, op in REGISTRY.items() if op.kink}
+    declared = {n for n, op in OPS.items() if op.kink}
     tested = {case[0] for case in KINK_CASES} | {"logsumexp"}  # logsumexp: test below
     assert declared <= tested, f"kink conventions without an exact test: {declared - tested}"
 
@@ -482,14 +481,14 @@ def test_kink_convention_is_exact(case: Any, dtype: str) -> None:
             np.testing.assert_array_equal(
                 x.grad.numpy(),
                 np.array(e, dtype=dtype),
-                err_msg=f"{name}: table says {REGISTRY[name].kink!r}",
+                err_msg=f"{name}: table says {OPS[name].kink!r}",
             )
         # forward mode uses the same convention: <grad, t> for a tangent t on every input
         tangents = [np.arange(1, a.size + 1, dtype=dtype).reshape(a.shape) for a in arrays]
         _, slope = cr.jvp(lambda *a: cr.sum(fn(*a)), arrays, tangents)
         want = sum(np.sum(np.array(e, dtype=np.float64) * t) for e, t in zip(expected, tangents))
     np.testing.assert_allclose(
-        float(slope), want, rtol=1e-6, err_msg=f"{name} (forward mode): {REGISTRY[name].kink!r}"
+        float(slope), want, rtol=1e-6, err_msg=f"{name} (forward mode): {OPS[name].kink!r}"
     )
 
 
@@ -658,7 +657,7 @@ def test_predicates_of_float_tensors_that_require_grad_record_nothing(
 # -- array-api-strict ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ALL)
 def test_op_runs_under_array_api_strict(name: str) -> None:
-    differentiable = REGISTRY[name].differentiable
+    differentiable = OPS[name].differentiable
 
     def run(s: Sample, convert: Callable[[Any], Any], c: Callable[[Any], Any], w: Any):
         xs = [cr.tensor(convert(a), requires_grad=_is_float(a)) for a in s.args]

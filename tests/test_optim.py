@@ -570,9 +570,9 @@ def test_parameters_of_many_shapes_and_dtypes_share_one_scratch_buffer_per_dtype
         (alone,), _ = run([i], False)
         assert together[i].dtype == v.dtype and together[i].tobytes() == alone.tobytes()
     # one buffer per dtype, as large as the largest parameter of that dtype; none for plain
-    # SGD with the accelerator on, whose update is one pass with no temporary
+    # SGD with the one-pass kernel (chainrule/optim/_fused.c), which needs no temporary
     plain = opt_cls is cr.optim.SGD and not opt.momentum and not opt.weight_decay
-    if plain and cr.accelerated():
+    if plain and cr.optim.optimizers._sgd_update is not None:
         assert opt._flat == {}
     else:
         assert {str(d): b.size for d, b in opt._flat.items()} == {"float64": 21, "float32": 280}

@@ -7,7 +7,7 @@ import pytest
 from matplotlib.image import imread
 
 from chainrule.cli import main
-from chainrule.plots import ACTIVATIONS, activation_curves, activation_figure, plot_activations
+from chainrule.viz.plots import ACTIVATIONS, activation_curves, activation_figure, plot_activations
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GRID = np.union1d(np.linspace(-6.0, 6.0, 121), [-1e-12, 0.0, 1e-12])  # 0 exactly, once

@@ -1,4 +1,4 @@
-"""Training an MLP with backprop (chainrule.training): accuracy, reproducibility, checkpoints."""
+"""Training an MLP with backprop (chainrule.cli.train): accuracy, reproducibility, checkpoints."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import io
-from chainrule.io import CheckpointError
-from chainrule.training import (
+from chainrule.cli.train import (
     ConfigError,
     EpochMetrics,
     TrainConfig,
@@ -22,6 +21,7 @@ from chainrule.training import (
     prepare_data,
     train,
 )
+from chainrule.io import CheckpointError
 
 # Per-epoch wall-clock measurements: they differ run to run and are not part of the result.
 TIMING = {"seconds", "steps_per_second"}
@@ -159,7 +159,7 @@ def test_load_model_with_another_activation(tmp_path):
 
 # -- Ctrl-C ----------------------------------------------------------------------------------
 def test_keyboard_interrupt_keeps_the_last_completed_epoch(tmp_path, monkeypatch):
-    import chainrule.training as training
+    import chainrule.cli.train as training
 
     path = tmp_path / "model.safetensors"
     models = []  # the live model, only reachable from inside train: caught as it is built

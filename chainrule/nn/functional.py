@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import _state, ops
-from ..backend import namespace, to_numpy
+from .. import ops
+from ..backends import namespace, to_numpy
+from ..engine.modes import check_not_tracing
+from ..engine.tensor import Tensor
 from ..ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
-from ..tensor import Tensor
 from .init import generator
 
 __all__ = [
@@ -135,7 +136,7 @@ def dropout(x: Any, p: float = 0.5, training: bool = True, rng: Any = None) -> A
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return x
-    _state.check_not_tracing("dropout draws a new random mask on every call")
+    check_not_tracing("dropout draws a new random mask on every call")
     data = _data(x)
     keep = generator(rng).random(tuple(data.shape)) >= p
     mask = namespace(data).asarray(keep.astype(np.dtype(str(data.dtype))) / (1.0 - p))

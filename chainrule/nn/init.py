@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import random as _random
+from ..ops import random as _random
 
 __all__ = [
     "gain",

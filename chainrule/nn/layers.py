@@ -9,7 +9,7 @@ from typing import Any
 from .. import ops
 from . import functional as F
 from . import init
-from .module import OVERWRITING, Module, Parameter, Sequential
+from .module import Module, Parameter, Sequential
 
 __all__ = [
     "Linear",
@@ -109,9 +109,6 @@ class Tanh(_Activation):
     """tanh(x)."""
 
     fn = staticmethod(ops.tanh)
-
-
-OVERWRITING.update({ReLU: ops.relu.into, Tanh: ops.tanh.into})
 
 
 class Sigmoid(_Activation):

@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import _state
-from .._record import OVERWRITTEN, overwritable
-from ..backend import namespace, to_numpy
-from ..tensor import Tensor
+from ..backends import namespace, to_numpy
+from ..engine.modes import next_seq, state
+from ..engine.tensor import Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "StateDictError"]
 
@@ -100,13 +99,12 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        local = _state.local
-        outer = local.scope
-        local.scope = (*outer, self)  # nodes made inside are tagged with this module
+        outer = state.scope
+        state.scope = (*outer, self)  # nodes made inside are tagged with this module
         try:
             return self.forward(*args, **kwargs)
         finally:
-            local.scope = outer
+            state.scope = outer
 
     # -- parameters -------------------------------------------------------------------------
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
@@ -195,7 +193,7 @@ class Module:
                 value = value.data if isinstance(value, Tensor) else value
                 xp = namespace(p.data)
                 p.data = xp.asarray(np.array(to_numpy(value), copy=True), dtype=p.data.dtype)
-                p._version = _state.bump_epoch()
+                p._version = next_seq()
 
     # -- display ------------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -212,22 +210,8 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
-# Activation classes (exactly these, not subclasses) -> their op's in-place form (the op
-# contract: forward_into). Sequential applies it to the result of the layer before when that
-# result can be overwritten: a Linear layer's pre-activation, which nothing reads again.
-OVERWRITING: dict[type, Any] = {}
-
-
-_MODULE_CALL = Module.__call__
-
-
 class Sequential(Module):
     """Modules applied in order; indexable and iterable.
-
-    A ReLU or Tanh writes its result over the result of the layer before when nothing else
-    holds that result and nothing reads it again (a large Linear pre-activation: see
-    ``forward_into`` in the op contract, chainrule.ops._registry). Values and gradients are
-    the same; the graph keeps one array per layer instead of two.
 
     >>> import chainrule as cr
     >>> net = cr.nn.Sequential(cr.nn.Linear(2, 3, rng=0), cr.nn.Tanh(), cr.nn.Linear(3, 1, rng=1))
@@ -243,28 +227,8 @@ class Sequential(Module):
             setattr(self, str(i), layer)
 
     def forward(self, x: Any) -> Any:
-        # NOTE: each layer's scope is set here, as its Module.__call__ would (nodes made inside
-        # are tagged with it), rather than through that call: two thread-local writes and a
-        # frame less per layer. A layer whose class defines its own __call__ gets it.
-        local = _state.local
-        outer = local.scope
-        made = False  # x was made by the layer before, in this loop
-        try:
-            for layer in self._modules.values():
-                kind = type(layer)
-                local.scope = (*outer, layer)
-                if made and kind in OVERWRITING and overwritable(x):
-                    z = x
-                    x = OVERWRITING[kind](z)  # the activation, written over z's array
-                    z._version = OVERWRITTEN  # (see chainrule.dag: Node.overwritten)
-                elif kind.__call__ is _MODULE_CALL:
-                    x = layer.forward(x)
-                else:
-                    local.scope = outer
-                    x = layer(x)
-                made = True
-        finally:
-            local.scope = outer
+        for layer in self._modules.values():
+            x = layer(x)
         return x
 
     def __getitem__(self, i: int | slice) -> Any:

@@ -1,31 +1,43 @@
-"""The table of derivatives: every primitive chainrule knows, declared once.
+"""The op sheet: every primitive chainrule knows, declared once, grouped by family.
 
-``cr.ops.table()`` lists them with their derivative formulas and kink conventions.
+Each family file declares its ops with :func:`~chainrule.engine.op.defop` (the contract is in
+that module's docstring); ``cr.ops.table()`` lists them with their derivative formulas and kink
+conventions. Tensor creation (``zeros``, ``arange``, ...) and random draws live here too.
 """
 
 from __future__ import annotations
 
-from . import elementwise, indexing, linalg, nn, reductions, shape
-from ._registry import NOT_IMPLEMENTED, REGISTRY, Op, defop, numpy_functions, public, table
+from ..engine.op import Op, defop, public
+from ..engine.registry import NOT_IMPLEMENTED, OPS, numpy_functions
+from . import creation, elementwise, indexing, linalg, nn, random, reductions, shape
+from .creation import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .linalg import *  # noqa: F403
 from .nn import *  # noqa: F403
 from .reductions import *  # noqa: F403
 from .shape import *  # noqa: F403
+from .table import table
 
-__all__ = [
-    "Op",
-    "REGISTRY",
-    "NOT_IMPLEMENTED",
-    "defop",
-    "public",
-    "table",
-    "numpy_functions",
+FUNCTION_NAMES = [
     *elementwise.__all__,
     *indexing.__all__,
     *linalg.__all__,
     *nn.__all__,
     *reductions.__all__,
     *shape.__all__,
+]
+"""The names of the user-facing functions of the op sheet (``cr.tanh``, ``cr.sum``, ...)."""
+
+__all__ = [
+    "Op",
+    "OPS",
+    "NOT_IMPLEMENTED",
+    "defop",
+    "public",
+    "table",
+    "numpy_functions",
+    "random",
+    *creation.__all__,
+    *FUNCTION_NAMES,
 ]

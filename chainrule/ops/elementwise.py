@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backend import erf as _erf
-from ._registry import Op, defop
+from ..backends import erf as _erf
+from ..engine.op import Op, defop
 
 __all__ = [
     "add",
@@ -247,7 +247,6 @@ tanh: Op = defop(
     lambda xp, x: xp.tanh(x),
     vjp=[lambda g, out, x: g * (1 - out * out)],
     jvp="vjp",
-    forward_into=lambda xp, x: xp.tanh(x, out=x),  # for cr.nn.Sequential (op contract)
     formula="d tanh(x)/dx = 1 - tanh(x)^2",
     numpy=("tanh",),
     family=F,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import index_add, namespace
-from ._registry import Op, Traced, defop
+from ..backends import index_add, namespace
+from ..engine.op import Op, defop
+from ..engine.tensor import Tensor
 
 __all__ = ["getitem", "scatter_add", "take_along_axis"]
 
@@ -66,7 +67,7 @@ def _along(x: Any, indices: Any, axis: int) -> tuple[Any, ...]:
     and, on every other axis, the position along it (0 where ``x`` is broadcast)."""
     ndim = len(x.shape)
     axis %= ndim
-    raw = indices.data if isinstance(indices, Traced) else indices
+    raw = indices.data if isinstance(indices, Tensor) else indices
     xp = namespace(raw)
     index: list[Any] = []
     for d in range(ndim):

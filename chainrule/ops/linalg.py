@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._registry import Op, defop, public
+from ..engine.op import Op, defop, public
 from .shape import broadcast_to, expand_dims, reshape, squeeze
 
 __all__ = ["matmul", "dot", "outer", "einsum", "inner"]

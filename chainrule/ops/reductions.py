@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import namespace
-from ._registry import Op, Traced, defop, public
+from ..backends import namespace
+from ..engine.op import Op, defop, public
+from ..engine.tensor import Tensor
 from .elementwise import equal, sqrt
 from .shape import astype, broadcast_to, reshape
 
@@ -62,7 +63,7 @@ def kept(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
 def expand(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     """Broadcast a reduced gradient ``g`` back to the shape of ``x``."""
     g = kept(g, x, axis, keepdims)
-    if isinstance(g, Traced):
+    if isinstance(g, Tensor):
         return broadcast_to(g, shape=tuple(x.shape))
     # NOTE: a plain backward pass fills a new array: 0.3 us, where np.broadcast_to costs
     # 2.4 us (a Python-level nditer), and one that the engine can keep as .grad uncopied.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._registry import Op, defop, public
+from ..engine.op import Op, defop, public
 
 __all__ = [
     "reshape",

@@ -1,0 +1,283 @@
+"""The ``chainrule`` command (also ``python -m chainrule``).
+
+- ``chainrule train``: train an MLP with backprop, with a live progress bar, and write the
+  checkpoint, a metrics CSV and a PNG of the curves to the output folder.
+- ``chainrule evaluate CHECKPOINT``: reload a checkpoint and report its test accuracy.
+- ``chainrule ops``: the op table — formulas, support (VJP, JVP, second order), kinks.
+
+Bad input gets one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .. import __version__
+from ..ops import table
+
+__all__ = ["main"]
+
+
+class _UsageError(Exception):
+    """A bad command line: one line for the user, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"--hidden must be comma-separated positive integers like 64,64, got {text!r}"
+        )
+    return sizes
+
+
+def _parser() -> _Parser:
+    from .train import ACTIVATIONS, DATASETS, OPTIMIZERS, TrainConfig
+
+    defaults = TrainConfig()
+    parser = _Parser(
+        prog="chainrule",
+        description="Backpropagation over computation graphs, NumPy-native.",
+    )
+    parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train an MLP classifier with backprop")
+    train.add_argument("--data", default=defaults.data, help=f"one of {', '.join(DATASETS)}")
+    train.add_argument("--hidden", type=_hidden, default=defaults.hidden, help="e.g. 64,64")
+    train.add_argument(
+        "--activation", default=defaults.activation, help=f"one of {', '.join(ACTIVATIONS)}"
+    )
+    train.add_argument(
+        "--optimizer", default=defaults.optimizer, help=f"one of {', '.join(OPTIMIZERS)}"
+    )
+    train.add_argument("--lr", type=float, default=defaults.lr, help="learning rate")
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    train.add_argument("--out", default=None, help="output folder (default runs/DATA)")
+    train.add_argument(
+        "--progress",
+        choices=("auto", "bar", "lines", "none"),
+        default="auto",
+        help="a live bar on a terminal, plain lines otherwise (auto)",
+    )
+
+    evaluate = sub.add_parser("evaluate", help="test accuracy of a saved checkpoint")
+    evaluate.add_argument("checkpoint", help="a model.safetensors written by chainrule train")
+
+    ops = sub.add_parser("ops", help="list the op table: formulas, support, kink conventions")
+    ops.add_argument("--family", help="only ops of this family (elementwise, nn, linalg, ...)")
+    ops.add_argument("--json", action="store_true", help="print the table as JSON")
+
+    from .commands import modules
+
+    for module in modules():
+        module.register(sub)
+    return parser
+
+
+# -- train -----------------------------------------------------------------------------------
+class _Progress:
+    """A tqdm bar on a terminal (steps, loss, accuracy, steps/s), else one line per epoch."""
+
+    def __init__(self, mode: str, total_steps: int, epochs: int) -> None:
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "lines"
+        self.bar: Any = None
+        if mode == "bar":
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                mode = "lines"
+            else:
+                self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, leave=False)
+        self.mode = mode
+        self.epochs = epochs
+
+    def step(self, step: int, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if step % 10 == 0:
+                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def epoch(self, m: Any) -> None:
+        line = (
+            f"epoch {m.epoch:>3}/{self.epochs}  loss {m.train_loss:.4f}  "
+            f"train acc {m.train_accuracy:.4f}  test acc {m.test_accuracy:.4f}  "
+            f"{m.steps_per_second:,.0f} steps/s"
+        )
+        if self.bar is not None:
+            self.bar.set_description(f"epoch {m.epoch}/{self.epochs}")
+            self.bar.set_postfix(
+                loss=f"{m.train_loss:.4f}", acc=f"{m.test_accuracy:.4f}", refresh=True
+            )
+        elif self.mode == "lines":
+            print(line, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _write_metrics(history: Sequence[Any], path: Path) -> None:
+    from .train import EpochMetrics
+
+    names = [f.name for f in fields(EpochMetrics)]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        for m in history:
+            writer.writerow(asdict(m))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..viz.history import have_matplotlib, plot_history
+    from .train import ConfigError, TrainConfig, prepare_data, save_checkpoint, train
+
+    config = TrainConfig(
+        data=args.data,
+        hidden=tuple(args.hidden),
+        activation=args.activation,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        weight_decay=args.weight_decay,
+    ).validate()
+    out = Path(args.out) if args.out else Path("runs") / config.data
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the run's files")
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "model.safetensors"
+    train_set, _ = prepare_data(config)
+    steps_per_epoch = -(-len(train_set) // config.batch_size)
+    print(
+        f"training an MLP {list(config.hidden)} ({config.activation}, {config.optimizer}, "
+        f"lr {config.lr:g}) on {config.data} for {config.epochs} epochs, seed {config.seed}",
+        flush=True,
+    )
+    progress = _Progress(args.progress, steps_per_epoch * config.epochs, config.epochs)
+    try:
+        result = train(
+            config, on_step=progress.step, on_epoch=progress.epoch, checkpoint=checkpoint
+        )
+    finally:
+        progress.close()
+    _write_metrics(result.history, out / "metrics.csv")
+    if result.interrupted:
+        if result.history:
+            print(
+                f"interrupted: stopped cleanly after epoch {result.history[-1].epoch}; "
+                f"{checkpoint} holds that epoch's model",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                "interrupted before the first epoch ended: no checkpoint written", file=sys.stderr
+            )
+        return 130
+    save_checkpoint(result.model, config, checkpoint, result.history[-1])
+    plot = out / "curves.png"
+    if have_matplotlib():
+        plot_history(result.history, plot, title=f"chainrule MLP on {config.data}")
+    else:
+        plot = Path("(not drawn: pip install 'chainrule[train]' for matplotlib)")
+    print(
+        f"train accuracy {result.train_accuracy:.4f}  test accuracy {result.test_accuracy:.4f}  "
+        f"time {result.seconds:.1f} s"
+    )
+    print(f"checkpoint  {checkpoint}")
+    print(f"metrics     {out / 'metrics.csv'}")
+    print(f"curves      {plot}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .train import evaluate_checkpoint
+
+    path = Path(args.checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint: {path}")
+    accuracy, config = evaluate_checkpoint(path)
+    print(
+        f"test accuracy {accuracy:.4f}  ({config.data}, MLP {list(config.hidden)} "
+        f"{config.activation}, seed {config.seed})"
+    )
+    return 0
+
+
+# -- ops -------------------------------------------------------------------------------------
+def _ops(family: str | None, as_json: bool) -> int:
+    rows = table()
+    if family is not None:
+        families = sorted({r["family"] for r in rows})
+        if family not in families:
+            raise _UsageError(
+                f"chainrule ops: unknown family {family!r}; choose one of {', '.join(families)}"
+            )
+        rows = type(rows)(r for r in rows if r["family"] == family)
+    if as_json:
+        print(json.dumps([dict(r, numpy=list(r["numpy"])) for r in rows], indent=2))
+    else:
+        print(rows)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    from ..io import CheckpointError
+    from ..teach.expression import ExplainError
+    from .commands import CommandError
+    from .train import ConfigError
+
+    start = time.perf_counter()
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "ops":
+            return _ops(args.family, args.json)
+        if getattr(args, "run", None) is not None:
+            return int(args.run(args))
+        _parser().print_help()
+        return 0
+    except _UsageError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    except (ConfigError, CheckpointError, CommandError, ExplainError, FileNotFoundError) as err:
+        command = f"chainrule {args.command}" if "args" in locals() else "chainrule"
+        print(f"{command}: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader (e.g. `| head`) went away: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print(f"chainrule: interrupted after {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

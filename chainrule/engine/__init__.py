@@ -1,0 +1,46 @@
+"""The engine: Tensor, how an op is applied and recorded, the backward pass, the modes.
+
+Read in this order: :mod:`.modes` (the per-thread switches), :mod:`.tensor` (a value and its
+node), :mod:`.apply` (an op call records a node), :mod:`.op` (what an op declares),
+:mod:`.backward` (the chain rule over the recorded graph). The engine knows no op by heart: it
+finds them by name in :mod:`.registry`, which the op sheet (:mod:`chainrule.ops`) fills.
+"""
+
+from __future__ import annotations
+
+from .apply import AnomalyError, apply
+from .backward import backward, gradients, topological_order
+from .modes import (
+    detect_anomaly,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+    state,
+)
+from .op import Op, defop, public
+from .registry import FUNCTIONS, NOT_IMPLEMENTED, OPS, SAVED
+from .tensor import Tensor, tensor
+
+__all__ = [
+    "AnomalyError",
+    "FUNCTIONS",
+    "NOT_IMPLEMENTED",
+    "OPS",
+    "Op",
+    "SAVED",
+    "Tensor",
+    "apply",
+    "backward",
+    "defop",
+    "detect_anomaly",
+    "enable_grad",
+    "gradients",
+    "is_grad_enabled",
+    "no_grad",
+    "public",
+    "set_grad_enabled",
+    "state",
+    "tensor",
+    "topological_order",
+]

@@ -1,0 +1,449 @@
+"""The backward pass: the chain rule, applied once per node, from the sink to the sources.
+
+In one paragraph: start from the sink with gradient 1 and keep the nodes that have received a
+gradient in a heap, ordered by the sequence number each node got when it was recorded. A node
+is always recorded after its inputs, so popping the largest number first is a reverse
+topological order: by the time a node is popped, every consumer of it between it and the sink
+has reported (no counting pass, no recursion). For each popped node, apply its op's VJP rule
+to the gradient that has gathered there (:func:`_chain_rule`) and add the result into each
+input's pending gradient. The sources' gradients land in ``.grad`` at the end. Each node's
+gradient is computed once, so the cost is linear in the size of the graph (times a log for the
+heap, which stays as small as the graph is wide) however many paths join two nodes: dynamic
+programming over the DAG.
+
+The engine, not the rules, owns the shared chores: summing a gradient back over broadcast
+dimensions (:func:`fit_to`), accumulating over fan-out (``pending``), freeing what a node
+saved once its rule has run (:func:`_free`), and refusing a value changed in place after an
+op used it (:func:`_check_unmodified`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from heapq import heappop, heappush
+from typing import Any
+
+import numpy as np
+
+from ..backends import namespace, owned
+from .apply import NO_PARAMS, check_finite, format_where
+from .modes import set_grad_enabled, state
+from .registry import NOT_IMPLEMENTED, OPS
+from .tensor import FREED, Tensor, inputs_of, wrap
+
+__all__ = [
+    "backward",
+    "gradients",
+    "run_traced",
+    "watch",
+    "unwatch",
+    "fit_to",
+    "unbroadcast_axes",
+    "xp_sum",
+    "topological_order",
+]
+
+# A watcher sees every step of a backward pass from one root: (node, its gradient, its op or
+# None for a source, [(input index, input, contribution), ...]). ``cr.graph`` watches its
+# sink so that ``Graph.backward_steps()`` shows the order the engine really used.
+Watcher = Callable[[Tensor, Any, Any, list[tuple[int, Tensor, Any]]], None]
+_WATCHERS: dict[int, Watcher] = {}
+
+
+def watch(root: Tensor, watcher: Watcher) -> None:
+    """Call ``watcher`` at every step of the backward passes that start at ``root``."""
+    _WATCHERS[id(root)] = watcher
+
+
+def unwatch(root_id: int, watcher: Watcher) -> None:
+    """Stop ``watcher`` (if it is still the one watching the root with this id)."""
+    if _WATCHERS.get(root_id) is watcher:
+        del _WATCHERS[root_id]
+
+
+# -- the entry points ------------------------------------------------------------------------
+def backward(
+    root: Tensor,
+    grad: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    inputs: Sequence[Tensor] | None = None,
+) -> None:
+    """Backpropagate from ``root``, accumulating into ``.grad`` of the leaves (or of
+    ``inputs`` only, when given). See :meth:`Tensor.backward`."""
+    if not isinstance(root, Tensor):
+        raise TypeError(f"backward: expected a Tensor, got {type(root).__name__}")
+    if not root._rg:
+        raise RuntimeError(
+            "backward: this tensor does not require grad and has no graph; make the inputs "
+            "with requires_grad=True (and compute outside cr.no_grad())"
+        )
+    if retain_graph is None:
+        retain_graph = create_graph
+    seed = _seed(root, grad, create_graph)
+    targets = None if inputs is None else {id(t): t for t in inputs}
+    with set_grad_enabled(create_graph):  # the rules record only for create_graph=True
+        _run(root, seed, retain_graph, create_graph, targets, accumulate=True)
+
+
+def gradients(
+    output: Tensor,
+    inputs: Sequence[Tensor],
+    grad: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+) -> list[Any]:
+    """The gradients of ``output`` with respect to ``inputs`` (leaf or not), without touching
+    ``.grad``. An input the output does not depend on gets zeros. Raw arrays are returned
+    unless ``create_graph`` (then Tensors that can be differentiated again)."""
+    if retain_graph is None:
+        retain_graph = create_graph
+    targets = {id(t): t for t in inputs}
+    found: dict[int, Any] = {}
+    if isinstance(output, Tensor) and output._rg:
+        seed = _seed(output, grad, create_graph)
+        with set_grad_enabled(create_graph):
+            found = _run(output, seed, retain_graph, create_graph, targets, accumulate=False)
+    results = []
+    for t in inputs:
+        g = found.get(id(t))
+        if g is None:
+            zero = _zeros_like(t)
+            g = Tensor(zero) if create_graph else zero
+        results.append(g)
+    return results
+
+
+def run_traced(root: Tensor, grad: Any = None) -> None:
+    """A backward pass that changes no ``.grad`` and keeps the graph: for a watcher to see the
+    steps of a graph that has not been through ``backward()`` yet."""
+    if not root._rg:
+        raise RuntimeError("backward_steps: the sink does not require grad; nothing flows back")
+    seed = _seed(root, grad, create_graph=False)
+    with set_grad_enabled(False):
+        _run(root, seed, True, False, None, accumulate=False)
+
+
+# -- the loop ----------------------------------------------------------------------------------
+def _run(
+    root: Tensor,
+    seed: Any,
+    retain_graph: bool,
+    create_graph: bool,
+    targets: dict[int, Any] | None,
+    accumulate: bool,
+) -> dict[int, Any]:
+    """The engine. Returns the gradients reached at ``targets`` (by id)."""
+    needed = _leading_to(root, targets) if targets is not None else None
+    out = _Delivery(targets, accumulate, create_graph, seed)
+    watcher = _WATCHERS.get(id(root)) if _WATCHERS else None
+    anomaly = state.anomaly
+    pending: dict[int, Any] = {id(root): seed}  # gradients gathering at nodes not yet popped
+    heap: list[tuple[int, Tensor]] = []  # (-seq, node): the latest recorded pops first
+    sources: list[Tensor] = []  # leaves reached, in order; their gradients land at the end
+    _enqueue(root, heap, sources)
+    while heap:
+        t = heappop(heap)[1]
+        g = pending.pop(id(t))
+        if out.wants(t):  # a target of gradients(), or a node that asked for retain_grad()
+            out.deliver(t, g)
+        sent = _chain_rule(t, g, create_graph, needed)
+        for _, a, c in sent:
+            if anomaly:
+                check_finite(c, t._op, inputs_of(t), "backward", t._where_made())
+            k = id(a)
+            if k in pending:  # fan-out: the sum over the paths from a to the sink
+                pending[k] = pending[k] + c
+            else:
+                pending[k] = c
+                _enqueue(a, heap, sources)
+        if watcher is not None:
+            watcher(t, g, t._op, sent)
+        if not retain_graph:
+            _free(t)
+    for t in sources:
+        g = pending.pop(id(t))
+        out.deliver(t, g)
+        if watcher is not None:
+            watcher(t, g, None, [])
+    return out.captured
+
+
+def _enqueue(t: Tensor, heap: list[tuple[int, Tensor]], sources: list[Tensor]) -> None:
+    """Note a tensor that has just received its first gradient: a source, or a node to pop."""
+    if t._op is None:
+        sources.append(t)
+    elif t._b is FREED:
+        raise _freed_error(t)
+    else:
+        heappush(heap, (-t._seq, t))
+
+
+def _chain_rule(
+    t: Tensor, g: Any, create_graph: bool, needed: set[int] | None
+) -> list[tuple[int, Tensor, Any]]:
+    """The chain rule at node ``t``: [(input index, input, d sink / d input through t)] for
+    each input that wants a gradient, each fitted to its input's shape and dtype."""
+    op = t._op
+    seq = t._seq
+    _check_unmodified(t, t, -1, seq)
+    inputs = inputs_of(t) or ()
+    # what the rules see: raw arrays in a plain pass, Tensors when the pass is recorded
+    if create_graph:
+        args: Sequence[Any] = inputs
+        out: Any = t
+    else:
+        args = [a.data if isinstance(a, Tensor) else a for a in inputs]
+        out = t.data
+    params = t._params
+    sent = []
+    for i, a in enumerate(inputs):
+        if not isinstance(a, Tensor):
+            continue
+        _check_unmodified(t, a, i, seq)
+        if not a._rg or (needed is not None and id(a) not in needed):
+            continue
+        if op.variadic:
+            c = op.vjps[0](i, g, out, *args, **params)
+        else:
+            rule = op.vjps[i]
+            if rule is None or rule is NOT_IMPLEMENTED:
+                raise _no_rule_error(op, i, a)
+            c = rule(g, out, *args, **params) if params else rule(g, out, *args)
+        if c is None:  # a custom Function may return None for "no gradient"
+            c = _zeros_like(a)
+        data = a.data
+        if c.shape != data.shape or c.dtype != data.dtype:
+            c = fit_to(c, a, op)
+        sent.append((i, a, c))
+    return sent
+
+
+def _free(t: Tensor) -> None:
+    """Let go of what node ``t`` held for its rule (its inputs, its parameters); what made it
+    (its op, its number) stays, so that a second pass can say the graph was freed."""
+    t._a = None
+    t._b = FREED
+    t._params = NO_PARAMS
+
+
+class _Delivery:
+    """Where finished gradients go: ``.grad`` (``backward()``), and/or the ``captured``
+    dictionary (``gradients()`` and ``backward(inputs=...)``)."""
+
+    def __init__(
+        self, targets: dict[int, Any] | None, accumulate: bool, create_graph: bool, seed: Any
+    ) -> None:
+        self.targets = targets
+        self.accumulate = accumulate
+        self.create_graph = create_graph
+        self.captured: dict[int, Any] = {}
+        self.handed_out: set[int] = {id(seed)}  # arrays in some .grad: never store one twice
+
+    def wants(self, t: Tensor) -> bool:
+        """Whether the gradient of node ``t`` (not a leaf) is asked for."""
+        if self.targets is not None:
+            return id(t) in self.targets
+        return self.accumulate and t._grad is not None  # retain_grad() was called
+
+    def deliver(self, t: Tensor, g: Any) -> None:
+        if self.targets is not None:
+            if id(t) not in self.targets:
+                return
+            self.captured[id(t)] = g
+        if self.accumulate:
+            self._accumulate(t, g)
+
+    def _accumulate(self, t: Tensor, g: Any) -> None:
+        """``t.grad += g``: a Tensor of its own, never an array another ``.grad`` holds."""
+        if self.create_graph:
+            value = g if isinstance(g, Tensor) else Tensor(g)
+        else:
+            if id(g) in self.handed_out:
+                g = g.copy() if hasattr(g, "copy") else namespace(g).asarray(g, copy=True)
+            g = owned(g)
+            self.handed_out.add(id(g))
+            value = wrap(g)
+        prev = t._grad
+        if not isinstance(prev, Tensor):  # the first gradient (or the retain_grad marker)
+            t._grad = value
+        elif self.create_graph:
+            t._grad = prev + value
+        else:
+            t._grad = wrap(prev.data + value.data)
+
+
+# -- the seed and the sub-graph that matters -----------------------------------------------------
+def _seed(root: Tensor, grad: Any, create_graph: bool) -> Any:
+    """The gradient to start from: 1 for a one-element root, else ``grad`` (checked)."""
+    data = root.data
+    if grad is None:
+        if root.size != 1:
+            raise RuntimeError(
+                f"backward: the output has shape {root.shape}, not a scalar, so the gradient "
+                "to start from is ambiguous; pass grad= with that shape (e.g. "
+                "y.backward(cr.ones_like(y))) or reduce first (y.sum().backward())"
+            )
+        if type(data) is np.ndarray or isinstance(data, np.generic):
+            seed = np.ones(data.shape, dtype=data.dtype)
+        else:
+            seed = namespace(data).ones_like(data)
+        return Tensor(seed) if create_graph else seed
+    if isinstance(grad, Tensor):
+        g = grad if create_graph else grad.data
+    elif hasattr(grad, "shape") and hasattr(grad, "dtype"):
+        g = grad
+    else:
+        g = namespace(data).asarray(grad, dtype=data.dtype)
+    if tuple(g.shape) != tuple(data.shape):
+        raise ValueError(
+            f"backward: grad has shape {tuple(g.shape)} but the output has shape "
+            f"{tuple(data.shape)}; they must match"
+        )
+    if g.dtype != data.dtype:
+        raise TypeError(
+            f"backward: grad has dtype {g.dtype} but the output has dtype {data.dtype}; "
+            f"convert it first (grad.astype({str(data.dtype)!r}))"
+        )
+    if create_graph and not isinstance(g, Tensor):
+        g = Tensor(g)
+    return g
+
+
+def _leading_to(root: Tensor, targets: dict[int, Any]) -> set[int]:
+    """Ids of the nodes from which some target can be reached (so their gradient matters)."""
+    needed: set[int] = set()
+    done: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        k = id(t)
+        inputs = (inputs_of(t) if t._op is not None else None) or ()
+        if expanded:
+            if k in targets or any(id(a) in needed for a in inputs):
+                needed.add(k)
+            done.add(k)
+            continue
+        if k in done:
+            continue
+        stack.append((t, True))
+        for a in inputs:
+            if isinstance(a, Tensor) and a._rg and id(a) not in done:
+                stack.append((a, False))
+    return needed
+
+
+def topological_order(sink: Tensor) -> list[Tensor]:
+    """Sources first, sink last; iterative depth-first post-order (no recursion)."""
+    order: list[Tensor] = []
+    done: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(sink, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            if id(t) not in done:
+                done.add(id(t))
+                order.append(t)
+            continue
+        if id(t) in done:
+            continue
+        stack.append((t, True))
+        inputs = inputs_of(t) if t._op is not None else None
+        for a in reversed(inputs or ()):
+            if isinstance(a, Tensor) and id(a) not in done:
+                stack.append((a, False))
+    return order
+
+
+# -- broadcasting: summed back once, here, for every rule --------------------------------------
+def fit_to(c: Any, a: Tensor, op: Any) -> Any:
+    """Sum a gradient back over broadcast dimensions and cast it to its input's dtype."""
+    shape = tuple(a.data.shape)
+    if tuple(c.shape) != shape:
+        c = _unbroadcast(c, shape, op)
+    if c.dtype != a.data.dtype:
+        c = OPS["astype"](c, dtype=a.data.dtype)
+    return c
+
+
+def _unbroadcast(c: Any, shape: tuple[int, ...], op: Any) -> Any:
+    axes = unbroadcast_axes(tuple(c.shape), shape, op)
+    # summing over leading axes alone (a bias's gradient) leaves the shape right already
+    leading = len(axes) == len(c.shape) - len(shape)
+    if not isinstance(c, Tensor):  # a plain backward pass: straight to the array namespace
+        xp = namespace(c)
+        if axes:
+            c = xp_sum(xp, c, axes)
+        return c if leading else xp.reshape(c, shape)
+    if axes:
+        c = OPS["sum"](c, axis=axes)
+    return c if leading else OPS["reshape"](c, shape=shape)
+
+
+def xp_sum(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    """``xp.sum(x, axis=axes)``; for a NumPy array, the ufunc reduction that ``np.sum`` calls,
+    without its Python layers (the same bits)."""
+    if type(x) is np.ndarray:
+        return np.add.reduce(x, axis=axes)
+    return xp.sum(x, axis=axes)
+
+
+def unbroadcast_axes(cshape: tuple[int, ...], shape: tuple[int, ...], op: Any) -> tuple[int, ...]:
+    """The axes to sum a gradient of shape ``cshape`` over to give ``shape``."""
+    axes = _AXES.get((cshape, shape))
+    if axes is None:
+        if len(_AXES) > 4096:  # the pairs of shapes a program meets are few; never grow
+            _AXES.clear()
+        axes = _AXES[cshape, shape] = _find_axes(cshape, shape, op)
+    return axes
+
+
+_AXES: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[int, ...]] = {}
+
+
+def _find_axes(cshape: tuple[int, ...], shape: tuple[int, ...], op: Any) -> tuple[int, ...]:
+    lead = len(cshape) - len(shape)
+    if lead < 0 or any(n != 1 and n != cshape[lead + i] for i, n in enumerate(shape)):
+        raise RuntimeError(
+            f"{op.name}: internal error, a gradient of shape {cshape} cannot be reduced to the "
+            f"input's shape {shape}"
+        )
+    return tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and cshape[lead + i] != 1
+    )
+
+
+# -- errors ----------------------------------------------------------------------------------------
+def _check_unmodified(node: Tensor, a: Tensor, i: int, seq: int) -> None:
+    """Refuse a value (the node's own, ``i = -1``, or its input ``i``) updated in place after
+    the node used it: its rule would read the new value and give a wrong gradient."""
+    if a._version > seq:
+        op = node._op
+        what = "the output" if i < 0 else f"input {i}"
+        raise RuntimeError(
+            f"backward: {what} of {op.name} (shape {a.shape}) was modified in place after "
+            f"{op.name} used it (made at {format_where(node._where_made())}), so its gradient "
+            "would be wrong; update it out of place (x = x + y) or make the update after "
+            "backward()"
+        )
+
+
+def _freed_error(t: Tensor) -> RuntimeError:
+    op = t._op.name if t._op is not None else "?"
+    return RuntimeError(
+        f"backward: the graph through {op} (shape {t.shape}) was already used by a backward "
+        "pass and its saved values were freed; pass retain_graph=True to the first "
+        "backward() if you need to go through the graph again"
+    )
+
+
+def _no_rule_error(op: Any, i: int, a: Tensor) -> NotImplementedError:
+    return NotImplementedError(
+        f"{op.name}: no derivative with respect to input {i} ({a.shape} {a.dtype}); it "
+        "cannot be backpropagated through"
+    )
+
+
+def _zeros_like(t: Tensor) -> Any:
+    """The gradient of a tensor nothing flowed to: zeros of its shape and dtype."""
+    return namespace(t.data).zeros_like(t.data)

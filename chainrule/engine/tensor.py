@@ -1,0 +1,445 @@
+"""Tensor: an array plus its place in the computation graph.
+
+A Tensor made by an op is a node of the graph. Its slots hold the primitive that made it
+(``_op``), the values it was applied to (Tensors, arrays or numbers: ``_a`` and ``_b``, see
+below), the op's keyword parameters (``_params``), its sequence number (``_seq``: when it was
+recorded, which orders the backward pass and dates it against in-place updates), the Modules
+whose forward was running (``_scope``, for grouping layers in pictures) and, while anomaly
+detection is on, the file and line of user code that made it (``_where``). A leaf (a source:
+data, parameters) has ``_op = None``. Nodes point only at their inputs, so a graph has no
+reference cycles and is freed by reference counting the moment the sink is dropped.
+
+NOTE: the node lives in the Tensor's own slots, not in a tuple beside it: one object per node
+for Python's cycle collector to walk instead of three (the Tensor, a node tuple, an inputs
+tuple), which on a million-node graph is most of the collector's cost. The inputs: a
+two-input node keeps them in ``_a`` and ``_b``; a one-input node has ``_b is ONE``; any
+other has the tuple of its inputs in ``_a`` and ``_b is MANY``; backward() frees them by
+setting ``_b = FREED``. ``_node`` gives the whole record as a tuple
+``(op, inputs, params, seq, where, scope)`` for code off the hot paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..backends import namespace, to_numpy
+from .modes import check_not_tracing, next_seq, state
+from .registry import OPS
+from .tensor_methods import TensorMethods, raw_index
+
+__all__ = ["Tensor", "tensor", "ONE", "MANY", "FREED", "inputs_of", "wrap"]
+
+
+class _Mark:
+    """A marker in a node's ``_b`` slot (see the module docstring)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __reduce__(self) -> str:
+        return self.name  # copied and pickled as itself: the engine tests it with `is`
+
+
+ONE = _Mark("ONE")
+MANY = _Mark("MANY")
+FREED = _Mark("FREED")
+
+
+def inputs_of(t: Tensor) -> tuple[Any, ...] | None:
+    """The inputs of node ``t`` as a tuple (None once backward() has freed them)."""
+    b = t._b
+    if b is ONE:
+        return (t._a,)
+    if b is MANY:
+        return t._a  # type: ignore[no-any-return]
+    if b is FREED:
+        return None
+    return (t._a, b)
+
+
+class Tensor(TensorMethods):
+    """An array that records the operations applied to it, so that gradients can flow back.
+
+    Make one with :func:`chainrule.tensor`. ``.data`` is the underlying array (NumPy by
+    default, or any array-API array such as CuPy's).
+
+    >>> import chainrule as cr
+    >>> x = cr.tensor([1.0, 2.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    tensor([2., 4.])
+    """
+
+    __slots__ = (
+        "data",
+        "_rg",
+        "_grad",
+        "_version",
+        "_name",
+        "__weakref__",
+        "_op",
+        "_a",
+        "_b",
+        "_params",
+        "_seq",
+        "_where",
+        "_scope",
+    )
+    __hash__ = object.__hash__  # == is elementwise, identity is the hash
+    # Tensors win over ndarrays in mixed operators: ndarray + tensor -> Tensor.__radd__.
+    __array_priority__ = 1000
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        self.data = data
+        self._rg = False
+        self._op: Any = None
+        self._grad: Any = None
+        self._version = 0
+        if requires_grad:
+            self.requires_grad = True
+
+    @property
+    def _node(self) -> tuple[Any, ...] | None:
+        """``(op, inputs, params, seq, where, scope)``, or None for a leaf."""
+        op = self._op
+        if op is None:
+            return None
+        return (op, inputs_of(self), self._params, self._seq, self._where_made(), self._scope)
+
+    @_node.setter
+    def _node(self, node: tuple[Any, ...] | None) -> None:
+        if node is None:
+            self._op = None
+            return
+        op, inputs, params, seq, where, scope = node
+        self._op = op
+        if len(inputs) == 2:
+            self._a, self._b = inputs
+        elif len(inputs) == 1:
+            self._a, self._b = inputs[0], ONE
+        else:
+            self._a, self._b = tuple(inputs), MANY
+        self._params = params
+        self._seq = seq
+        self._where = where
+        self._scope = scope
+
+    def _where_made(self) -> Any:
+        return getattr(self, "_where", None)  # set only while anomaly detection is on
+
+    # -- attributes ---------------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow to this tensor. Only floating-point tensors may ask."""
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        if flag:
+            _check_float(self.data, "requires_grad=True")
+        elif self._op is not None:
+            raise RuntimeError(
+                "requires_grad: cannot switch off gradients of a tensor made by an op "
+                f"({self._op.name}); use .detach() to get a tensor outside the graph"
+            )
+        self._rg = bool(flag)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place and return the tensor."""
+        self.requires_grad = flag
+        return self
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient accumulated by ``backward()`` (leaves, and nodes that called
+        ``retain_grad()``); ``None`` before any."""
+        g = self._grad
+        return g if isinstance(g, Tensor) else None
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        if value is not None:
+            value = value if isinstance(value, Tensor) else Tensor(value)
+            if tuple(value.shape) != tuple(self.shape):
+                raise ValueError(
+                    f"grad: shape {tuple(value.shape)} does not match the tensor's "
+                    f"shape {tuple(self.shape)}"
+                )
+        self._grad = value
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for a source of the graph (not made by a recorded op)."""
+        return self._op is None
+
+    @property
+    def op(self) -> str | None:
+        """Name of the op that made this tensor, or ``None`` for a leaf."""
+        return None if self._op is None else self._op.name
+
+    @property
+    def name(self) -> str | None:
+        """An optional label, shown in graph pictures and explanations."""
+        return getattr(self, "_name", None)
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = value
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.data.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.data.shape:
+            n *= d
+        return n
+
+    @property
+    def xp(self) -> Any:
+        """The array namespace of ``.data`` (``numpy`` by default)."""
+        return namespace(self.data)
+
+    # -- conversion ---------------------------------------------------------------------
+    def numpy(self) -> Any:
+        """The value as a NumPy array (no copy for NumPy data)."""
+        check_not_tracing("numpy")
+        return to_numpy(self.data)
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        check_not_tracing("item")
+        if self.size != 1:
+            raise ValueError(f"item: the tensor has shape {self.shape}; only one-element tensors")
+        return to_numpy(self.data).item()
+
+    def tolist(self) -> Any:
+        check_not_tracing("tolist")
+        return to_numpy(self.data).tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        check_not_tracing("__array__")
+        out = to_numpy(self.data)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        check_not_tracing("__bool__")
+        return bool(self.data)
+
+    def __len__(self) -> int:
+        if not self.data.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return int(self.data.shape[0])
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        import numpy as np
+
+        body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(")
+        extra = ""
+        if self._op is not None:
+            extra = f", op={self._op.name}"
+        elif self._rg:
+            extra = ", requires_grad=True"
+        if getattr(self, "_name", None):
+            extra += f", name={self._name!r}"
+        dt = self.data.dtype
+        if str(dt) not in ("float64", "int64", "bool"):
+            extra += f", dtype={dt}"
+        return f"tensor({body}{extra})"
+
+    # -- graph --------------------------------------------------------------------------
+    def backward(
+        self,
+        grad: Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Any = None,
+    ) -> None:
+        """Backpropagate from this tensor: fill ``.grad`` of every leaf it depends on.
+
+        ``grad`` is the gradient of the final result with respect to this tensor (needed
+        unless it has one element). Gradients accumulate into ``.grad`` as in PyTorch.
+        ``retain_graph=True`` keeps the graph for another backward pass; ``create_graph=True``
+        records the backward pass itself so that the gradients can be differentiated again.
+        """
+        # NOTE: imported here, not at the top: the engine's backward pass makes Tensors, so
+        # its module imports this one (the import is a dictionary look-up after the first)
+        from .backward import backward
+
+        backward(self, grad, retain_graph, create_graph, inputs)
+
+    def retain_grad(self) -> Tensor:
+        """Ask ``backward()`` to keep this (non-leaf) tensor's gradient in ``.grad``."""
+        if self._op is not None and self._grad is None:
+            self._grad = _RETAIN
+        return self
+
+    def detach(self) -> Tensor:
+        """The same data as a new leaf outside the graph (shares memory)."""
+        return Tensor(self.data)
+
+    def zero_grad(self) -> None:
+        self._grad = None
+
+    # -- in-place updates ---------------------------------------------------------------
+    def _inplace(self, name: str, other: Any) -> Tensor:
+        op = OPS[name]
+        other_rg = isinstance(other, Tensor) and other._rg
+        if state.grad_enabled and (self._rg or other_rg):
+            if self._op is None and self._rg:
+                raise RuntimeError(
+                    f"in-place {op.name} on a leaf tensor that requires grad would lose its "
+                    "gradient; update parameters inside `with cr.no_grad():`, or write "
+                    f"`x = x {_SYMBOL.get(op.name, op.name)} y` to record a new node"
+                )
+            # Functional update: the name is rebound to a new recorded tensor, earlier uses of
+            # the old value in the graph stay correct.
+            return op(self, other)
+        raw = other.data if isinstance(other, Tensor) else other
+        result = op.forward(namespace(self.data, raw), self.data, raw)
+        if tuple(result.shape) != tuple(self.data.shape):
+            raise ValueError(
+                f"in-place {op.name}: the result has shape {tuple(result.shape)}, the tensor "
+                f"{tuple(self.data.shape)}; an in-place update cannot change the shape"
+            )
+        if result.dtype != self.data.dtype:
+            kind_new = getattr(result.dtype, "kind", "f")
+            if getattr(self.data.dtype, "kind", "f") in "iub" and kind_new in "fc":
+                raise TypeError(
+                    f"in-place {op.name}: the result is {result.dtype} but the tensor is "
+                    f"{self.data.dtype}; it cannot hold it without truncating. Write "
+                    f"`x = x {_SYMBOL.get(op.name, op.name)} y` or convert x to float first"
+                )
+            result = namespace(result).astype(result, self.data.dtype)
+        try:
+            self.data[...] = result
+        except (TypeError, ValueError):  # NumPy scalars and read-only arrays: rebind
+            self.data = result
+        self._version = next_seq()
+        return self
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace("add", other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace("subtract", other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace("multiply", other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace("divide", other)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if state.grad_enabled and (self._rg or (isinstance(value, Tensor) and value._rg)):
+            raise RuntimeError(
+                "item assignment on a tensor in the graph is not recorded; use cr.where(mask, "
+                "new, x) or build the tensor with cr.concatenate/cr.stack, or assign inside "
+                "`with cr.no_grad():`"
+            )
+        raw = value.data if isinstance(value, Tensor) else value
+        self.data[raw_index(index)] = raw
+        self._version = next_seq()
+
+
+_RETAIN = object()  # marks a non-leaf tensor whose gradient backward() should keep
+_SYMBOL = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
+
+
+def _check_float(data: Any, what: str) -> None:
+    kind = getattr(data.dtype, "kind", None)
+    if kind is None:  # array-API dtypes have no .kind
+        xp = namespace(data)
+        ok = xp.isdtype(data.dtype, "real floating")
+    else:
+        ok = kind == "f"
+    if not ok:
+        raise TypeError(
+            f"{what}: only floating-point tensors can require gradients, this one is "
+            f"{data.dtype}; make it with dtype=float64 (or float32), e.g. "
+            "cr.tensor([1, 2], dtype='float64', requires_grad=True)"
+        )
+
+
+def wrap(data: Any) -> Tensor:
+    """``Tensor(data)`` for an array already checked and owned: a leaf that needs no
+    gradient, made without the constructor's call (the engine makes one per ``.grad``)."""
+    t = _new(Tensor)
+    t.data = data
+    t._rg = False
+    t._op = None
+    t._grad = None
+    t._version = 0
+    return t
+
+
+_new = Tensor.__new__
+
+
+def tensor(
+    data: Any,
+    dtype: Any = None,
+    requires_grad: bool = False,
+    name: str | None = None,
+) -> Tensor:
+    """Make a leaf tensor from an array, nested lists or a number (the data is copied).
+
+    Python floats give float64 and Python ints int64, as in NumPy; an array keeps its dtype
+    (float32 stays float32) unless ``dtype`` is given. Arrays of other array-API namespaces
+    (CuPy, ...) stay in their namespace.
+
+    >>> import chainrule as cr
+    >>> cr.tensor([1.0, 2.0]).dtype
+    dtype('float64')
+    >>> cr.tensor(3.0, requires_grad=True, name="x")
+    tensor(3., requires_grad=True, name='x')
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    elif isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) and d._rg for d in data):
+        raise TypeError(
+            "tensor: the list holds tensors that require grad, and copying them into a new "
+            "leaf would cut them out of the graph; use cr.stack(list) to keep the gradients"
+        )
+    xp = namespace(data)
+    if isinstance(dtype, str):
+        dtype = getattr(xp, dtype)
+    arr = xp.asarray(data, dtype=dtype, copy=True) if dtype is not None else _copy(xp, data)
+    t = Tensor(arr, requires_grad=requires_grad)
+    if name is not None:
+        t._name = name
+    return t
+
+
+def _copy(xp: Any, data: Any) -> Any:
+    try:
+        return xp.asarray(data, copy=True)
+    except TypeError:  # NumPy < 2 has no copy= on asarray
+        return xp.array(data, copy=True)

@@ -1,0 +1,312 @@
+"""Tensor's operators and methods: each one a call of an op or function of the op sheet.
+
+Kept apart from :mod:`chainrule.engine.tensor` so that the Tensor class itself reads as what
+it is (an array and its place in the graph) while this file is the long, flat list of
+spellings (``+``, ``@``, ``.sum()``, ``.T``, ``np.tanh(t)``, ...) that users expect from NumPy
+and PyTorch. The engine sits below the op sheet, so it finds the ops by name in the registry:
+``t + u`` is ``OPS["add"](t, u)``, the same call path as ``cr.add(t, u)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..backends import namespace
+from .modes import check_not_tracing
+from .registry import FUNCTIONS, OPS, numpy_functions
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+__all__ = ["TensorMethods", "raw_index"]
+
+
+class TensorMethods:
+    """Mixin of operators and methods for :class:`chainrule.Tensor`."""
+
+    __slots__ = ()
+    data: Any
+
+    # -- operators: each a call into the op table -----------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return OPS["add"](self, other)  # type: ignore[no-any-return]
+
+    def __radd__(self, other: Any) -> Tensor:
+        return OPS["add"](other, self)  # type: ignore[no-any-return]
+
+    def __sub__(self, other: Any) -> Tensor:
+        return OPS["subtract"](self, other)  # type: ignore[no-any-return]
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return OPS["subtract"](other, self)  # type: ignore[no-any-return]
+
+    def __mul__(self, other: Any) -> Tensor:
+        return OPS["multiply"](self, other)  # type: ignore[no-any-return]
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return OPS["multiply"](other, self)  # type: ignore[no-any-return]
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return OPS["divide"](self, other)  # type: ignore[no-any-return]
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return OPS["divide"](other, self)  # type: ignore[no-any-return]
+
+    def __pow__(self, other: Any) -> Tensor:
+        return OPS["power"](self, other)  # type: ignore[no-any-return]
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return OPS["power"](other, self)  # type: ignore[no-any-return]
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return OPS["matmul"](self, other)  # type: ignore[no-any-return]
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return OPS["matmul"](other, self)  # type: ignore[no-any-return]
+
+    def __neg__(self) -> Tensor:
+        return OPS["negative"](self)  # type: ignore[no-any-return]
+
+    def __pos__(self) -> Tensor:
+        return self  # type: ignore[return-value]
+
+    def __abs__(self) -> Tensor:
+        return FUNCTIONS["abs"](self)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return FUNCTIONS["equal"](self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return FUNCTIONS["not_equal"](self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return FUNCTIONS["less"](self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return FUNCTIONS["less_equal"](self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return FUNCTIONS["greater"](self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return FUNCTIONS["greater_equal"](self, other)
+
+    def __invert__(self) -> Tensor:
+        return FUNCTIONS["logical_not"](self)
+
+    def __and__(self, other: Any) -> Tensor:
+        return FUNCTIONS["logical_and"](self, other)
+
+    def __or__(self, other: Any) -> Tensor:
+        return FUNCTIONS["logical_or"](self, other)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        raw = raw_index(index)
+        return FUNCTIONS["getitem"](self, index=raw)
+
+    # -- methods: the functions of the op table, PyTorch and NumPy spellings ----------------
+    @property
+    def T(self) -> Tensor:
+        """All axes reversed (the transpose of a matrix)."""
+        return FUNCTIONS["transpose"](self)
+
+    @property
+    def mT(self) -> Tensor:
+        """The last two axes swapped."""
+        return FUNCTIONS["matrix_transpose"](self)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; one dimension may be -1."""
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        return FUNCTIONS["reshape"](self, shape=tuple(int(s) for s in shape))
+
+    view = reshape
+
+    def flatten(self) -> Tensor:
+        return self.reshape(-1)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """No axes: reverse them. A permutation: permute. Two axes of a tensor that is not
+        2-D: swap those two (PyTorch's ``transpose(dim0, dim1)``)."""
+        if not axes:
+            return FUNCTIONS["transpose"](self)
+        if len(axes) == 1 and not isinstance(axes[0], int):
+            axes = tuple(axes[0])
+        if len(axes) == 2 and len(self.data.shape) != 2:
+            order = list(range(len(self.data.shape)))
+            a, b = axes[0] % len(self.data.shape), axes[1] % len(self.data.shape)
+            order[a], order[b] = order[b], order[a]
+            axes = tuple(order)
+        return FUNCTIONS["transpose"](self, axes)
+
+    def permute(self, *axes: Any) -> Tensor:
+        return FUNCTIONS["permute"](self, *axes)
+
+    def astype(self, dtype: Any) -> Tensor:
+        return FUNCTIONS["astype"](self, dtype=dtype)
+
+    def squeeze(self, axis: Any = None) -> Tensor:
+        return FUNCTIONS["squeeze"](self, axis=axis)
+
+    def expand_dims(self, axis: int) -> Tensor:
+        return FUNCTIONS["expand_dims"](self, axis=axis)
+
+    unsqueeze = expand_dims
+
+    def broadcast_to(self, shape: Any) -> Tensor:
+        return FUNCTIONS["broadcast_to"](self, shape=tuple(shape))
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return FUNCTIONS["sum"](self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return FUNCTIONS["mean"](self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Tensor:
+        return FUNCTIONS["var"](self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def std(self, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Tensor:
+        return FUNCTIONS["std"](self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return FUNCTIONS["max"](self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return FUNCTIONS["min"](self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return FUNCTIONS["argmax"](self, axis=axis, keepdims=keepdims)
+
+    def argmin(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return FUNCTIONS["argmin"](self, axis=axis, keepdims=keepdims)
+
+    def all(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return FUNCTIONS["all"](self, axis=axis, keepdims=keepdims)
+
+    def any(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return FUNCTIONS["any"](self, axis=axis, keepdims=keepdims)
+
+    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return FUNCTIONS["logsumexp"](self, axis=axis, keepdims=keepdims)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return FUNCTIONS["softmax"](self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return FUNCTIONS["log_softmax"](self, axis=axis)
+
+    def exp(self) -> Tensor:
+        return FUNCTIONS["exp"](self)
+
+    def log(self) -> Tensor:
+        return FUNCTIONS["log"](self)
+
+    def sqrt(self) -> Tensor:
+        return FUNCTIONS["sqrt"](self)
+
+    def tanh(self) -> Tensor:
+        return FUNCTIONS["tanh"](self)
+
+    def sigmoid(self) -> Tensor:
+        return FUNCTIONS["sigmoid"](self)
+
+    def relu(self) -> Tensor:
+        return FUNCTIONS["relu"](self)
+
+    def abs(self) -> Tensor:
+        return FUNCTIONS["abs"](self)
+
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:
+        return FUNCTIONS["clip"](self, min=min, max=max)
+
+    clamp = clip
+
+    def dot(self, other: Any) -> Tensor:
+        return FUNCTIONS["dot"](self, other)
+
+    # -- NumPy's protocols: np.tanh(t), np.sum(t), ndarray @ t are recorded ----------------
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return _array_ufunc(self, ufunc, method, *inputs, **kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return _array_function(self, func, types, args, kwargs)
+
+
+# The NumPy functions the op sheet stands for (each op names them), looked up on first use:
+# nothing here lists ops.
+_BY_NAME: dict[str, Any] = {}
+_BY_FUNCTION: dict[Any, Any] = {}
+
+
+def _load() -> None:
+    if _BY_NAME:
+        return
+    _BY_NAME.update(numpy_functions())
+    for name, fn in _BY_NAME.items():
+        np_fn = getattr(np, name, None)
+        if np_fn is not None:
+            _BY_FUNCTION[np_fn] = fn
+
+
+def _array_ufunc(self: Any, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+    _load()
+    fn = _BY_NAME.get(ufunc.__name__)
+    if method != "__call__" or fn is None:
+        what = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+        raise TypeError(
+            f"{what} is not supported on chainrule Tensors (it would not be recorded); use "
+            "chainrule's functions (see cr.ops.table()) or convert with t.numpy() first"
+        )
+    if kwargs:
+        raise TypeError(
+            f"numpy.{ufunc.__name__}: keyword arguments {sorted(kwargs)} are not supported on "
+            "chainrule Tensors"
+        )
+    return fn(*inputs)
+
+
+# Functions that only read metadata: answered from the tensor, nothing to record.
+def _size(t: Any, axis: int | None = None) -> int:
+    return t.size if axis is None else t.shape[axis]
+
+
+_METADATA: dict[Any, Any] = {
+    np.shape: lambda t: t.shape,
+    np.ndim: lambda t: t.ndim,
+    np.size: _size,
+}
+
+
+def _array_function(self: Any, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+    _load()
+    if func in _METADATA:
+        return _METADATA[func](*args, **kwargs)
+    fn = _BY_FUNCTION.get(func)
+    if fn is None:
+        raise TypeError(
+            f"numpy.{func.__name__} is not supported on chainrule Tensors (it would not be "
+            "recorded); use chainrule's functions (see cr.ops.table()) or convert with "
+            "t.numpy() first"
+        )
+    return fn(*args, **kwargs)
+
+
+# an index is a parameter of getitem, not an input: traced, a Tensor's values would be frozen
+# into the program (an argument's, or one computed from the inputs, like an argmax)
+_TENSOR_INDEX = "an index that is a Tensor (the program would keep the values it was traced with)"
+
+
+def raw_index(index: Any) -> Any:
+    if isinstance(index, TensorMethods):
+        check_not_tracing(_TENSOR_INDEX)
+        return index.data
+    if isinstance(index, tuple):
+        if any(isinstance(i, TensorMethods) for i in index):
+            check_not_tracing(_TENSOR_INDEX)
+        return tuple(i.data if isinstance(i, TensorMethods) else i for i in index)
+    if isinstance(index, list):
+        return namespace().asarray(index)
+    return index

@@ -1,0 +1,256 @@
+"""Checkpoints in the safetensors format: written atomically, read without pickle.
+
+A checkpoint is a flat mapping from names to arrays, as ``Module.state_dict()`` gives, plus
+optional string metadata. The format is safetensors (a JSON header and raw little-endian
+bytes), which PyTorch, JAX, TensorFlow and every other safetensors reader can open, and which
+cannot run code when read: there is nothing in it but numbers and text.
+
+>>> import os, tempfile
+>>> import numpy as np
+>>> import chainrule as cr
+>>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+>>> _ = cr.save({"w": np.eye(2), "b": cr.zeros(2)}, path, metadata={"epoch": "3"})
+>>> sorted(cr.load(path)), cr.io.load_metadata(path)
+(['b', 'w'], {'epoch': '3'})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import secrets
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import safetensors.numpy
+
+from ..engine.tensor import Tensor
+
+__all__ = ["CheckpointError", "save", "load", "load_metadata"]
+
+PathLike = str | os.PathLike[str]
+
+# The NumPy dtypes safetensors can store (bfloat16 and float8 exist in the format, not NumPy).
+_SUPPORTED = frozenset(
+    np.dtype(t)
+    for t in (
+        "bool",
+        "int8",
+        "uint8",
+        "int16",
+        "uint16",
+        "int32",
+        "uint32",
+        "int64",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "complex64",
+    )
+)
+_SUPPORTED_NAMES = ", ".join(sorted(d.name for d in _SUPPORTED))
+
+
+class CheckpointError(ValueError):
+    """A file that is not a valid chainrule (safetensors) checkpoint: truncated, corrupted, or
+    in another format. chainrule never falls back to pickle, so such a file is refused."""
+
+
+# -- saving -------------------------------------------------------------------------------
+def save(
+    state_dict: Mapping[str, Any],
+    path: PathLike,
+    metadata: Mapping[str, str] | None = None,
+) -> pathlib.Path:
+    """Write ``state_dict`` to ``path`` as a safetensors file, atomically.
+
+    The bytes go to a temporary file in the same directory, which is flushed, fsynced and
+    then renamed over ``path`` (``os.replace``, an atomic rename on POSIX); the directory
+    is fsynced so the rename itself survives a power cut. A crash at any moment leaves
+    either the old file or the new one at ``path``, whole, never a mixture. Missing parent
+    directories are created.
+
+    Parameters
+    ----------
+    state_dict : mapping of str to NumPy arrays, chainrule Tensors or array-likes.
+    path : where to write (conventionally ``*.safetensors``).
+    metadata : optional str -> str annotations stored in the header (epoch, config, ...).
+
+    Returns
+    -------
+    pathlib.Path of the written file.
+
+    >>> import tempfile
+    >>> p = save({"w": np.ones((2, 3), dtype="float32")}, tempfile.mkdtemp() + "/a/ck.safetensors")
+    >>> p.name, load(p)["w"].dtype
+    ('ck.safetensors', dtype('float32'))
+    """
+    payload = _serialize(state_dict, metadata)
+    target = pathlib.Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(target, payload)
+    return target
+
+
+def _serialize(state_dict: Mapping[str, Any], metadata: Mapping[str, str] | None) -> bytes:
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            "save: state_dict must be a mapping of names to arrays; "
+            f"got {type(state_dict).__name__}"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in state_dict.items():
+        if not isinstance(key, str):
+            raise TypeError(f"save: keys must be str; got {key!r} of type {type(key).__name__}")
+        if key == "__metadata__":  # reserved by the format for the metadata block
+            raise ValueError("save: '__metadata__' is reserved by safetensors; rename that entry")
+        arrays[key] = _to_array(key, value)
+    meta = None
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"save: metadata must be a dict of str; got {type(metadata).__name__}")
+        for k, v in metadata.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TypeError(
+                    f"save: metadata keys and values must be str; got {k!r}: {v!r} "
+                    f"({type(k).__name__}: {type(v).__name__}); use str() or json.dumps()"
+                )
+        meta = dict(metadata)
+    return safetensors.numpy.save(arrays, metadata=meta)
+
+
+def _to_array(key: str, value: Any) -> np.ndarray:
+    if isinstance(value, Tensor):
+        value = value.numpy()  # the data, never the graph; CuPy arrays come to the host
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:
+        raise TypeError(
+            f"save: {key!r} is a {type(value).__name__}, not an array or Tensor"
+        ) from exc
+    native = arr.dtype.newbyteorder("=")
+    if native not in _SUPPORTED:
+        raise TypeError(
+            f"save: {key!r} has dtype {arr.dtype}, which safetensors cannot store; "
+            f"supported: {_SUPPORTED_NAMES}"
+        )
+    if arr.dtype != native:  # a big-endian array ('>f8'): same values, native byte order
+        arr = arr.astype(native)
+    # NOTE: safetensors copies nbytes from the array's data pointer, so a strided view (a
+    # transpose, a slice) must be made contiguous or the wrong bytes are written.
+    # (np.ascontiguousarray would also turn a 0-d array into shape (1,).)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+
+def _atomic_write(target: pathlib.Path, payload: bytes) -> None:
+    # A unique name per writer: two processes saving to one path never share a temp file.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # os.open with mode 0o666 lets the umask decide the permissions, as for any new file
+    # (tempfile.mkstemp would force 0o600 onto the checkpoint).
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        os.replace(tmp, target)
+    except BaseException:
+        # KeyboardInterrupt too: never leave a half-written temp file behind when we can help it
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(directory: pathlib.Path) -> None:
+    # The rename lives in the directory entry; without this a power cut can undo it.
+    # Windows cannot open a directory this way; there os.replace is the best we have.
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- loading ------------------------------------------------------------------------------
+def load(path: PathLike) -> dict[str, np.ndarray]:
+    """Read a checkpoint written by :func:`save` (or any safetensors file) into NumPy arrays.
+
+    Only the safetensors format is read; pickles (``torch.save`` files, ``.npy`` with
+    objects) are refused, never executed.
+
+    Raises
+    ------
+    FileNotFoundError : no file at ``path``.
+    CheckpointError : the file is not a valid safetensors checkpoint (truncated, corrupted or
+        another format).
+
+    >>> import tempfile
+    >>> p = save({"step": np.array(7)}, tempfile.mkdtemp() + "/ck.safetensors")
+    >>> load(p)
+    {'step': array(7)}
+    """
+    data = _read(path)
+    try:
+        arrays = safetensors.numpy.load(data)
+    except Exception as exc:  # SafetensorError, or anything a malformed header provokes
+        raise _invalid(path, data, str(exc)) from None
+    # Writable arrays that own their memory: optimizers update parameters in place.
+    return {k: v if v.flags.writeable else v.copy() for k, v in arrays.items()}
+
+
+def load_metadata(path: PathLike) -> dict[str, str]:
+    """The str -> str metadata stored in a checkpoint's header (``{}`` if there is none).
+
+    The whole file is validated, as by :func:`load`, so a truncated checkpoint is refused
+    here too.
+
+    >>> import tempfile
+    >>> p = save({"w": np.zeros(2)}, tempfile.mkdtemp() + "/ck.safetensors", {"lr": "0.1"})
+    >>> load_metadata(p)
+    {'lr': '0.1'}
+    """
+    data = _read(path)
+    try:
+        safetensors.numpy.load(data)  # the same validation as load()
+        (header_len,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8 : 8 + header_len])
+        meta = header.get("__metadata__") or {}
+    except Exception as exc:
+        raise _invalid(path, data, str(exc)) from None
+    if not isinstance(meta, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
+    ):
+        raise _invalid(path, data, "its __metadata__ is not a str -> str mapping")
+    return dict(meta)
+
+
+def _read(path: PathLike) -> bytes:
+    p = pathlib.Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint at {p} (file not found)") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{p} is a directory, not a checkpoint file") from None
+
+
+def _invalid(path: PathLike, data: bytes, reason: str) -> CheckpointError:
+    hint = ""
+    if data[:1] == b"\x80":  # pickle protocol 2+ opcode PROTO
+        hint = " It looks like a pickle."
+    elif data[:4] == b"PK\x03\x04":  # torch.save's zip archive holds a pickle
+        hint = " It looks like a zip archive (torch.save writes pickles inside one)."
+    elif data[:6] == b"\x93NUMPY":
+        hint = " It looks like a .npy file."
+    return CheckpointError(
+        f"{path} is not a valid chainrule/safetensors checkpoint ({len(data)} bytes): it is "
+        f"truncated, corrupted or in another format ({reason}).{hint} chainrule never loads "
+        "pickles; save with cr.save() (or safetensors' save_file) and load that file."
+    )

@@ -1,0 +1,471 @@
+"""Pictures of computation graphs: what each box says, how layers collapse, and SVG/PNG/DOT.
+
+A picture is built in two steps. :func:`scene` turns a :class:`~chainrule.viz.graph_data.Graph` into
+boxes and arrows — each box with a title (the op or the tensor's name), its shape, and, once a
+backward pass has run, its value and gradient; nodes made inside the same ``cr.nn`` layer can
+collapse into one labelled box. Then a renderer draws the scene: Graphviz's ``dot`` when it
+is installed, otherwise our own layered layout (:mod:`chainrule.viz.layout`) written out as SVG by
+hand, or drawn with matplotlib for PNG.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .layout import layered_routes
+
+__all__ = ["Box", "Scene", "scene", "to_dot", "to_svg", "save_png", "AUTO_COLLAPSE"]
+
+# Above this many nodes, a graph built by cr.nn modules is drawn one box per layer.
+AUTO_COLLAPSE = 150
+
+_STYLE = {  # kind: (fill, stroke)
+    "parameter": ("#e3f4e1", "#2e7d32"),
+    "input": ("#eeeeee", "#616161"),
+    "op": ("#ffffff", "#1f5fa8"),
+    "sink": ("#fde8e6", "#c62828"),
+    "group": ("#fff8dc", "#b58900"),
+}
+
+
+@dataclass
+class Box:
+    """One box of a picture: a node, or a collapsed group of nodes."""
+
+    key: int
+    kind: str  # parameter | input | op | sink | group
+    title: str
+    lines: list[str]
+    members: list[int] = field(default_factory=list)  # node indices inside
+
+
+@dataclass
+class Scene:
+    boxes: list[Box]
+    arrows: list[tuple[int, int, int]]  # (from box, to box, how many edges)
+
+
+# -- what the boxes say -----------------------------------------------------------------------
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "scalar" if shape == () else "×".join(str(s) for s in shape)
+
+
+def summary(value: Any) -> str:
+    """A number for a scalar; shape, norm and range for an array."""
+    if value is None:
+        return "-"
+    a = np.asarray(value, dtype=np.float64)
+    if a.size == 1:
+        return f"{float(a.reshape(())):.4g}"
+    return f"norm {np.linalg.norm(a):.3g} [{a.min():.3g}, {a.max():.3g}]"
+
+
+def _node_box(node: Any, sink: Any, values: bool, names: dict[int, str]) -> Box:
+    if node is sink:
+        kind = "sink"
+    elif node.is_source:
+        kind = "parameter" if node.tensor.requires_grad else "input"
+    else:
+        kind = "op"
+    label = node.tensor.name or names.get(id(node.tensor))
+    what = node.call or node.op
+    title = f"{label} = {what}" if (label and node.op) else (label or what or node.name)
+    lines = [_shape_text(node.shape)]
+    if values:
+        lines.append(f"value {summary(node.value)}")
+        if node.grad is not None:
+            lines.append(f"grad {summary(node.grad)}")
+    return Box(node.index, kind, title, lines, [node.index])
+
+
+# -- grouping by module ------------------------------------------------------------------------
+def _scopes(graph: Any) -> dict[int, tuple[Any, ...]]:
+    """node index -> the Modules whose forward made it (parameters: their owner's scope)."""
+    out: dict[int, tuple[Any, ...]] = {}
+    by_module: dict[int, tuple[Any, ...]] = {}
+    for n in graph.nodes:
+        node = n.tensor._node
+        scope = node[5] if node is not None else ()
+        if scope:
+            out[n.index] = scope
+            by_module.setdefault(id(scope[-1]), scope)
+    for n in graph.nodes:
+        if n.is_source and n.index not in out:
+            for scope in by_module.values():
+                params = getattr(scope[-1], "_parameters", {})
+                if any(p is n.tensor for p in params.values()):
+                    out[n.index] = scope
+                    break
+    return out
+
+
+def _module_names(graph: Any, module: Any) -> dict[int, str]:
+    names: dict[int, str] = {}
+    if module is not None:
+        for name, m in module.named_modules():
+            names[id(m)] = name or type(m).__name__
+    return names
+
+
+def scene(
+    graph: Any,
+    collapse: bool | None = None,
+    values: bool = True,
+    module: Any = None,
+    fold: bool = True,
+) -> Scene:
+    """Boxes and arrows for ``graph``. ``collapse=None`` collapses layers built by ``cr.nn``
+    modules when the graph has more than ``AUTO_COLLAPSE`` nodes; True or False force it.
+    Collapsed, a run of three or more identical layers in a row (40 x Linear, Tanh) folds
+    into one box unless ``fold=False``."""
+    module = module if module is not None else getattr(graph, "module", None)
+    scopes = _scopes(graph)
+    if collapse is None:
+        collapse = len(graph.nodes) > AUTO_COLLAPSE and bool(scopes)
+    # 1. which unit each node belongs to: a layer (the outermost module's child) or itself
+    unit_of: dict[int, Any] = {}
+    owners: dict[Any, Any] = {}
+    for n in graph.nodes:
+        scope = scopes.get(n.index, ())
+        if collapse and len(scope) >= 2 and n is not graph.sink:
+            unit_of[n.index] = ("layer", id(scope[1]))
+            owners[("layer", id(scope[1]))] = scope[1]
+        else:
+            unit_of[n.index] = ("node", n.index)
+    members: dict[Any, list[int]] = {}
+    for n in graph.nodes:
+        members.setdefault(unit_of[n.index], []).append(n.index)
+
+    # 2. units in the order of their first op (a layer's parameters come first in the graph)
+    def first_op(unit: Any) -> int:
+        ops = [i for i in members[unit] if not graph.nodes[i].is_source]
+        return min(ops) if ops else members[unit][0]
+
+    order = sorted(members, key=first_op)
+    if collapse and fold:
+        order, folded = _fold_runs(order, owners, members, graph)
+    else:
+        folded = {}
+    # 3. boxes
+    names = _module_names(graph, module)
+    param_names = (
+        {id(p): name for name, p in module.named_parameters()} if module is not None else {}
+    )
+    counts: dict[str, int] = {}
+    boxes: list[Box] = []
+    box_of: dict[int, int] = {}
+    for unit in order:
+        key = len(boxes)
+        if unit in folded:
+            kinds, repeats, inner = folded[unit]
+            box = Box(key, "group", f"{' → '.join(kinds)} ×{repeats}", [], inner)
+        elif unit[0] == "layer":
+            owner = owners[unit]
+            kind = type(owner).__name__
+            counts[kind] = counts.get(kind, 0) + 1
+            title = (
+                f"{names[id(owner)]} ({kind})" if id(owner) in names else f"{kind} #{counts[kind]}"
+            )
+            box = Box(key, "group", title, [], list(members[unit]))
+        else:
+            box = _node_box(graph.nodes[unit[1]], graph.sink, values, param_names)
+            box.key = key
+        if box.kind == "group":
+            inside = [graph.nodes[i] for i in box.members]
+            ops = sorted({m.op for m in inside if m.op})
+            count = f"{len(inside)} node{'s' if len(inside) != 1 else ''}"
+            box.lines = [
+                f"{count}: {', '.join(ops)}" if ops else count,
+                f"out {_shape_text(inside[-1].shape)}",
+            ]
+        for i in box.members:
+            box_of[i] = key
+        boxes.append(box)
+    weights: dict[tuple[int, int], int] = {}
+    for parent, child in graph.edges:
+        a, b = box_of[parent.index], box_of[child.index]
+        if a != b:
+            weights[(a, b)] = weights.get((a, b), 0) + 1
+    arrows = [(a, b, w) for (a, b), w in weights.items()]
+    return Scene(boxes, arrows)
+
+
+def _fold_runs(
+    order: list[Any], owners: dict[Any, Any], members: dict[Any, list[int]], graph: Any
+) -> tuple[list[Any], dict[Any, tuple[list[str], int, list[int]]]]:
+    """Fold runs of a repeating pattern of layers (period 1 to 3, three repeats or more)
+    into one unit each. Returns the new order and, per folded unit, (layer kinds, repeats,
+    node indices)."""
+
+    def signature(unit: Any) -> Any:
+        if unit[0] != "layer":
+            return None
+        inside = [graph.nodes[i] for i in members[unit]]
+        return (type(owners[unit]).__name__, tuple(sorted(m.op or "" for m in inside)))
+
+    sigs = [signature(u) for u in order]
+    out: list[Any] = []
+    folded: dict[Any, tuple[list[str], int, list[int]]] = {}
+    i = 0
+    while i < len(order):
+        best = (1, 1)  # (period, repeats)
+        for period in (1, 2, 3):
+            pattern = sigs[i : i + period]
+            if len(pattern) < period or any(p is None for p in pattern):
+                continue
+            repeats = 1
+            while sigs[i + repeats * period : i + (repeats + 1) * period] == pattern:
+                repeats += 1
+            if repeats >= 3 and period * repeats > best[0] * best[1]:
+                best = (period, repeats)
+        period, repeats = best
+        if repeats >= 3:
+            span = order[i : i + period * repeats]
+            unit = ("run", i)
+            kinds = [type(owners[u]).__name__ for u in span[:period]]
+            folded[unit] = (kinds, repeats, sorted(j for u in span for j in members[u]))
+            out.append(unit)
+            i += period * repeats
+        else:
+            out.append(order[i])
+            i += 1
+    return out, folded
+
+
+# -- renderers ---------------------------------------------------------------------------------
+def to_dot(graph: Any, collapse: bool | None = None, values: bool = True, module: Any = None):
+    """Graphviz text for the scene (left to right, sources boxed, the sink in red)."""
+    sc = scene(graph, collapse, values, module)
+    out = ["digraph chainrule {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
+    for box in sc.boxes:
+        fill, stroke = _STYLE[box.kind]
+        shape = "box" if box.kind in ("parameter", "input", "group") else "ellipse"
+        periph = 2 if box.kind == "sink" else 1
+        style = "filled,dashed" if box.kind == "group" else "filled"
+        label = "\\n".join([box.title, *box.lines]).replace('"', '\\"')
+        out.append(
+            f'  n{box.key} [label="{label}", shape={shape}, style="{style}", '
+            f'fillcolor="{fill}", color="{stroke}", peripheries={periph}];'
+        )
+    for a, b, w in sc.arrows:
+        if "group" in (sc.boxes[a].kind, sc.boxes[b].kind):
+            extra = f' [label="×{w}"]' if w > 1 else ""
+            out.append(f"  n{a} -> n{b}{extra};")
+        else:  # x * x uses x twice: two edges, as in the graph
+            out.extend([f"  n{a} -> n{b};"] * w)
+    out.append("}")
+    return "\n".join(out)
+
+
+def _dot_program() -> str | None:
+    return shutil.which("dot")
+
+
+_CHAR_W, _LINE_H, _PAD, _GAP_X, _GAP_Y = 6.6, 14.0, 8.0, 60.0, 18.0
+
+
+def _box_size(box: Box) -> tuple[float, float]:
+    width = max(len(t) for t in [box.title, *box.lines]) * _CHAR_W + 2 * _PAD
+    height = (1 + len(box.lines)) * _LINE_H + 2 * _PAD
+    return max(width, 60.0), height
+
+
+def _geometry(sc: Scene) -> tuple[dict[Any, Any], dict[Any, list[Any]], float, float]:
+    """Box key -> (x, y, width, height) from the layered layout, left to right; and for each
+    arrow the points it passes through (its own lane past the layers it crosses)."""
+    pos, routes = layered_routes([b.key for b in sc.boxes], [(a, b) for a, b, _ in sc.arrows])
+    sizes: dict[Any, tuple[float, float]] = {b.key: _box_size(b) for b in sc.boxes}
+    layers: dict[int, list[Any]] = {}
+    for key, (layer, _) in pos.items():
+        layers.setdefault(layer, []).append(key)
+    col_w = {layer: max(sizes[k][0] for k in keys) for layer, keys in layers.items()}
+    row_h = max(h for _, h in sizes.values()) + _GAP_Y
+    x_at: dict[int, float] = {}
+    x = _PAD
+    for layer in sorted(layers):
+        x_at[layer] = x
+        x += col_w[layer] + _GAP_X
+    geo = {}
+    for key, (layer, rank) in pos.items():
+        w, h = sizes[key]
+        cx = x_at[layer] + col_w[layer] / 2
+        cy = _PAD + rank * row_h + row_h / 2
+        geo[key] = (cx - w / 2, cy - h / 2, w, h)
+    lanes = {}
+    for a, b, _ in sc.arrows:
+        x1, y1, w1, h1 = geo[a]
+        x2, y2, _, h2 = geo[b]
+        points = [(x1 + w1, y1 + h1 / 2)]
+        for layer, rank in routes.get((a, b), []):  # through the middle of each column
+            cy = _PAD + rank * row_h + row_h / 2
+            points += [(x_at[layer], cy), (x_at[layer] + col_w[layer], cy)]
+        points.append((x2, y2 + h2 / 2))
+        lanes[(a, b)] = points
+    width = x - _GAP_X + _PAD
+    bottoms = [y + h for _, y, _, h in geo.values()]
+    bottoms += [p[1] + row_h / 2 for points in lanes.values() for p in points]
+    return geo, lanes, width, max(bottoms) + _PAD
+
+
+def _curve(points: list[tuple[float, float]]) -> list[tuple[str, tuple[float, ...]]]:
+    """Segments of a path through ``points``: straight across a column, an S-curve (cubic,
+    horizontal at both ends) between columns."""
+    segments: list[tuple[str, tuple[float, ...]]] = [("M", points[0])]
+    for i, (x0, y0), (x1, y1) in zip(range(len(points)), points, points[1:]):
+        if i % 2 == 1:  # inside a column, from its left edge to its right edge
+            segments.append(("L", (x1, y1)))
+        else:
+            mid = (x0 + x1) / 2
+            segments.append(("C", (mid, y0, mid, y1, x1, y1)))
+    return segments
+
+
+def to_svg(
+    graph: Any,
+    collapse: bool | None = None,
+    values: bool = True,
+    module: Any = None,
+    engine: str = "auto",
+) -> str:
+    """The picture as SVG text. ``engine``: "dot" (Graphviz), "builtin" (our layout), or
+    "auto" (Graphviz when its ``dot`` program is installed)."""
+    if engine not in ("auto", "dot", "builtin"):
+        raise ValueError(f"to_svg: engine must be 'auto', 'dot' or 'builtin', got {engine!r}")
+    dot = _dot_program()
+    if engine == "dot" and dot is None:
+        raise RuntimeError("to_svg: Graphviz's dot program is not installed; use engine='builtin'")
+    if dot is not None and engine != "builtin":
+        text = to_dot(graph, collapse, values, module)
+        done = subprocess.run([dot, "-Tsvg"], input=text, capture_output=True, text=True)
+        if done.returncode == 0:
+            return done.stdout
+    return _builtin_svg(scene(graph, collapse, values, module))
+
+
+def _builtin_svg(sc: Scene) -> str:
+    geo, lanes, width, height = _geometry(sc)
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif" '
+        'font-size="11" class="chainrule-graph">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" '
+        'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+        '<path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
+    ]
+    for a, b, count in sc.arrows:
+        d = " ".join(
+            f"{cmd} " + " ".join(f"{v:.1f}" for v in coords)
+            for cmd, coords in _curve(lanes[(a, b)])
+        )
+        out.append(
+            f'<path class="edge" data-from="{a}" data-to="{b}" d="{d}" fill="none" '
+            f'stroke="#777" stroke-width="{1.2 + 0.4 * min(count - 1, 4):.1f}" '
+            'marker-end="url(#arrow)"/>'
+        )
+    for box in sc.boxes:
+        x, y, w, h = geo[box.key]
+        fill, stroke = _STYLE[box.kind]
+        dash = ' stroke-dasharray="5 3"' if box.kind == "group" else ""
+        width_px = 2.5 if box.kind == "sink" else 1.3
+        radius = 4 if box.kind in ("parameter", "input", "group") else 12
+        out.append(f'<g class="node {box.kind}" data-node="{box.key}">')
+        out.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{radius}" '
+            f'fill="{fill}" stroke="{stroke}" stroke-width="{width_px}"{dash}/>'
+        )
+        for i, text in enumerate([box.title, *box.lines]):
+            weight = ' font-weight="bold"' if i == 0 else ""
+            ty = y + _PAD + (i + 0.8) * _LINE_H
+            out.append(
+                f'<text x="{x + w / 2:.1f}" y="{ty:.1f}" text-anchor="middle"{weight}>'
+                f"{html.escape(text)}</text>"
+            )
+        out.append("</g>")
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def save_png(
+    graph: Any,
+    path: str | Path,
+    collapse: bool | None = None,
+    values: bool = True,
+    module: Any = None,
+    engine: str = "auto",
+) -> Path:
+    """PNG via Graphviz when installed, else drawn with matplotlib from our layout."""
+    path = Path(path)
+    dot = _dot_program()
+    if dot is not None and engine != "builtin":
+        text = to_dot(graph, collapse, values, module)
+        done = subprocess.run(
+            [dot, "-Tpng", "-o", str(path)], input=text, text=True, capture_output=True
+        )
+        if done.returncode == 0:
+            return path
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+        from matplotlib.path import Path as MplPath
+    except ImportError as err:
+        raise ImportError(
+            "saving a graph as PNG needs Graphviz's dot or matplotlib "
+            "(pip install 'chainrule[train]'); .svg and .html need neither"
+        ) from err
+    sc = scene(graph, collapse, values, module)
+    geo, lanes, width, height = _geometry(sc)
+    dpi = 100
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.axis("off")
+    codes_of = {"M": [MplPath.MOVETO], "L": [MplPath.LINETO], "C": [MplPath.CURVE4] * 3}
+    for a, b, _ in sc.arrows:
+        verts: list[tuple[float, float]] = []
+        codes: list[Any] = []
+        for cmd, coords in _curve(lanes[(a, b)]):
+            verts += [(coords[i], coords[i + 1]) for i in range(0, len(coords), 2)]
+            codes += codes_of[cmd]
+        ax.add_patch(
+            FancyArrowPatch(
+                path=MplPath(verts, codes), arrowstyle="-|>", mutation_scale=10, color="#777"
+            )
+        )
+    for box in sc.boxes:
+        x, y, w, h = geo[box.key]
+        fill, stroke = _STYLE[box.kind]
+        ax.add_patch(
+            FancyBboxPatch(
+                (x, y),
+                w,
+                h,
+                boxstyle="round,pad=0,rounding_size=6",
+                facecolor=fill,
+                edgecolor=stroke,
+                linewidth=2.5 if box.kind == "sink" else 1.2,
+                linestyle="--" if box.kind == "group" else "-",
+            )
+        )
+        for i, text in enumerate([box.title, *box.lines]):
+            ax.text(
+                x + w / 2,
+                y + _PAD + (i + 0.5) * _LINE_H,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                fontweight="bold" if i == 0 else "normal",
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
