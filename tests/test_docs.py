@@ -164,3 +164,46 @@ def test_a_failing_block_fails_and_names_its_line():
 def test_an_unclosed_fence_fails():
     with pytest.raises(AssertionError, match="never closed"):
         extract_blocks("```python\nx = 1\n")
+
+
+# -- docs/architecture.md: the walk from loss.backward() to .grad points at the right lines -----
+ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line must hold
+    "chainrule/engine/tensor_methods.py:45": "def __mul__",
+    "chainrule/engine/op.py:128": "def __call__",
+    "chainrule/engine/op.py:133": "return apply(self, args, params)",
+    "chainrule/engine/apply.py:43": "def apply(",
+    "chainrule/engine/apply.py:95": "out._op = op",
+    "chainrule/engine/apply.py:99": "out._seq = next_seq()",
+    "chainrule/engine/tensor.py:278": "def backward(",
+    "chainrule/engine/backward.py:65": "def backward(",
+    "chainrule/engine/backward.py:289": "def _seed(",
+    "chainrule/engine/backward.py:128": "def _run(",
+    "chainrule/engine/backward.py:146": "heappop(heap)",
+    "chainrule/engine/backward.py:182": "def _chain_rule(",
+    "chainrule/engine/backward.py:222": "rule(g, out, *args",
+    "chainrule/ops/elementwise.py:248": "vjp=[lambda g, out, x: g * (1 - out * out)]",
+    "chainrule/engine/backward.py:227": "fit_to(c, a, op)",
+    "chainrule/engine/backward.py:371": "def fit_to(",
+    "chainrule/engine/backward.py:156": "pending[k] = pending[k] + c",
+    "chainrule/engine/backward.py:159": "_enqueue(a, heap, sources)",
+    "chainrule/engine/backward.py:163": "_free(t)",
+    "chainrule/engine/backward.py:164": "for t in sources:",
+    "chainrule/engine/backward.py:166": "out.deliver(t, g)",
+    "chainrule/engine/backward.py:261": "def deliver(",
+    "chainrule/engine/backward.py:269": "def _accumulate(",
+    "chainrule/engine/backward.py:281": "t._grad = value",
+}
+
+
+def test_architecture_walk_points_at_the_code_it_names():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    cited = set()
+    for path, first, last in re.findall(r"`(chainrule/[\w/]+\.py):(\d+)(?:-(\d+))?`", page):
+        cited.add(f"{path}:{first}")
+    for short in re.findall(r"`:(\d+)`", page):  # `:NNN` continues the file cited before it
+        assert any(key.endswith(f":{short}") for key in ARCHITECTURE_LINES), short
+    assert cited <= set(ARCHITECTURE_LINES), sorted(cited - set(ARCHITECTURE_LINES))
+    for ref, expected in ARCHITECTURE_LINES.items():
+        path, line = ref.rsplit(":", 1)
+        text = (ROOT / path).read_text().splitlines()[int(line) - 1]
+        assert expected in text, f"docs/architecture.md cites {ref}, which now reads {text!r}"
