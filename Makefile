@@ -57,6 +57,8 @@ $(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml setup.py ch
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/run.py
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MKL_NUM_THREADS=2 \
+	  $(BENCH_VENV)/bin/python benchmarks/reference_step.py
 
 # Where a training step's time goes (pyinstrument's Python call tree, py-spy's native stacks):
 # WORKLOAD=mlp|mlp64|small|chain, LIB=chainrule|numpy|torch|...; files in benchmarks/profiles/

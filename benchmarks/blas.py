@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import mlp, peers
-from benchmarks.harness import Outcome, fmt_num, fmt_table, interleave, log, timer
+from . import mlp, peers
+from .harness import Outcome, fmt_num, fmt_table, interleave, log, timer
 
 __all__ = ["PRODUCTS", "run", "achieved"]
 

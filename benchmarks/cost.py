@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import mlp, peers
-from benchmarks.harness import Outcome, fmt_num, fmt_table, interleave, log
+from . import mlp, peers
+from .harness import Outcome, fmt_num, fmt_table, interleave, log
 
 __all__ = ["run"]
 

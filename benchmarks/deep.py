@@ -39,9 +39,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import peers
-from benchmarks.harness import Outcome, fmt_num, fmt_table, interleave, log, paired_ratio, ratios, timer
-from benchmarks.overhead import A, B, micrograd_tanh
+from . import peers
+from .harness import Outcome, fmt_num, fmt_table, interleave, log, paired_ratio, ratios, timer
+from .overhead import A, B, micrograd_tanh
 
 __all__ = ["LIBS", "forward_fn", "timed_case", "probe", "traced_peak", "rss_bytes", "run"]
 

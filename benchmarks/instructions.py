@@ -59,7 +59,7 @@ __all__ = ["run", "parse_totals"]
 # more instructions, 0.13%: functions called once a step, still running unspecialised).
 WARMUP = 10
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-LIBS = ["chainrule", "chainrule compiled", overhead.PURE, "numpy"]
+LIBS = ["chainrule", "chainrule compiled", "numpy"]
 LABELS = {"numpy": "numpy (by hand, floor)"}
 EVENTS = ("Ir", "I1mr", "D1mr", "D1mw")  # callgrind's names
 TABLES = {  # table title -> the events summed in it

@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import peers
-from benchmarks.harness import Outcome, interleave, log, ratios, side_by_side, timer
+from . import peers
+from .harness import Outcome, interleave, log, ratios, side_by_side, timer
 
 __all__ = [
     "Spec",

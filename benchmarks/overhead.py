@@ -7,7 +7,6 @@ Every library runs the same chain, ``y = tanh(y * 1.0001 + 0.001)`` 333 times an
 gradient of the input in hand:
 
 - chainrule, torch, mygrad: tensors with ``requires_grad`` (mygrad: every tensor), ``backward()``.
-  The row ``chainrule, pure Python`` runs chainrule with its C accelerator switched off.
 - autograd (HIPS): ``autograd.grad`` of the chain written with ``autograd.numpy``.
 - jax: ``jax.grad`` of the chain, **eager: no jit** (each primitive dispatched on its own).
 - micrograd: its scalar ``Value`` (1 element only). micrograd has no tanh, so one is added in
@@ -28,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import peers
-from benchmarks.harness import Outcome, interleave, log, ratios, side_by_side, timer
+from . import peers
+from .harness import Outcome, interleave, log, ratios, side_by_side, timer
 
 __all__ = ["N_OPS", "chain", "cases", "micrograd_tanh", "run"]
 
@@ -71,21 +70,6 @@ def _chainrule(size: int) -> Callable[[], float]:
         elapsed = timer() - start
         assert grad is not None
         return elapsed / N_OPS
-
-    return run
-
-
-def _chainrule_pure(size: int) -> Callable[[], float]:
-    """The same chain on chainrule's pure-Python engine (its C accelerator switched off)."""
-    cr = peers.get("chainrule")
-    chain = _chainrule(size)
-
-    def run() -> float:
-        before = cr.use_accelerator(False)
-        try:
-            return chain()
-        finally:
-            cr.use_accelerator(before)
 
     return run
 
@@ -221,16 +205,12 @@ def cases(size: int) -> dict[str, Callable[[], float] | None]:
     out: dict[str, Callable[[], float] | None] = {}
     for name, make in makers.items():
         out[name] = make(size) if peers.get(name) is not None else None
-    cr = peers.get("chainrule")
-    if cr is not None and cr.accelerated():  # what the accelerator is worth, side by side
-        out[PURE] = _chainrule_pure(size)
     if size == 1 and peers.get("micrograd") is not None:
         out["micrograd"] = _micrograd(1)
         out["micrograd 2x500"] = _micrograd(2)
     return out
 
 
-PURE = "chainrule, pure Python"
 LABELS = {"jax": "jax (eager, no jit)", "numpy": "numpy (by hand, floor)"}
 
 

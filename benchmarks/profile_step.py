@@ -15,7 +15,7 @@ Two profilers, for two questions:
   It prints the call tree and writes an HTML page to ``--out``.
 - **py-spy** (``--native``) samples from outside the process, C frames included: where the
   time finally goes (BLAS kernels, NumPy's loops, the interpreter, chainrule's C
-  accelerator, libc). The script runs itself as a child under py-spy, keeps only the samples
+  update kernels, libc). The script runs itself as a child under py-spy, keeps only the samples
   taken inside the profiled loop (not imports or set-up), and prints their shares by where
   the innermost frame is and by phase of the step (forward, backward, update). The collapsed
   stacks go to ``--out``: speedscope (https://www.speedscope.app) and flamegraph.pl read them.
@@ -64,7 +64,7 @@ LOOP = "_profiled"  # the function whose samples are kept
 # where the innermost frame is: (label, substrings of the frame's library, lowercase)
 PLACES = [
     ("BLAS (matrix products)", ("openblas", "blas", "mkl", "libgomp", "dnnl")),
-    ("chainrule C accelerator", ("chainrule/_native", "_native.cpython")),
+    ("chainrule C kernels (optimizer updates)", ("chainrule/optim/_fused", "_fused.cpython")),
     ("NumPy C (loops, ufunc machinery)", ("_multiarray_umath", "numpy")),
     ("Python (interpreter, runtime)", ("libpython", "python3")),
     ("libc, libm (memset, malloc, math)", ("libc.so", "libm.so", "libc-", "libm-")),

@@ -198,7 +198,7 @@ ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line mu
 def test_architecture_walk_points_at_the_code_it_names():
     page = (ROOT / "docs" / "architecture.md").read_text()
     cited = set()
-    for path, first, last in re.findall(r"`(chainrule/[\w/]+\.py):(\d+)(?:-(\d+))?`", page):
+    for path, first, _last in re.findall(r"`(chainrule/[\w/]+\.py):(\d+)(?:-(\d+))?`", page):
         cited.add(f"{path}:{first}")
     for short in re.findall(r"`:(\d+)`", page):  # `:NNN` continues the file cited before it
         assert any(key.endswith(f":{short}") for key in ARCHITECTURE_LINES), short

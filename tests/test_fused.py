@@ -208,7 +208,7 @@ def test_sgd_steps_have_the_same_bits_with_and_without_the_kernels(
     # an MLP trained for a few steps: the one-pass update (kernels on) against optimizers.py's
     # NumPy lines with the scratch buffer (off): the same parameters and momentum buffers bit
     # for bit. With momentum, the first step makes the buffer in NumPy, and so the scratch
-    # array; without it, the accelerator never needs one
+    # array; without it, the kernel never needs one
     rng = np.random.default_rng(3)
     X = rng.normal(size=(64, 20)).astype(dtype)
     y = rng.integers(0, 5, size=64)

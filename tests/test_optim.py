@@ -623,7 +623,7 @@ def test_state_dict_is_a_snapshot_the_next_step_does_not_change():
     ],
 )
 def test_a_subclass_with_its_own_update_rule_gets_it_every_step(base, kw):
-    # the built-in rules may run in one pass in C (the accelerator); a subclass that brings
+    # the built-in rules may run in one pass in C (optim/_fused.c); a subclass that brings
     # its own _update must have it applied at every step, not the base's. Here: the base
     # rule on the sign of the gradient (its buffers kept as the base keeps them), against the
     # base optimizer given that sign as the gradient

@@ -114,7 +114,7 @@ class Optimizer:
 
     def _fused(self, p: Any, g: Any, state: dict[str, Any]) -> bool:
         """Whether the whole update of ``p`` (and its state) was done in place in one pass by
-        the C accelerator, with the bits of :meth:`_update`; False sends it to
+        the compiled kernels (_fused.c), with the bits of :meth:`_update`; False sends it to
         :meth:`_update`. Never here; SGD's and Adam's, unless a subclass brings its own
         ``_update``, which then runs every step."""
         return False
@@ -218,7 +218,7 @@ def _sub(a: Any, b: Any, out: Any) -> Any:
 
 
 def _sqrt(a: Any, out: Any) -> Any:
-    # (NumPy's a ** 0.5 is its sqrt: the correctly rounded square root, as the accelerator's)
+    # (NumPy's a ** 0.5 is its sqrt: the correctly rounded square root, as the compiled kernel's)
     return a**0.5 if out is None else np.sqrt(a, out)
 
 
