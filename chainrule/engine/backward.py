@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace, owned
-from .apply import NO_PARAMS, check_finite, format_where
+from .errors import check_finite, format_where
 from .modes import set_grad_enabled, state
+from .op import NO_PARAMS
 from .registry import NOT_IMPLEMENTED, OPS
 from .tensor import FREED, MANY, ONE, Tensor, inputs_of, wrap
 
@@ -138,6 +139,9 @@ def _run(
     out = _Delivery(targets, accumulate, create_graph, seed)
     watcher = _WATCHERS.get(id(root)) if _WATCHERS else None
     anomaly = state.anomaly
+    # ids of pending gradients the engine alone holds, which it may write over (see _fresh);
+    # none while a watcher keeps what it is shown, or while the pass is itself recorded
+    owned: set[int] | None = set() if watcher is None and not create_graph else None
     pending: dict[int, Any] = {id(root): seed}  # gradients gathering at nodes not yet popped
     heap: list[tuple[int, Tensor]] = []  # (-seq, node): the latest recorded pops first
     sources: list[Tensor] = []  # leaves reached, in order; their gradients land at the end
@@ -145,18 +149,23 @@ def _run(
     while heap:
         t = heappop(heap)[1]
         g = pending.pop(id(t))
+        writable = owned is not None and id(g) in owned
+        if owned is not None:
+            owned.discard(id(g))
         if out.nodes_wanted and out.wants(t):  # a target, or retain_grad() was called
             out.deliver(t, g)
-        sent = _chain_rule(t, g, create_graph, needed)
+            writable = False
+        sent = _chain_rule(t, g, create_graph, needed, writable, owned)
         for _, a, c in sent:
             if anomaly:
                 check_finite(c, t._op, inputs_of(t), "backward", t._where_made())
             k = id(a)
-            if k in pending:  # fan-out: the sum over the paths from a to the sink
-                pending[k] = pending[k] + c
-            else:
+            prev = pending.get(k)
+            if prev is None:
                 pending[k] = c
                 _enqueue(a, heap, sources)
+            else:  # fan-out: the sum over the paths from a to the sink
+                pending[k] = _add(prev, c, owned)
         if watcher is not None:
             watcher(t, g, t._op, sent)
         if not retain_graph:
@@ -180,10 +189,17 @@ def _enqueue(t: Tensor, heap: list[tuple[int, Tensor]], sources: list[Tensor]) -
 
 
 def _chain_rule(
-    t: Tensor, g: Any, create_graph: bool, needed: set[int] | None
+    t: Tensor,
+    g: Any,
+    create_graph: bool,
+    needed: set[int] | None,
+    writable: bool = False,
+    owned: set[int] | None = None,
 ) -> list[tuple[int, Tensor, Any]]:
     """The chain rule at node ``t``: [(input index, input, d sink / d input through t)] for
-    each input that wants a gradient, each fitted to its input's shape and dtype."""
+    each input that wants a gradient, each fitted to its input's shape and dtype. Where
+    ``writable`` (the engine alone holds ``g``), an op's fast kernel may write into ``g``;
+    results the engine alone holds are noted in ``owned``."""
     op = t._op
     seq = t._seq
     if t._version > seq:
@@ -205,7 +221,8 @@ def _chain_rule(
             args = (x.data if isinstance(x, Tensor) else x, y.data if isinstance(y, Tensor) else y)
     out = t if create_graph else t.data
     params = t._params
-    sent = []
+    custom = op.family == "custom"  # a Function's code may keep what it returns
+    sent: list[tuple[int, Tensor, Any]] = []
     for i, a in enumerate(inputs):
         if not isinstance(a, Tensor):
             continue
@@ -219,14 +236,51 @@ def _chain_rule(
             rule = op.vjps[i]
             if rule is None or rule is NOT_IMPLEMENTED:
                 raise _no_rule_error(op, i, a)
+            if writable and op.vjp_into is not None:  # g is this rule's alone: write into it
+                rule = op.vjp_into
             c = rule(g, out, *args, **params) if params else rule(g, out, *args)
         if c is None:  # a custom Function may return None for "no gradient"
             c = _zeros_like(a)
         data = a.data
         if c.shape != data.shape or (c.dtype is not data.dtype and c.dtype != data.dtype):
             c = fit_to(c, a, op)
+        if owned is not None and type(c) is np.ndarray and c.size >= REUSE_MIN and not custom:
+            if (writable and c is g) or _fresh(c, g, out, args, params, sent):
+                owned.add(id(c))
         sent.append((i, a, c))
     return sent
+
+
+# NOTE: below this many elements an array stays in cache and costs little to allocate, so the
+# checks of _fresh would cost more than writing over it saves
+REUSE_MIN = 1 << 14
+
+
+def _fresh(
+    c: Any, g: Any, out: Any, args: Sequence[Any], params: dict[str, Any], sent: Any
+) -> bool:
+    """Whether the engine alone holds ``c``, a rule's result: an array owning writeable memory
+    that is none of the values the rule was given (``g``, ``out``, the inputs, the parameters
+    and what the forward saved), nor another result of the same node."""
+    if c.base is not None or not c.flags.writeable or c is g or c is out:
+        return False
+    if any(c is v for v in args) or any(c is v for v in params.values()):
+        return False
+    return all(c is not s for _, _, s in sent)
+
+
+def _add(prev: Any, c: Any, owned: set[int] | None) -> Any:
+    """``prev + c``, written into ``prev`` where the engine alone holds it (the same bits: one
+    elementwise sum of arrays of one shape and dtype)."""
+    if owned is None:
+        return prev + c
+    owned.discard(id(c))  # used up here (first: c may be prev itself)
+    if id(prev) in owned:
+        return np.add(prev, c, prev)
+    total = prev + c
+    if type(total) is np.ndarray:
+        owned.add(id(total))  # the engine's own array
+    return total
 
 
 def _free(t: Tensor) -> None:

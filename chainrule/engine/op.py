@@ -1,67 +1,32 @@
-"""Op and defop: how a primitive is declared, and what a declaration promises (the contract).
+"""An op, and what calling it does: ``Op.__call__`` -> :func:`apply`.
 
-The contract for a rule (the names a rule may use)
---------------------------------------------------
-An op is declared with ``defop(name, forward, vjp=..., jvp=..., formula=...)``.
-
-``forward(xp, *inputs, **params)``
-    Computes the result on raw arrays of namespace ``xp``. ``inputs`` are arrays or Python
-    scalars; ``params`` are the op's keyword parameters (``axis``, ``keepdims``, ...), never
-    differentiated.
-
-``vjp`` — one rule per positional input, ``rule(grad, out, *inputs, **params)``
-    Returns the contribution of ``grad`` (the cotangent of ``out``) to that input's
-    cotangent. ``out`` is the forward result. A rule is written with chainrule's own ops and
-    operators, so the same rule runs on raw arrays (a plain backward pass, nothing recorded)
-    and on Tensors (``create_graph=True``: the gradient is itself differentiable).
-    The engine, not the rule, sums a contribution back over broadcast dimensions, casts it to
-    the input's dtype and accumulates contributions over fan-out.
-    ``None`` in place of a rule marks an input that is not differentiable (an index, a
-    condition); :data:`NOT_IMPLEMENTED` marks a derivative that exists but is not provided.
-
-``save`` — optional, ``save(xp, *inputs, **params) -> (out, saved)``
-    The forward, also returning an intermediate its rules can reuse (cross-entropy's
-    softmax, which the loss computes on the way). When a result records a node in a plain
-    pass, the recorder calls ``save`` instead of ``forward`` and keeps ``saved`` with the node,
-    in its parameters under the key ``"saved"``; the rules then receive it as the keyword
-    argument ``saved=``. Everywhere else (a call on plain arrays, rules run on Tensors for
-    ``create_graph=True``, forward mode, a trace) they receive ``saved=None`` or nothing, and
-    compute the value again from the inputs: written once, in a helper that both ``save`` and
-    the rules call, so the two ways give the same bits (the tests hold them to it). The
-    backward pass lets ``saved`` go with the rest of the node; ``cr.compile`` passes it from
-    the forward program to the backward one. A rule must never write into ``saved``: a
-    graph kept with ``retain_graph=True`` reads it again.
-
-``jvp`` — one rule per positional input, ``rule(tangent, out, *inputs, **params)``
-    Returns that input's contribution to the tangent of ``out`` (forward mode). The engine
-    sums the contributions and broadcasts the total to ``out``'s shape. For elementwise ops
-    the Jacobian is diagonal, so the VJP rule serves as the JVP rule: ``jvp="vjp"``.
-
-``formula``, ``kink``
-    The derivative as text (``d tanh(x)/dx = 1 - tanh(x)^2``) and the convention chosen where
-    the function has a kink (``relu'(0) = 0``). ``cr.ops.table()`` shows them, and the docs
-    and tests read them from here.
-
-``numpy``
-    Names of NumPy functions that this op stands for when called on Tensors
-    (``np.tanh(t)``), used by the NumPy dispatch of :class:`chainrule.Tensor`.
+An :class:`Op` is one primitive: its forward on raw arrays and its derivative rules (declared
+with :func:`chainrule.engine.declare.defop`, whose docstring is the contract for rules).
+Called with a Tensor among its inputs, it goes to :func:`apply`: the forward runs on the raw
+arrays and, when grad mode is on and some input requires a gradient, the result records its
+node (see :mod:`chainrule.engine.tensor`). Forward-mode tangents, anomaly checks and the
+recording of a ``cr.compile`` trace take the longer path, :func:`_apply_special`, behind one
+test of ``state.special``.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from ..backends import NAMESPACES, is_array, namespace
-from .apply import apply
-from .registry import _PUBLIC_NUMPY, FUNCTIONS, NOT_IMPLEMENTED, OPS, SAVED
-from .tensor import Tensor
+from .errors import check_finite, forward_error, user_frame
+from .forward_mode import push_tangents
+from .modes import next_seq, state
+from .registry import SAVED
+from .tensor import MANY, ONE, Tensor
 
-__all__ = ["Op", "defop", "public"]
+__all__ = ["Op", "apply", "NO_PARAMS", "Rule"]
 
-_PLAIN = (bool, int, float, complex, list, tuple)
 Rule = Callable[..., Any]
+NO_PARAMS: dict[str, Any] = {}  # shared by every node without parameters; never mutated
+_PLAIN = (bool, int, float, complex, list, tuple)
+_new = Tensor.__new__
 
 
 class Op:
@@ -87,6 +52,7 @@ class Op:
         "description",
         "variadic",
         "save",
+        "vjp_into",
         "nin",
         "param_names",
         "public",
@@ -107,6 +73,8 @@ class Op:
         description: str = "",
         variadic: bool = False,
         save: Rule | None = None,
+        nin: int = 1,
+        param_names: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.forward = forward
@@ -121,9 +89,11 @@ class Op:
         self.description = description
         self.variadic = variadic
         self.save = save  # see the contract: the forward, also returning what the rules reuse
-        self.nin, self.param_names = _signature(forward, variadic, len(vjps))
+        self.vjp_into: Rule | None = None  # a fast kernel (see kernel() and chainrule.ops.kernels)
+        self.nin = nin  # positional array inputs (defop reads them off forward's signature)
+        self.param_names = param_names  # the keyword parameters, in order
         self.public: Callable[..., Any] = self
-        self.doc = _docstring(self)
+        self.doc = ""
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         if len(args) > self.nin:
@@ -170,82 +140,100 @@ class Op:
         return self
 
 
-def _signature(forward: Rule, variadic: bool, nin: int) -> tuple[int, tuple[str, ...]]:
-    """(number of array inputs, parameter names) of ``forward(xp, *inputs, **params)``."""
-    rest = list(inspect.signature(forward).parameters.values())[1:]
-    if variadic:
-        return 1 << 30, tuple(p.name for p in rest if p.kind is p.KEYWORD_ONLY)
-    return nin, tuple(p.name for p in rest[nin:])
-
-
-def _docstring(op: Op) -> str:
-    lines = [op.description or op.name, ""]
-    if op.differentiable:
-        lines.append(f"Derivative: {op.formula}")
+def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
+    """Run ``op`` on the arrays inside ``args``; record the node when a gradient may flow."""
+    if state.special or op.save is not None:
+        return _apply_special(op, args, params)
+    # NOTE: this runs once per op on Tensors. The one- and two-input cases are spelled out so
+    # that the inputs are unwrapped in one pass and the forward is called without building
+    # an argument tuple. The node goes into the result's slots: ``_a``, ``_b`` hold the
+    # inputs (see chainrule.engine.tensor).
+    n = len(args)
+    if n == 2:
+        a, b = args
+        rg = False
+        if isinstance(a, Tensor):
+            rg = a._rg
+            x = a.data
+        else:
+            x = a
+        if isinstance(b, Tensor):
+            rg = rg or b._rg
+            y = b.data
+        else:
+            y = b
+        xp = NAMESPACES.get(type(x)) or namespace(x, y)
+        try:
+            data = op.forward(xp, x, y, **params) if params else op.forward(xp, x, y)
+        except (ValueError, TypeError, IndexError) as err:
+            raise forward_error(op, (x, y), params, err) from err
+    elif n == 1:
+        (a,) = args
+        b = ONE
+        rg = a._rg
+        x = a.data
+        xp = NAMESPACES.get(type(x)) or namespace(x)
+        try:
+            data = op.forward(xp, x, **params) if params else op.forward(xp, x)
+        except (ValueError, TypeError, IndexError) as err:
+            raise forward_error(op, (x,), params, err) from err
     else:
-        lines.append("Not differentiable (its result never requires a gradient).")
-    if op.kink:
-        lines.append(f"At the kink: {op.kink}")
-    return "\n".join(lines)
-
-
-def defop(
-    name: str,
-    forward: Rule,
-    *,
-    vjp: Sequence[Any] | Rule | None = None,
-    jvp: Sequence[Any] | Rule | str | None = None,
-    formula: str = "",
-    kink: str | None = None,
-    numpy: Sequence[str] = (),
-    second_order: bool = True,
-    family: str = "",
-    description: str = "",
-    save: Rule | None = None,
-) -> Op:
-    """Declare a primitive and add it to the table. See the module docstring for the contract."""
-    if name in OPS:
-        raise ValueError(f"op {name!r} is declared twice")
-    # A single callable (not a list) is a rule for every input of a variadic op:
-    # rule(i, grad, out, *inputs, **params).
-    variadic = callable(vjp)
-    vjps: tuple[Any, ...] = (vjp,) if callable(vjp) else tuple(vjp) if vjp is not None else ()
-    if jvp == "vjp":
-        jvps = vjps
-    elif jvp is None:
-        jvps = tuple(NOT_IMPLEMENTED if callable(r) else r for r in vjps)
-    elif callable(jvp):
-        jvps = (jvp,)
+        a, b = args, MANY
+        raw = [v.data if isinstance(v, Tensor) else v for v in args]
+        rg = any(v._rg for v in args if isinstance(v, Tensor))
+        xp = NAMESPACES.get(type(raw[0])) or namespace(*raw)
+        try:
+            data = op.forward(xp, *raw, **params)
+        except (ValueError, TypeError, IndexError) as err:
+            raise forward_error(op, raw, params, err) from err
+    out = _new(Tensor)
+    out.data = data
+    out._grad = None
+    out._version = 0
+    if rg and op.differentiable and state.grad_enabled:
+        out._rg = True
+        out._op = op
+        out._a = a
+        out._b = b
+        out._params = params or NO_PARAMS
+        out._seq = next_seq()
+        out._scope = state.scope
     else:
-        jvps = tuple(jvp)  # type: ignore[arg-type]
-    if save is not None and not callable(save):
-        raise ValueError(f"op {name!r}: save must be a function save(xp, *inputs, **params)")
-    fields = (formula, kink, tuple(numpy), second_order, family, description, variadic, save)
-    op = Op(name, forward, vjps, jvps, *fields)
-    if save is not None and SAVED in op.param_names:
-        raise ValueError(
-            f"op {name!r}: save() hands its value to the rules as the parameter {SAVED!r}, so "
-            f"no parameter may be called {SAVED!r}"
-        )
-    OPS[name] = op
-    FUNCTIONS.setdefault(name, op)
-    return op
+        out._rg = False
+        out._op = None
+    return out
 
 
-def public(
-    op: Op, numpy: Sequence[str] = (), face: bool = True
-) -> Callable[[Callable[..., Any]], Any]:
-    """Decorate the user-facing function of an op whose call signature differs from the
-    primitive's (a list of arrays, NumPy-style arguments). ``numpy`` names the NumPy
-    functions that dispatch to it on Tensors. ``face=False`` marks a function built on the op
-    (``dot`` on ``matmul``) that is not the op's own public face."""
-
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        FUNCTIONS[fn.__name__] = fn
-        if face:
-            op.public = fn
-            op.numpy = op.numpy + tuple(numpy)
-        _PUBLIC_NUMPY.update({n: fn for n in numpy})
-        return fn
-
-    return register
+def _apply_special(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
+    """:func:`apply` for an op with a ``save()``, or while anomaly mode, forward mode or a
+    ``cr.compile`` trace is on."""
+    raw = [v.data if isinstance(v, Tensor) else v for v in args]
+    rg = any(v._rg for v in args if isinstance(v, Tensor))
+    record = rg and op.differentiable and state.grad_enabled
+    # a plain pass keeps what save() hands its rules (see the op contract)
+    saving = record and op.save is not None and not state.special
+    xp = NAMESPACES.get(type(raw[0])) or namespace(*raw)
+    try:
+        data = op.save(xp, *raw, **params) if saving else op.forward(xp, *raw, **params)  # type: ignore[misc]
+    except (ValueError, TypeError, IndexError) as err:
+        raise forward_error(op, raw, params, err) from err
+    if saving:
+        if not (isinstance(data, tuple) and len(data) == 2):
+            raise TypeError(f"{op!r}: save() must return a pair (out, saved)")
+        data, saved = data
+        params = {**params, SAVED: saved}
+    out = Tensor(data)
+    if record:
+        out._rg = True
+        where = user_frame() if state.anomaly else None
+        out._node = (op, args, params or NO_PARAMS, next_seq(), where, state.scope)
+    elif state.tracing:
+        # while cr.compile traces, ops without gradients are recorded too (the program must
+        # recompute them); otherwise a result that needs no gradient carries no node
+        out._node = (op, args, params or NO_PARAMS, next_seq(), None, ())
+    if state.levels and op.differentiable:
+        push_tangents(op, args, params, out)
+    if state.anomaly:
+        where = out._where_made() if out._op is not None else user_frame()
+        check_finite(out, op, args, "forward", where)
+    return out

@@ -1,4 +1,4 @@
-"""The table every op is registered in, by name (filled by :func:`chainrule.engine.op.defop`).
+"""The table every op is registered in, by name (filled by :func:`chainrule.engine.declare.defop`).
 
 The engine knows ops only through this table: a Tensor's ``+`` is ``OPS["add"]``, the backward
 pass sums a broadcast gradient with ``OPS["sum"]``. The op sheet (:mod:`chainrule.ops`) fills

@@ -1,15 +1,17 @@
 """The op sheet: every primitive chainrule knows, declared once, grouped by family.
 
-Each family file declares its ops with :func:`~chainrule.engine.op.defop` (the contract is in
+Each family file declares its ops with :func:`~chainrule.engine.declare.defop` (the contract is in
 that module's docstring); ``cr.ops.table()`` lists them with their derivative formulas and kink
 conventions. Tensor creation (``zeros``, ``arange``, ...) and random draws live here too.
 """
 
 from __future__ import annotations
 
-from ..engine.op import Op, defop, public
+from ..engine.declare import defop, public
+from ..engine.op import Op
 from ..engine.registry import NOT_IMPLEMENTED, OPS, numpy_functions
 from . import creation, elementwise, indexing, linalg, nn, random, reductions, shape
+from . import kernels as kernels  # attaches the fast kernels to their ops
 from .creation import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403

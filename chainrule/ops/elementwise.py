@@ -10,7 +10,8 @@ import math
 from typing import Any
 
 from ..backends import erf as _erf
-from ..engine.op import Op, defop
+from ..engine.declare import defop
+from ..engine.op import Op
 
 __all__ = [
     "add",

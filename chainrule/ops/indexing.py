@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends import index_add, namespace
-from ..engine.op import Op, defop
+from ..engine.declare import defop
+from ..engine.op import Op
 from ..engine.tensor import Tensor
 
 __all__ = ["getitem", "scatter_add", "take_along_axis"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.op import Op, defop, public
+from ..engine.declare import defop, public
+from ..engine.op import Op
 from .shape import broadcast_to, expand_dims, reshape, squeeze
 
 __all__ = ["matmul", "dot", "outer", "einsum", "inner"]

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace
-from ..engine.op import Op, defop
+from ..engine.declare import defop
+from ..engine.op import Op
 from ..engine.tensor import Tensor
 from .elementwise import erf, exp, greater, tanh, where
 from .linalg import matmul

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace
-from ..engine.op import Op, defop, public
+from ..engine.declare import defop, public
+from ..engine.op import Op
 from ..engine.tensor import Tensor
 from .elementwise import equal, sqrt
 from .shape import astype, broadcast_to, reshape

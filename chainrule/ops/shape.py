@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.op import Op, defop, public
+from ..engine.declare import defop, public
+from ..engine.op import Op
 
 __all__ = [
     "reshape",

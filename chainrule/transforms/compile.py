@@ -53,7 +53,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backends import is_array, namespace
-from ..engine.apply import NO_PARAMS
 from ..engine.backward import (
     run_traced,
     topological_order,
@@ -62,8 +61,9 @@ from ..engine.backward import (
     watch,
     xp_sum,
 )
+from ..engine.declare import defop
 from ..engine.modes import TraceAbort, next_seq, state, tracing
-from ..engine.op import Op, defop
+from ..engine.op import NO_PARAMS, Op
 from ..engine.registry import OPS, SAVED
 from ..engine.tensor import MANY, Tensor, wrap
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends import namespace
-from ..engine.apply import user_frame
+from ..engine.declare import defop
+from ..engine.errors import user_frame
 from ..engine.modes import check_not_tracing, next_seq, no_grad, set_grad_enabled, state
-from ..engine.op import Op, defop
+from ..engine.op import Op
 from ..engine.tensor import Tensor
 
 __all__ = ["Function", "Context"]
