@@ -11,9 +11,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# setup.py builds the optimizers' optional one-pass update kernels, chainrule/optim/_fused.c:
-# a change to it reinstalls.
-$(STAMP): pyproject.toml setup.py chainrule/optim/_fused.c | $(BIN)/python
+# setup.py compiles the engine (chainrule/engine: the .py source with its .pxd declarations,
+# by Cython) and the optimizers' update kernels (chainrule/optim/_fused.c) where there is a C
+# compiler: a change to any of them reinstalls, so that the compiled modules are never stale.
+COMPILED_SOURCES := $(wildcard chainrule/engine/*.py chainrule/engine/*.pxd) chainrule/optim/_fused.c
+$(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -26,8 +28,8 @@ examples: $(STAMP)
 	$(BIN)/python examples/run_all.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check chainrule tests examples
-	$(BIN)/ruff format --check chainrule tests examples
+	$(BIN)/ruff check chainrule tests examples conftest.py
+	$(BIN)/ruff format --check chainrule tests examples conftest.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy chainrule
@@ -39,17 +41,24 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
 	  (echo "Install Chromium (Debian: apt-get install chromium) for the browser test" && false)
 
-# The suite runs with the compiled update kernels (when built); the optimizers' tests run again
-# with their NumPy lines alone, as on a machine without a C compiler.
+# The suite runs on the compiled build; then the engine's and the optimizers' tests run again on
+# the plain Python, as a machine without a C compiler runs it: a copy of the package without its
+# compiled modules, imported ahead of the installed one (python -S: no .pth, so the editable
+# install's finder stays out; the venv's packages come from PYTHONPATH).
+PLAIN_TESTS := test_compiled test_graph test_errors test_tensor test_transforms test_kernels \
+  test_optim test_ops test_compile test_nn test_check test_training
+PURELIB = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest chainrule tests
-	CHAINRULE_PURE_PYTHON=1 $(BIN)/python -m pytest tests/test_optim.py tests/test_fused.py \
-	  tests/test_training.py
+	rm -rf build/plain && mkdir -p build/plain && cp -r chainrule build/plain/
+	find build/plain -name '*.so' -delete
+	cd build/plain && CHAINRULE_EXPECT=plain PYTHONPATH=.:$(PURELIB) $(abspath $(BIN))/python -S \
+	  -m pytest chainrule/engine $(patsubst %,../../tests/%.py,$(PLAIN_TESTS))
 
 # Peer benchmarks (not part of make test): their own venv with PyTorch 2.13.0 (a CPU build on
 # the local disk), HIPS autograd, JAX, MyGrad and micrograd beside chainrule.
 BENCH_VENV := .venv-bench
-$(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml setup.py chainrule/optim/_fused.c
+$(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml setup.py $(COMPILED_SOURCES)
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r benchmarks/requirements.txt
@@ -68,4 +77,4 @@ profile: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/profile_step.py $(WORKLOAD) --lib "$(LIB)"
 
 clean:
-	rm -rf $(VENV) build *.egg-info chainrule/optim/*.so
+	rm -rf $(VENV) build *.egg-info chainrule/optim/*.so chainrule/engine/*.so chainrule/engine/*.c

@@ -145,6 +145,7 @@ def _run(
     pending: dict[int, Any] = {id(root): seed}  # gradients gathering at nodes not yet popped
     heap: list[tuple[int, Tensor]] = []  # (-seq, node): the latest recorded pops first
     sources: list[Tensor] = []  # leaves reached, in order; their gradients land at the end
+    nodes_wanted = out.nodes_wanted
     _enqueue(root, heap, sources)
     while heap:
         t = heappop(heap)[1]
@@ -152,7 +153,7 @@ def _run(
         writable = owned is not None and id(g) in owned
         if owned is not None:
             owned.discard(id(g))
-        if out.nodes_wanted and out.wants(t):  # a target, or retain_grad() was called
+        if nodes_wanted and out.wants(t):  # a target, or retain_grad() was called
             out.deliver(t, g)
             writable = False
         sent = _chain_rule(t, g, create_graph, needed, writable, owned)
@@ -212,7 +213,7 @@ def _chain_rule(
         args: Sequence[Any] = inputs if create_graph else (x.data,)
     elif y is MANY:
         inputs = x
-        args = x if create_graph else [a.data if isinstance(a, Tensor) else a for a in x]
+        args = x if create_graph else [v.data if isinstance(v, Tensor) else v for v in x]
     else:
         inputs = (x, y)
         if create_graph:
@@ -223,9 +224,10 @@ def _chain_rule(
     params = t._params
     custom = op.family == "custom"  # a Function's code may keep what it returns
     sent: list[tuple[int, Tensor, Any]] = []
-    for i, a in enumerate(inputs):
-        if not isinstance(a, Tensor):
+    for i, value in enumerate(inputs):
+        if not isinstance(value, Tensor):
             continue
+        a = value  # a Tensor (typed so in backward.pxd, for the compiled build)
         if a._version > seq:
             raise _modified_error(t, a, i)
         if not a._rg or (needed is not None and id(a) not in needed):

@@ -179,8 +179,14 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
             raise forward_error(op, (x,), params, err) from err
     else:
         a, b = args, MANY
-        raw = [v.data if isinstance(v, Tensor) else v for v in args]
-        rg = any(v._rg for v in args if isinstance(v, Tensor))
+        raw = []
+        rg = False
+        for v in args:
+            if isinstance(v, Tensor):
+                rg = rg or v._rg
+                raw.append(v.data)
+            else:
+                raw.append(v)
         xp = NAMESPACES.get(type(raw[0])) or namespace(*raw)
         try:
             data = op.forward(xp, *raw, **params)

@@ -27,7 +27,7 @@ class TensorMethods:
     """Mixin of operators and methods for :class:`chainrule.Tensor`."""
 
     __slots__ = ()
-    data: Any
+    data: Any  # (a slot of Tensor's)
 
     # -- operators: each a call into the op table -----------------------------------------
     def __add__(self, other: Any) -> Tensor:
