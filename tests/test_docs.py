@@ -168,7 +168,7 @@ def test_an_unclosed_fence_fails():
 
 # -- docs/architecture.md: the walk from loss.backward() to .grad points at the right lines -----
 ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line must hold
-    "chainrule/engine/tensor_methods.py:45": "def __mul__",
+    "chainrule/engine/tensor_methods.py:51": "def __mul__",
     "chainrule/engine/op.py:98": "def __call__",
     "chainrule/engine/op.py:103": "return apply(self, args, params)",
     "chainrule/engine/op.py:143": "def apply(",

@@ -39,7 +39,8 @@ __all__ = [
 ]
 
 DATASETS = ("digits", "moons", "spirals")
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu", "softplus")
+# the nonlinearities an MLP can use, from nn's table of activation layers
+ACTIVATIONS = tuple(name for name in nn.ACTIVATION_LAYERS if name != "identity")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 CHECKPOINT_FORMAT = "chainrule-mlp-classifier/1"
 

@@ -106,7 +106,7 @@ def defop(
     elif callable(jvp):
         jvps = (jvp,)
     else:
-        jvps = tuple(jvp)  # type: ignore[arg-type]
+        jvps = tuple(jvp)
     if save is not None and not callable(save):
         raise ValueError(f"op {name!r}: save must be a function save(xp, *inputs, **params)")
     fields = (formula, kink, tuple(numpy), second_order, family, description, variadic, save)

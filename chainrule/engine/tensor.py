@@ -321,7 +321,8 @@ class Tensor(TensorMethods):
                 )
             # Functional update: the name is rebound to a new recorded tensor, earlier uses of
             # the old value in the graph stay correct.
-            return op(self, other)
+            updated: Tensor = op(self, other)
+            return updated
         raw = other.data if isinstance(other, Tensor) else other
         result = op.forward(namespace(self.data, raw), self.data, raw)
         if tuple(result.shape) != tuple(self.data.shape):

@@ -9,6 +9,7 @@ and PyTorch. The engine sits below the op sheet, so it finds the ops by name in 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
 
 __all__ = ["TensorMethods", "raw_index"]
 
+# The registry's ops and functions, typed as what they return here: with a Tensor among their
+# inputs (self), a Tensor.
+_OPS: Mapping[str, Callable[..., Tensor]] = OPS
+_FUNCTIONS: Mapping[str, Callable[..., Tensor]] = FUNCTIONS
+
 
 class TensorMethods:
     """Mixin of operators and methods for :class:`chainrule.Tensor`."""
@@ -31,97 +37,97 @@ class TensorMethods:
 
     # -- operators: each a call into the op table -----------------------------------------
     def __add__(self, other: Any) -> Tensor:
-        return OPS["add"](self, other)  # type: ignore[no-any-return]
+        return _OPS["add"](self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return OPS["add"](other, self)  # type: ignore[no-any-return]
+        return _OPS["add"](other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return OPS["subtract"](self, other)  # type: ignore[no-any-return]
+        return _OPS["subtract"](self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return OPS["subtract"](other, self)  # type: ignore[no-any-return]
+        return _OPS["subtract"](other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return OPS["multiply"](self, other)  # type: ignore[no-any-return]
+        return _OPS["multiply"](self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return OPS["multiply"](other, self)  # type: ignore[no-any-return]
+        return _OPS["multiply"](other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return OPS["divide"](self, other)  # type: ignore[no-any-return]
+        return _OPS["divide"](self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return OPS["divide"](other, self)  # type: ignore[no-any-return]
+        return _OPS["divide"](other, self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return OPS["power"](self, other)  # type: ignore[no-any-return]
+        return _OPS["power"](self, other)
 
     def __rpow__(self, other: Any) -> Tensor:
-        return OPS["power"](other, self)  # type: ignore[no-any-return]
+        return _OPS["power"](other, self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return OPS["matmul"](self, other)  # type: ignore[no-any-return]
+        return _OPS["matmul"](self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return OPS["matmul"](other, self)  # type: ignore[no-any-return]
+        return _OPS["matmul"](other, self)
 
     def __neg__(self) -> Tensor:
-        return OPS["negative"](self)  # type: ignore[no-any-return]
+        return _OPS["negative"](self)
 
     def __pos__(self) -> Tensor:
         return self  # type: ignore[return-value]
 
     def __abs__(self) -> Tensor:
-        return FUNCTIONS["abs"](self)
+        return _FUNCTIONS["abs"](self)
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return FUNCTIONS["equal"](self, other)
+        return _FUNCTIONS["equal"](self, other)
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return FUNCTIONS["not_equal"](self, other)
+        return _FUNCTIONS["not_equal"](self, other)
 
     def __lt__(self, other: Any) -> Tensor:
-        return FUNCTIONS["less"](self, other)
+        return _FUNCTIONS["less"](self, other)
 
     def __le__(self, other: Any) -> Tensor:
-        return FUNCTIONS["less_equal"](self, other)
+        return _FUNCTIONS["less_equal"](self, other)
 
     def __gt__(self, other: Any) -> Tensor:
-        return FUNCTIONS["greater"](self, other)
+        return _FUNCTIONS["greater"](self, other)
 
     def __ge__(self, other: Any) -> Tensor:
-        return FUNCTIONS["greater_equal"](self, other)
+        return _FUNCTIONS["greater_equal"](self, other)
 
     def __invert__(self) -> Tensor:
-        return FUNCTIONS["logical_not"](self)
+        return _FUNCTIONS["logical_not"](self)
 
     def __and__(self, other: Any) -> Tensor:
-        return FUNCTIONS["logical_and"](self, other)
+        return _FUNCTIONS["logical_and"](self, other)
 
     def __or__(self, other: Any) -> Tensor:
-        return FUNCTIONS["logical_or"](self, other)
+        return _FUNCTIONS["logical_or"](self, other)
 
     def __getitem__(self, index: Any) -> Tensor:
         raw = raw_index(index)
-        return FUNCTIONS["getitem"](self, index=raw)
+        return _FUNCTIONS["getitem"](self, index=raw)
 
     # -- methods: the functions of the op table, PyTorch and NumPy spellings ----------------
     @property
     def T(self) -> Tensor:
         """All axes reversed (the transpose of a matrix)."""
-        return FUNCTIONS["transpose"](self)
+        return _FUNCTIONS["transpose"](self)
 
     @property
     def mT(self) -> Tensor:
         """The last two axes swapped."""
-        return FUNCTIONS["matrix_transpose"](self)
+        return _FUNCTIONS["matrix_transpose"](self)
 
     def reshape(self, *shape: Any) -> Tensor:
         """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; one dimension may be -1."""
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])
-        return FUNCTIONS["reshape"](self, shape=tuple(int(s) for s in shape))
+        return _FUNCTIONS["reshape"](self, shape=tuple(int(s) for s in shape))
 
     view = reshape
 
@@ -132,7 +138,7 @@ class TensorMethods:
         """No axes: reverse them. A permutation: permute. Two axes of a tensor that is not
         2-D: swap those two (PyTorch's ``transpose(dim0, dim1)``)."""
         if not axes:
-            return FUNCTIONS["transpose"](self)
+            return _FUNCTIONS["transpose"](self)
         if len(axes) == 1 and not isinstance(axes[0], int):
             axes = tuple(axes[0])
         if len(axes) == 2 and len(self.data.shape) != 2:
@@ -140,92 +146,92 @@ class TensorMethods:
             a, b = axes[0] % len(self.data.shape), axes[1] % len(self.data.shape)
             order[a], order[b] = order[b], order[a]
             axes = tuple(order)
-        return FUNCTIONS["transpose"](self, axes)
+        return _FUNCTIONS["transpose"](self, axes)
 
     def permute(self, *axes: Any) -> Tensor:
-        return FUNCTIONS["permute"](self, *axes)
+        return _FUNCTIONS["permute"](self, *axes)
 
     def astype(self, dtype: Any) -> Tensor:
-        return FUNCTIONS["astype"](self, dtype=dtype)
+        return _FUNCTIONS["astype"](self, dtype=dtype)
 
     def squeeze(self, axis: Any = None) -> Tensor:
-        return FUNCTIONS["squeeze"](self, axis=axis)
+        return _FUNCTIONS["squeeze"](self, axis=axis)
 
     def expand_dims(self, axis: int) -> Tensor:
-        return FUNCTIONS["expand_dims"](self, axis=axis)
+        return _FUNCTIONS["expand_dims"](self, axis=axis)
 
     unsqueeze = expand_dims
 
     def broadcast_to(self, shape: Any) -> Tensor:
-        return FUNCTIONS["broadcast_to"](self, shape=tuple(shape))
+        return _FUNCTIONS["broadcast_to"](self, shape=tuple(shape))
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return FUNCTIONS["sum"](self, axis=axis, keepdims=keepdims)
+        return _FUNCTIONS["sum"](self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return FUNCTIONS["mean"](self, axis=axis, keepdims=keepdims)
+        return _FUNCTIONS["mean"](self, axis=axis, keepdims=keepdims)
 
     def var(self, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Tensor:
-        return FUNCTIONS["var"](self, axis=axis, keepdims=keepdims, ddof=ddof)
+        return _FUNCTIONS["var"](self, axis=axis, keepdims=keepdims, ddof=ddof)
 
     def std(self, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Tensor:
-        return FUNCTIONS["std"](self, axis=axis, keepdims=keepdims, ddof=ddof)
+        return _FUNCTIONS["std"](self, axis=axis, keepdims=keepdims, ddof=ddof)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return FUNCTIONS["max"](self, axis=axis, keepdims=keepdims)
+        return _FUNCTIONS["max"](self, axis=axis, keepdims=keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return FUNCTIONS["min"](self, axis=axis, keepdims=keepdims)
+        return _FUNCTIONS["min"](self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return FUNCTIONS["argmax"](self, axis=axis, keepdims=keepdims)
+        return _FUNCTIONS["argmax"](self, axis=axis, keepdims=keepdims)
 
     def argmin(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return FUNCTIONS["argmin"](self, axis=axis, keepdims=keepdims)
+        return _FUNCTIONS["argmin"](self, axis=axis, keepdims=keepdims)
 
     def all(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return FUNCTIONS["all"](self, axis=axis, keepdims=keepdims)
+        return _FUNCTIONS["all"](self, axis=axis, keepdims=keepdims)
 
     def any(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return FUNCTIONS["any"](self, axis=axis, keepdims=keepdims)
+        return _FUNCTIONS["any"](self, axis=axis, keepdims=keepdims)
 
     def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return FUNCTIONS["logsumexp"](self, axis=axis, keepdims=keepdims)
+        return _FUNCTIONS["logsumexp"](self, axis=axis, keepdims=keepdims)
 
     def softmax(self, axis: int = -1) -> Tensor:
-        return FUNCTIONS["softmax"](self, axis=axis)
+        return _FUNCTIONS["softmax"](self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        return FUNCTIONS["log_softmax"](self, axis=axis)
+        return _FUNCTIONS["log_softmax"](self, axis=axis)
 
     def exp(self) -> Tensor:
-        return FUNCTIONS["exp"](self)
+        return _FUNCTIONS["exp"](self)
 
     def log(self) -> Tensor:
-        return FUNCTIONS["log"](self)
+        return _FUNCTIONS["log"](self)
 
     def sqrt(self) -> Tensor:
-        return FUNCTIONS["sqrt"](self)
+        return _FUNCTIONS["sqrt"](self)
 
     def tanh(self) -> Tensor:
-        return FUNCTIONS["tanh"](self)
+        return _FUNCTIONS["tanh"](self)
 
     def sigmoid(self) -> Tensor:
-        return FUNCTIONS["sigmoid"](self)
+        return _FUNCTIONS["sigmoid"](self)
 
     def relu(self) -> Tensor:
-        return FUNCTIONS["relu"](self)
+        return _FUNCTIONS["relu"](self)
 
     def abs(self) -> Tensor:
-        return FUNCTIONS["abs"](self)
+        return _FUNCTIONS["abs"](self)
 
     def clip(self, min: Any = None, max: Any = None) -> Tensor:
-        return FUNCTIONS["clip"](self, min=min, max=max)
+        return _FUNCTIONS["clip"](self, min=min, max=max)
 
     clamp = clip
 
     def dot(self, other: Any) -> Tensor:
-        return FUNCTIONS["dot"](self, other)
+        return _FUNCTIONS["dot"](self, other)
 
     # -- NumPy's protocols: np.tanh(t), np.sum(t), ndarray @ t are recorded ----------------
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
@@ -270,7 +276,7 @@ def _array_ufunc(self: Any, ufunc: Any, method: str, *inputs: Any, **kwargs: Any
 
 # Functions that only read metadata: answered from the tensor, nothing to record.
 def _size(t: Any, axis: int | None = None) -> int:
-    return t.size if axis is None else t.shape[axis]
+    return int(t.size if axis is None else t.shape[axis])
 
 
 _METADATA: dict[Any, Any] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from . import functional, init
 from .layers import (
+    ACTIVATION_LAYERS,
     GELU,
     MLP,
     Dropout,
@@ -40,6 +41,7 @@ __all__ = [
     "GELU",
     "Softplus",
     "activation",
+    "ACTIVATION_LAYERS",
     "functional",
     "init",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "GELU",
     "Softplus",
     "activation",
+    "ACTIVATION_LAYERS",
 ]
 
 
@@ -165,7 +166,9 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-_ACTIVATIONS: dict[str, type[Module]] = {
+# The activation layers by name: what MLP(activation=...), `chainrule train --activation` and
+# nn.activation() accept (the one list of them).
+ACTIVATION_LAYERS: dict[str, type[Module]] = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,
     "tanh": Tanh,
@@ -182,9 +185,9 @@ def activation(name: str | type[Module] | Module) -> Module:
         return name
     if isinstance(name, type) and issubclass(name, Module):
         return name()
-    if isinstance(name, str) and name.lower() in _ACTIVATIONS:
-        return _ACTIVATIONS[name.lower()]()
-    raise ValueError(f"activation: unknown {name!r}; choose one of {', '.join(_ACTIVATIONS)}")
+    if isinstance(name, str) and name.lower() in ACTIVATION_LAYERS:
+        return ACTIVATION_LAYERS[name.lower()]()
+    raise ValueError(f"activation: unknown {name!r}; choose one of {', '.join(ACTIVATION_LAYERS)}")
 
 
 class MLP(Sequential):
@@ -248,7 +251,7 @@ def _name_of(spec: Any) -> str:
     if isinstance(spec, str):
         return spec.lower()
     cls = type(spec) if isinstance(spec, Module) else spec
-    for name, known in _ACTIVATIONS.items():
+    for name, known in ACTIVATION_LAYERS.items():
         if cls is known:
             return name
     return "relu"  # a custom activation: He initialisation, the common default

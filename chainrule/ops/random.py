@@ -71,7 +71,9 @@ class Generator:
         check_not_tracing("random draws")
         return self._out(self.bit_generator.uniform(low, high, size), dtype, requires_grad)
 
-    def random(self, size: Any = None, dtype: Any = "float64", requires_grad: bool = False):
+    def random(
+        self, size: Any = None, dtype: Any = "float64", requires_grad: bool = False
+    ) -> Tensor:
         """Samples uniform on [0, 1)."""
         return self.uniform(0.0, 1.0, size, dtype, requires_grad)
 

@@ -173,12 +173,16 @@ def _centered(x: Any, axis: Any) -> Any:
     return x - _mean(x, axis=axis, keepdims=True)
 
 
-def _var_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0):
+def _var_vjp(
+    g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0
+) -> Any:
     # d var(x)/dx_i = 2 (x_i - mean(x)) / (n - ddof)
     return expand(g, x, axis, keepdims) * _centered(x, axis) * (2.0 / (_count(x, axis) - ddof))
 
 
-def _var_jvp(t: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0):
+def _var_jvp(
+    t: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0
+) -> Any:
     scale = 2.0 / (_count(x, axis) - ddof)
     return _sum(t * _centered(x, axis), axis=axis, keepdims=keepdims) * scale
 

@@ -251,9 +251,9 @@ def pad(
     else:
         pw = tuple(pad_width)
         if len(pw) == 2 and all(isinstance(p, int) for p in pw):
-            widths = (tuple(pw),) * ndim  # type: ignore[assignment]
+            widths = (tuple(pw),) * ndim
         elif len(pw) == 1:
-            widths = (tuple(pw[0]),) * ndim  # type: ignore[assignment]
+            widths = (tuple(pw[0]),) * ndim
         else:
             widths = tuple((int(a), int(b)) for a, b in pw)
     if len(widths) != ndim or any(a < 0 or b < 0 for a, b in widths):
