@@ -4,7 +4,25 @@ from .tensor cimport Tensor
 from .op cimport Op
 import cython
 
-@cython.locals(t=Tensor)
+cdef class _Delivery:
+    cdef public object targets
+    cdef public bint accumulate
+    cdef public bint create_graph
+    cdef public dict captured
+    cdef public set handed_out
+    cdef public bint nodes_wanted
+
+    @cython.locals(t=Tensor)
+    cpdef bint wants(self, object t)
+
+    @cython.locals(t=Tensor)
+    cpdef deliver(self, object t, object g)
+
+    @cython.locals(t=Tensor, prev=object)
+    cpdef _accumulate(self, object t, object g)
+
+
+@cython.locals(t=Tensor, out=_Delivery)
 cpdef dict _run(Tensor root, object seed, bint retain_graph, bint create_graph, object targets, bint accumulate)
 
 @cython.locals(t=Tensor)
