@@ -33,7 +33,7 @@ class Op:
     """One primitive: its forward computation and its derivative rules.
 
     Calling an op on Tensors records it in the graph and returns a Tensor (through the
-    engine's :func:`~chainrule.engine.apply.apply`); calling it on plain arrays or numbers
+    engine's :func:`apply`, below); calling it on plain arrays or numbers
     computes the NumPy-style result and records nothing. That is what lets one derivative
     rule serve both the fast backward pass and ``create_graph=True``.
     """
