@@ -35,10 +35,13 @@ def _engine() -> list[Extension]:
     ]
     directives = {"language_level": 3, "annotation_typing": False, "binding": True}
     try:
-        return list(cythonize(modules, compiler_directives=directives, quiet=True))
+        compiled = list(cythonize(modules, compiler_directives=directives, quiet=True))
     except Exception as err:  # Cython refused the source: build the rest, run it as Python
         print(f"chainrule: the engine is not compiled ({err})", file=sys.stderr)
         return []
+    for extension in compiled:  # (cythonize's extensions do not keep optional=True)
+        extension.optional = True  # no C compiler: skipped with a warning, plain Python runs
+    return compiled
 
 
 def _kernels() -> list[Extension]:

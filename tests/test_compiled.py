@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import runpy
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import setuptools
 
 import chainrule as cr
 
@@ -62,3 +65,20 @@ def test_the_compiled_module_keeps_the_source_s_names(name: str) -> None:
     module = importlib.import_module(f"chainrule.engine.{name}")
     for exported in module.__all__:
         assert hasattr(module, exported), (name, exported)
+
+
+def test_every_compiled_part_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
+    # what setup.py asks setuptools to build: the engine's modules and the update kernels, each
+    # optional, so that a machine without a C compiler installs the plain Python instead of
+    # failing (cythonize's extensions lose optional=True unless setup.py sets it again)
+    pytest.importorskip("Cython")
+    asked: dict[str, Any] = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kw: asked.update(kw))
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # the checkout's setup.py
+    runpy.run_path("setup.py")
+    built = {ext.name: ext.optional for ext in asked["ext_modules"]}
+    expected = {f"chainrule.engine.{name}" for name in ENGINE} | {"chainrule.optim._fused"}
+    assert set(built) == expected and all(built.values()), built
+    monkeypatch.setenv("CHAINRULE_PLAIN", "1")  # make demo's install: nothing compiled
+    runpy.run_path("setup.py")
+    assert asked["ext_modules"] == []
