@@ -54,7 +54,7 @@ browser:
 # compiled modules, imported ahead of the installed one (python -S: no .pth, so the editable
 # install's finder stays out; the venv's packages come from PYTHONPATH).
 PLAIN_TESTS := test_compiled test_graph test_errors test_tensor test_transforms test_kernels \
-  test_optim test_ops test_compile test_nn test_check test_training test_engine_memory
+  test_optim test_ops test_compile test_nn test_check test_training test_engine_memory test_modes
 PURELIB = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest chainrule tests
