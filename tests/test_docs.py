@@ -183,7 +183,7 @@ ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line mu
     "chainrule/engine/backward.py:243": "rule(g, out, *args",
     "chainrule/ops/elementwise.py:249": "vjp=[lambda g, out, x: g * (1 - out * out)]",
     "chainrule/engine/backward.py:248": "fit_to(c, a, op)",
-    "chainrule/engine/backward.py:427": "def fit_to(",
+    "chainrule/engine/backward.py:417": "def fit_to(",
     "chainrule/engine/backward.py:169": "pending[k] = _add(prev, c, owned)",
     "chainrule/engine/backward.py:167": "_enqueue(a, heap, sources)",
     "chainrule/engine/backward.py:173": "_free(t)",

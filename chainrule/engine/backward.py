@@ -379,25 +379,15 @@ def _seed(root: Tensor, grad: Any, create_graph: bool) -> Any:
 
 
 def _leading_to(root: Tensor, targets: dict[int, Any]) -> set[int]:
-    """Ids of the nodes from which some target can be reached (so their gradient matters)."""
+    """Ids of the tensors that need a gradient from which some target can be reached (so their
+    gradient matters): in topological order, each is a target or has an input that is one."""
     needed: set[int] = set()
-    done: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        t, expanded = stack.pop()
-        k = id(t)
+    for t in topological_order(root):
+        if not t._rg:
+            continue  # no gradient flows through it
         inputs = (inputs_of(t) if t._op is not None else None) or ()
-        if expanded:
-            if k in targets or any(id(a) in needed for a in inputs):
-                needed.add(k)
-            done.add(k)
-            continue
-        if k in done:
-            continue
-        stack.append((t, True))
-        for a in inputs:
-            if isinstance(a, Tensor) and a._rg and id(a) not in done:
-                stack.append((a, False))
+        if id(t) in targets or any(id(a) in needed for a in inputs):
+            needed.add(id(t))
     return needed
 
 
@@ -448,12 +438,16 @@ def _unbroadcast(c: Any, shape: tuple[int, ...], op: Any) -> Any:
     return c if leading else OPS["reshape"](c, shape=shape)
 
 
-def xp_sum(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
-    """``xp.sum(x, axis=axes)``; for a NumPy array, the ufunc reduction that ``np.sum`` calls,
-    without its Python layers (the same bits)."""
+def xp_sum(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """``xp.sum(x, axis=axis, keepdims=keepdims)``; for a NumPy array, the ufunc reduction
+    that ``np.sum`` calls, without its Python layers (the same bits). The one sum the engine,
+    the op sheet's ``sum`` and ``cr.compile``'s programs use."""
     if type(x) is np.ndarray:
-        return np.add.reduce(x, axis=axes)
-    return xp.sum(x, axis=axes)
+        return _ADD_REDUCE(x, axis=axis, keepdims=keepdims)
+    return xp.sum(x, axis=axis, keepdims=keepdims)
+
+
+_ADD_REDUCE: Any = np.add.reduce  # (NumPy's stubs want keepdims as a literal)
 
 
 def unbroadcast_axes(cshape: tuple[int, ...], shape: tuple[int, ...], op: Any) -> tuple[int, ...]:

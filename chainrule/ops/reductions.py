@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace
+from ..engine.backward import xp_sum
 from ..engine.declare import defop, public
 from ..engine.op import Op
 from ..engine.tensor import Tensor
@@ -86,9 +87,7 @@ _add_reduce: Any = np.add.reduce
 
 
 def _xp_sum(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    if type(x) is np.ndarray:  # what np.sum and x.sum() call, without their Python layers
-        return _add_reduce(x, axis=_as_axis(axis), keepdims=keepdims)
-    return xp.sum(x, axis=_as_axis(axis), keepdims=keepdims)
+    return xp_sum(xp, x, _as_axis(axis), keepdims)
 
 
 def _xp_mean(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
