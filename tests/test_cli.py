@@ -355,6 +355,34 @@ def test_interrupt_during_a_checkpoint_save_reports_the_saved_epoch(tmp_path, ca
     assert len(read_metrics(out_dir / "metrics.csv")) == claimed
 
 
+@pytest.mark.parametrize("saves_before_the_signal", [1, 2])
+def test_interrupt_just_after_a_checkpoint_save_reports_that_epoch(
+    tmp_path, capsys, monkeypatch, saves_before_the_signal
+):
+    """Ctrl-C right after epoch N's checkpoint is written, before the history records it:
+    the file holds epoch N, so the message and metrics.csv must say epoch N too."""
+    real_save, calls = io.save, []
+
+    def save_then_interrupt(*args, **kwargs):
+        path = real_save(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == saves_before_the_signal:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(io, "save", save_then_interrupt)
+    out_dir = tmp_path / "run"
+    code, out, err = run(
+        capsys, "train", "--data", "moons", "--epochs", "5", "--hidden", "8", "--out", out_dir
+    )
+    assert_one_line_error(code, out, err, 130)
+    checkpoint = out_dir / "model.safetensors"
+    assert checkpoint_epoch(checkpoint) == saves_before_the_signal
+    assert f"stopped cleanly after epoch {saves_before_the_signal}" in err, err
+    rows = read_metrics(out_dir / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == list(range(1, saves_before_the_signal + 1))
+
+
 # -- python -m chainrule is the console script ---------------------------------------------
 def test_python_m_chainrule_matches_the_console_script(digits_run):
     assert CONSOLE_SCRIPT.is_file()

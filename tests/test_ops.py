@@ -26,7 +26,8 @@ from hypothesis.extra import numpy as hnp
 from op_samples import KINDS, SAMPLES, Sample, np_const
 
 import chainrule as cr
-from chainrule.ops import OPS
+from chainrule.engine.registry import FUNCTIONS, SAVED
+from chainrule.ops import NOT_IMPLEMENTED, OPS
 
 ROWS = {row["name"]: row for row in cr.ops.table()}
 ALL = sorted(OPS)
@@ -259,8 +260,14 @@ def test_float32_stays_float32_and_agrees_with_float64(name: str) -> None:
     _run(st.tuples(_any_kind(name), SEEDS), check, 15)
 
 
-# -- saved values (the op contract's save) ----------------------------------------------------
-SAVING = sorted(n for n, op in OPS.items() if op.save is not None)
+# -- fast kernels (chainrule/ops/kernels.py): each gives its sheet rule's bits ------------------
+FAST = sorted(
+    (name, i)
+    for name, op in OPS.items()
+    for i, (rule, fast) in enumerate(zip(op.vjps, op.fast_vjps))
+    if fast is not rule
+)
+FAST_OPS = sorted({name for name, _ in FAST})
 
 
 def _bits_equal(a: Any, b: Any) -> bool:
@@ -268,12 +275,20 @@ def _bits_equal(a: Any, b: Any) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
-def test_the_ops_that_save_values_for_their_rules() -> None:
-    assert SAVING == ["cross_entropy", "logsumexp"]
+def test_the_ops_with_fast_kernels() -> None:
+    assert FAST == [
+        ("cross_entropy", 0),
+        ("linear", 0),
+        ("linear", 1),
+        ("mean", 0),
+        ("relu", 0),
+        ("sum", 0),
+    ]
+    assert [name for name, op in OPS.items() if op.save is not None] == ["cross_entropy"]
 
 
-@pytest.mark.parametrize("name", SAVING)
-def test_a_saved_value_gives_the_bits_of_computing_it_again(name: str) -> None:
+@pytest.mark.parametrize("name", FAST_OPS)
+def test_a_fast_kernel_gives_the_bits_of_its_rule(name: str) -> None:
     op = OPS[name]
 
     def check(drawn: tuple[Sample, int]) -> None:
@@ -282,55 +297,105 @@ def test_a_saved_value_gives_the_bits_of_computing_it_again(name: str) -> None:
         out = s.call(np_const, *xs)
         node = next(n.tensor for n in cr.graph(out).nodes if n.op == name)
         _, inputs, params, *_ = node._node
-        saved = params["saved"]  # the node keeps what save() returned
-        kept = np.array(saved, copy=True)
-        given = {k: v for k, v in params.items() if k != "saved"}
+        given = {k: v for k, v in params.items() if k != SAVED}  # what the sheet's rules take
         raw = [a.data if isinstance(a, cr.Tensor) else a for a in inputs]
-        value, again = op.save(np, *raw, **given)
-        assert _bits_equal(value, op.forward(np, *raw, **given)), f"{s}: save's value"
-        assert _bits_equal(value, node.data) and _bits_equal(again, saved), repr(s)
-        g = np.random.default_rng(seed).standard_normal(np.shape(value)).astype(value.dtype)
-        for i, rule in enumerate(op.vjps):
-            if not callable(rule):
+        if op.save is not None:
+            saved = params[SAVED]  # the node keeps what save() returned
+            kept = np.array(saved, copy=True)
+            value, again = op.save(np, *raw, **given)
+            assert _bits_equal(value, op.forward(np, *raw, **given)), f"{s}: save's value"
+            assert _bits_equal(value, node.data) and _bits_equal(again, saved), repr(s)
+        g = np.random.default_rng(seed).standard_normal(np.shape(node.data))
+        g = g.astype(node.data.dtype)
+        for i, (rule, fast) in enumerate(zip(op.vjps, op.fast_vjps)):
+            if fast is rule:
                 continue
-            fast = rule(g, node.data, *raw, **params)
-            slow = rule(g, node.data, *raw, **given)
-            assert _bits_equal(fast, slow), f"{s}: the rule of input {i} with and without saved"
-        assert _bits_equal(saved, kept), f"{s}: a rule wrote into the saved value"
+            with np.errstate(all="ignore"):
+                expected = rule(g, node.data, *raw, **given)
+                got = [fast(g, node.data, *raw, **params)]  # with the saved value, if any
+                if op.save is not None:
+                    got.append(fast(g, node.data, *raw, **given))  # and computing it again
+            for result in got:
+                assert _bits_equal(result, expected), f"{s}: the kernel of input {i}"
+        if op.save is not None:
+            assert _bits_equal(saved, kept), f"{s}: a kernel wrote into the saved value"
 
     _run(st.tuples(_any_kind(name), SEEDS), check, 25)
 
 
-@pytest.mark.parametrize("name", SAVING)
-def test_a_saved_value_with_nonfinite_rows_gives_the_same_bits(name: str) -> None:
-    op = OPS[name]
+def test_cross_entropy_s_kernel_gives_its_rule_s_bits_on_nonfinite_rows() -> None:
+    op = OPS["cross_entropy"]
     inf = np.inf
     z = np.array([[0.5, -1.0, 2.0], [-inf, -inf, -inf], [inf, 1.0, 0.0], [np.nan, 0.0, 1.0]])
-    args: tuple[Any, ...] = (z, np.array([2, 0, 1, 1])) if name == "cross_entropy" else (z,)
-    params = {"reduction": "sum"} if name == "cross_entropy" else {"axis": -1}
-    with np.errstate(all="ignore"):
-        value, saved = op.save(np, *args, **params)
-        assert _bits_equal(value, op.forward(np, *args, **params))
-        g = np.ones_like(value)
-        fast = op.vjps[0](g, value, *args, **params, saved=saved)
-        slow = op.vjps[0](g, value, *args, **params)
-    assert _bits_equal(fast, slow)
-    # the finite row's gradient is finite: softmax minus the one-hot target, or softmax
-    p = np.exp(z[0] - z[0].max()) / np.exp(z[0] - z[0].max()).sum()
-    np.testing.assert_allclose(fast[0], p - (np.arange(3) == 2) if name != "logsumexp" else p)
+    y = np.array([2, 0, 1, 1])
+    for reduction in ("none", "mean", "sum"):
+        with np.errstate(all="ignore"):
+            value, saved = op.save(np, z, y, reduction=reduction)
+            assert _bits_equal(value, op.forward(np, z, y, reduction=reduction))
+            g = np.ones_like(value)
+            fast = op.fast_vjps[0](g, value, z, y, reduction=reduction, saved=saved)
+            slow = op.vjps[0](g, value, z, y, reduction=reduction)
+        assert _bits_equal(fast, slow), reduction
+        # the finite row's gradient is finite: softmax minus the one-hot target (over N = 4
+        # for the mean)
+        p = np.exp(z[0] - z[0].max()) / np.exp(z[0] - z[0].max()).sum()
+        scale = 0.25 if reduction == "mean" else 1.0
+        np.testing.assert_allclose(fast[0], scale * (p - (np.arange(3) == 2)))
 
 
-def test_save_is_declared_well() -> None:
-    with pytest.raises(ValueError, match="save must be a function"):
-        cr.ops.defop("bad_save", lambda xp, x: x, vjp=[lambda g, out, x: g], save=3)
+def test_kernels_are_attached_well() -> None:
+    relu, ce = OPS["relu"], OPS["cross_entropy"]
+    before = (relu.fast_vjps, relu.vjp_into, relu.save, ce.fast_vjps, ce.save)
+    with pytest.raises(ValueError, match="needs a function save"):
+        cr.ops.kernel(relu, save=3, dx=relu.vjps[0])
+    with pytest.raises(ValueError, match="the kernels that read what it keeps: dlogits"):
+        cr.ops.kernel(ce, save=ce.save)  # a save whose value no kernel reads
+    with pytest.raises(ValueError, match="dtargets names no differentiable input"):
+        cr.ops.kernel(ce, dtargets=ce.vjps[0])
+    with pytest.raises(ValueError, match="dy names no differentiable input"):
+        cr.ops.kernel(relu, dy=relu.vjps[0])
+    with pytest.raises(ValueError, match="vjp_into is for an op of one differentiable input"):
+        cr.ops.kernel(OPS["add"], vjp_into=relu.vjps[0])
+    assert (relu.fast_vjps, relu.vjp_into, relu.save, ce.fast_vjps, ce.save) == before
+
+
+def test_ops_are_declared_well() -> None:
+    defop = cr.ops.defop
     with pytest.raises(ValueError, match="no parameter may be called 'saved'"):
-        cr.ops.defop(
-            "bad_saved_param",
-            lambda xp, x, saved=None: x,
-            vjp=[lambda g, out, x, saved=None: g],
-            save=lambda xp, x, saved=None: (x, x),
-        )
-    assert "bad_save" not in OPS and "bad_saved_param" not in OPS
+        defop("bad_saved", lambda xp, x, saved=None: x, "", family="t", dx=(lambda g, o, x: g, ""))
+    with pytest.raises(TypeError, match="dy name no input of its forward; its inputs are x"):
+        defop("bad_input", lambda xp, x: x, "", family="t", dy=(lambda g, o, x: g, "d/dy"))
+    with pytest.raises(TypeError, match="dx must be a pair"):
+        defop("bad_pair", lambda xp, x: x, "", family="t", dx=lambda g, o, x: g)
+    with pytest.raises(TypeError, match="must be named, not \\*\\*kw"):
+        defop("bad_kw", lambda xp, x, **kw: x, "", family="t")
+    with pytest.raises(ValueError, match="declared twice"):
+        defop("add", lambda xp, x, y: x + y, "", family="t")
+    assert not {"bad_saved", "bad_input", "bad_pair", "bad_kw"} & set(OPS)
+
+
+def test_an_entry_of_the_sheet_gives_its_op_everything_it_says() -> None:
+    op = cr.ops.defop(
+        "_cube_for_test",
+        lambda xp, x, y, *, scale=1.0: scale * x * x * x + y,
+        "scale x^3 + y.",
+        family="test",
+        kink="none",
+        dx=(lambda g, out, x, y, scale=1.0: g * 3 * scale * x * x, "d f/dx = 3 scale x^2"),
+        ty=lambda t, out, x, y, scale=1.0: t,
+    )
+    try:
+        assert op.inputs == ("x", "y") and op.param_names == ("scale",) and op.nin == 2
+        assert op.vjps[1] is None and op.jvps[1] is not None  # y: no gradient, but a tangent
+        assert op.jvps[0] is NOT_IMPLEMENTED  # not symmetric, no tx: forward mode refuses x
+        assert op.formula == "d f/dx = 3 scale x^2" and op.numpy == () and op.family == "test"
+        assert op.doc.splitlines() == ["scale x^3 + y.", "", "Derivative: d f/dx = 3 scale x^2",
+                                       "At the kink: none"]  # fmt: skip
+        x = cr.tensor(np.array([1.0, 2.0]), requires_grad=True)
+        op(x, 1.0, scale=2.0).sum().backward()
+        assert np.array_equal(x.grad.numpy(), [6.0, 24.0])
+    finally:
+        del OPS["_cube_for_test"], FUNCTIONS["_cube_for_test"]
 
 
 # -- closed forms ----------------------------------------------------------------------------
@@ -778,14 +843,12 @@ def test_mean_is_numpy_mean_bit_for_bit(x: np.ndarray, keepdims: bool, data: Any
 def test_a_0d_gradient_divided_as_a_scalar_gives_the_bits_of_the_array_division(
     dtype, value, count
 ):
-    # mean's VJP divides the 0-d gradient of a loss as a NumPy scalar (the fast path of
-    # reductions.scalar); NumPy must give the same bits as for the 0-d array, counts beyond
+    # mean's and cross-entropy's kernels divide the 0-d gradient of a loss as a NumPy scalar
+    # (g[()]), where their rules divide the array; NumPy must give the same bits, counts beyond
     # float32's exact integers included
-    from chainrule.ops.reductions import scalar
-
     g = np.asarray(value, dtype=dtype)
     with np.errstate(all="ignore"):
-        fast, slow = scalar(g) / count, g / count
-    assert type(scalar(g)) is np.dtype(dtype).type
+        fast, slow = g[()] / count, g / count
+    assert type(g[()]) is np.dtype(dtype).type
     assert np.asarray(fast).dtype == np.asarray(slow).dtype
     assert np.asarray(fast).tobytes() == np.asarray(slow).tobytes()

@@ -198,6 +198,7 @@ def train(
     result = TrainResult(config, model)
     start = time.perf_counter()
     step = 0
+    saving = None  # the metrics of an epoch whose checkpoint is being written
     try:
         for epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
@@ -234,14 +235,28 @@ def train(
                 steps_per_second=len(range(0, len(train_set), config.batch_size)) / elapsed,
             )
             if checkpoint is not None:  # saved first: the history never claims more
+                saving = metrics
                 save_checkpoint(model, config, checkpoint, metrics)
             result.history.append(metrics)
+            saving = None
             if on_epoch is not None:
                 on_epoch(metrics)
     except KeyboardInterrupt:
         result.interrupted = True
+        # a signal between the save and the line after it: the file on disk says which
+        if saving is not None and saving not in result.history:
+            if _saved_epoch(checkpoint) == saving.epoch:
+                result.history.append(saving)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _saved_epoch(path: Any) -> int | None:
+    """The epoch of the checkpoint at ``path``, or None when there is none to read."""
+    try:
+        return int(json.loads(io.load_metadata(path)["metrics"])["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def save_checkpoint(

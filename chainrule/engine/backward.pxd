@@ -28,7 +28,7 @@ cpdef dict _run(Tensor root, object seed, bint retain_graph, bint create_graph, 
 @cython.locals(t=Tensor)
 cpdef object _enqueue(Tensor t, list heap, list sources)
 
-@cython.locals(op=Op, seq="long long", a=Tensor)
+@cython.locals(op=Op, seq="long long", a=Tensor, rules=tuple)
 cpdef list _chain_rule(Tensor t, object g, bint create_graph, object needed, bint writable=*, object owned=*)
 
 @cython.locals(t=Tensor)

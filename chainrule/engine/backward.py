@@ -29,7 +29,7 @@ from ..backends import namespace, owned
 from .errors import check_finite, format_where
 from .modes import set_grad_enabled, state
 from .op import NO_PARAMS
-from .registry import NOT_IMPLEMENTED, OPS
+from .registry import NOT_IMPLEMENTED, OPS, SAVED
 from .tensor import FREED, MANY, ONE, Tensor, inputs_of, wrap
 
 __all__ = [
@@ -222,6 +222,11 @@ def _chain_rule(
             args = (x.data if isinstance(x, Tensor) else x, y.data if isinstance(y, Tensor) else y)
     out = t if create_graph else t.data
     params = t._params
+    # a plain pass runs the op's fast kernels (the sheet's rules where it has none); a
+    # recorded one runs the sheet's rules, which take no saved value (see declare.kernel)
+    rules = op.vjps if create_graph else op.fast_vjps
+    if create_graph and SAVED in params:
+        params = {k: v for k, v in params.items() if k != SAVED}
     custom = op.family == "custom"  # a Function's code may keep what it returns
     sent: list[tuple[int, Tensor, Any]] = []
     for i, value in enumerate(inputs):
@@ -233,9 +238,9 @@ def _chain_rule(
         if not a._rg or (needed is not None and id(a) not in needed):
             continue
         if op.variadic:
-            c = op.vjps[0](i, g, out, *args, **params)
+            c = rules[0](i, g, out, *args, **params)
         else:
-            rule = op.vjps[i]
+            rule = rules[i]
             if rule is None or rule is NOT_IMPLEMENTED:
                 raise _no_rule_error(op, i, a)
             if writable and op.vjp_into is not None:  # g is this rule's alone: write into it

@@ -1,54 +1,57 @@
-"""Op and defop: how a primitive is declared, and what a declaration promises (the contract).
+"""How a primitive is declared, and what a declaration promises (the contract for rules).
 
-The contract for a rule (the names a rule may use)
---------------------------------------------------
-An op is declared with ``defop(name, forward, vjp=..., jvp=..., formula=...)``.
+An entry of the op sheet
+------------------------
+::
+
+    exp = defop("exp", lambda xp, x: xp.exp(x), "e ** x.",
+                dx=(lambda g, out, x: g * out,         "d exp(x)/dx = exp(x)"))
+
+``defop(name, forward, doc, **rules)``; each family file binds its family once
+(``defop = family("elementwise", ...)``), so an entry says only what is particular to its op.
 
 ``forward(xp, *inputs, **params)``
-    Computes the result on raw arrays of namespace ``xp``. ``inputs`` are arrays or Python
-    scalars; ``params`` are the op's keyword parameters (``axis``, ``keepdims``, ...), never
-    differentiated.
+    Computes the result on raw arrays of namespace ``xp``. Its leading parameters without a
+    default are the op's array **inputs** (a ``*xs`` parameter: any number of them); those
+    with a default, and keyword-only ones, are its **parameters** (``axis``, ``keepdims``,
+    ...), never differentiated.
 
-``vjp`` — one rule per positional input, ``rule(grad, out, *inputs, **params)``
-    Returns the contribution of ``grad`` (the cotangent of ``out``) to that input's
-    cotangent. ``out`` is the forward result. A rule is written with chainrule's own ops and
-    operators, so the same rule runs on raw arrays (a plain backward pass, nothing recorded)
-    and on Tensors (``create_graph=True``: the gradient is itself differentiable).
-    The engine, not the rule, sums a contribution back over broadcast dimensions, casts it to
-    the input's dtype and accumulates contributions over fan-out.
-    ``None`` in place of a rule marks an input that is not differentiable (an index, a
-    condition); :data:`NOT_IMPLEMENTED` marks a derivative that exists but is not provided.
+``d<input>=(rule, formula)`` - one per differentiable input, named after it (``dx``, ``dy``,
+``dweight``)
+    ``rule(g, out, *inputs, **params)`` returns the contribution of ``g`` (the gradient of
+    ``out``, the forward's result) to that input's gradient; ``formula`` is the derivative it
+    applies, as text (``"d exp(x)/dx = exp(x)"``), shown by ``cr.ops.table()``, the docs and
+    the step-through page. A rule is written with chainrule's own ops and operators, so the
+    same rule runs on raw arrays (a plain backward pass, nothing recorded) and on Tensors
+    (``create_graph=True``: the gradient is itself differentiable). The engine, not the rule,
+    sums a contribution back over broadcast dimensions, casts it to the input's dtype and
+    accumulates contributions over fan-out. An input without a ``d<input>`` is not
+    differentiable (an index, a condition); ``(NOT_IMPLEMENTED, formula)`` marks a derivative
+    that exists but is not provided. For ``*xs``, the one rule ``dxs`` is
+    ``rule(i, g, out, *xs, **params)``, for the ``i``-th of them.
 
-``save`` — optional, ``save(xp, *inputs, **params) -> (out, saved)``
-    The forward, also returning an intermediate its rules can reuse (cross-entropy's
-    softmax, which the loss computes on the way). When a result records a node in a plain
-    pass, the recorder calls ``save`` instead of ``forward`` and keeps ``saved`` with the node,
-    in its parameters under the key ``"saved"``; the rules then receive it as the keyword
-    argument ``saved=``. Everywhere else (a call on plain arrays, rules run on Tensors for
-    ``create_graph=True``, forward mode, a trace) they receive ``saved=None`` or nothing, and
-    compute the value again from the inputs: written once, in a helper that both ``save`` and
-    the rules call, so the two ways give the same bits (the tests hold them to it). The
-    backward pass lets ``saved`` go with the rest of the node; ``cr.compile`` passes it from
-    the forward program to the backward one. A rule must never write into ``saved``: a
-    graph kept with ``retain_graph=True`` reads it again.
+``t<input>=rule`` - forward mode
+    ``rule(t, out, *inputs, **params)`` returns that input's contribution to the tangent of
+    ``out``. The engine sums the contributions and broadcasts the total to ``out``'s shape.
+    Where the Jacobian is symmetric (diagonal, for every elementwise op) the VJP rule is the
+    JVP rule: ``symmetric=True``. An input with a ``d<input>`` but neither is NOT_IMPLEMENTED
+    in forward mode.
 
-``jvp`` — one rule per positional input, ``rule(tangent, out, *inputs, **params)``
-    Returns that input's contribution to the tangent of ``out`` (forward mode). The engine
-    sums the contributions and broadcasts the total to ``out``'s shape. For elementwise ops
-    the Jacobian is diagonal, so the VJP rule serves as the JVP rule: ``jvp="vjp"``.
+``kink``, ``numpy``, ``second_order``
+    The convention chosen where the function has a kink (``"relu'(0) = 0"``); the NumPy
+    functions this op stands for when called on Tensors (``np.tanh(t)``; by default the one
+    of the op's own name, where NumPy has it); ``second_order=False`` where the rules cannot
+    be differentiated again.
 
-``formula``, ``kink``
-    The derivative as text (``d tanh(x)/dx = 1 - tanh(x)^2``) and the convention chosen where
-    the function has a kink (``relu'(0) = 0``). ``cr.ops.table()`` shows them, and the docs
-    and tests read them from here.
-
-``numpy``
-    Names of NumPy functions that this op stands for when called on Tensors
-    (``np.tanh(t)``), used by the NumPy dispatch of :class:`chainrule.Tensor`.
+Fast kernels (:func:`kernel`, used by :mod:`chainrule.ops.kernels`) are faster ways to the
+same bits - a rule for NumPy arrays, a rule written into the incoming gradient, a forward that
+also keeps a value the rule would compute again. They live apart from the sheet, and
+``tests/test_kernels.py`` holds each to its rule.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -56,15 +59,113 @@ from typing import Any
 from .op import Op, Rule
 from .registry import _PUBLIC_NUMPY, FUNCTIONS, NOT_IMPLEMENTED, OPS, SAVED
 
-__all__ = ["defop", "public", "kernel"]
+__all__ = ["defop", "family", "public", "kernel"]
+
+_NUMPY: Any = None  # the numpy module, for the default ``numpy=`` (imported on first use)
 
 
-def _signature(forward: Rule, variadic: bool, nin: int) -> tuple[int, tuple[str, ...]]:
-    """(number of array inputs, parameter names) of ``forward(xp, *inputs, **params)``."""
-    rest = list(inspect.signature(forward).parameters.values())[1:]
-    if variadic:
-        return 1 << 30, tuple(p.name for p in rest if p.kind is p.KEYWORD_ONLY)
-    return nin, tuple(p.name for p in rest[nin:])
+def defop(
+    name: str,
+    forward: Rule,
+    doc: str,
+    *,
+    family: str,
+    symmetric: bool = False,
+    kink: str | None = None,
+    numpy: Sequence[str] | None = None,
+    second_order: bool = True,
+    **rules: Any,
+) -> Op:
+    """Declare a primitive and add it to the table. See the module docstring for the contract."""
+    if name in OPS:
+        raise ValueError(f"op {name!r} is declared twice")
+    inputs, star, param_names = _signature(name, forward)
+    vjps, jvps, formulas = [], [], []
+    for n in (star,) if star else inputs:
+        rule, formula = _rule_and_formula(name, n, rules.pop("d" + n, (None, "")))
+        tangent = rules.pop("t" + n, None)
+        if tangent is None and rule is not None:
+            tangent = rule if symmetric else NOT_IMPLEMENTED
+        vjps.append(rule)
+        jvps.append(tangent)
+        if formula:
+            formulas.append(formula)
+    if rules:
+        raise TypeError(
+            f"op {name!r}: {', '.join(sorted(rules))} name no input of its forward; its inputs "
+            f"are {', '.join((star,) if star else inputs) or 'none'} (d<input>=(rule, formula) "
+            "for a gradient, t<input>=rule for a tangent)"
+        )
+    op = Op(
+        name,
+        forward,
+        tuple(vjps),
+        tuple(jvps),
+        inputs=inputs,
+        formulas=tuple(formulas),
+        kink=kink,
+        numpy=_numpy_names(name, numpy),
+        second_order=second_order,
+        family=family,
+        description=doc,
+        variadic=star is not None,
+        nin=1 << 30 if star else len(inputs),
+        param_names=param_names,
+    )
+    op.doc = _docstring(op)
+    OPS[name] = op
+    FUNCTIONS.setdefault(name, op)
+    return op
+
+
+def family(name: str, *, symmetric: bool = False) -> Callable[..., Op]:
+    """:func:`defop` for the ops of one family, declared once at the top of its file:
+    ``defop = family("elementwise", symmetric=True)``."""
+    return functools.partial(defop, family=name, symmetric=symmetric)
+
+
+def _signature(name: str, forward: Rule) -> tuple[tuple[str, ...], str | None, tuple[str, ...]]:
+    """(input names, the name of a ``*xs`` input or None, parameter names) of
+    ``forward(xp, *inputs, **params)``: inputs are the parameters without a default."""
+    inputs: list[str] = []
+    star = None
+    params: list[str] = []
+    for p in list(inspect.signature(forward).parameters.values())[1:]:
+        if p.kind is p.VAR_POSITIONAL:
+            star = p.name
+        elif p.kind is p.VAR_KEYWORD:
+            raise TypeError(f"op {name!r}: the forward's parameters must be named, not **{p.name}")
+        elif p.kind is p.KEYWORD_ONLY or p.default is not p.empty:
+            params.append(p.name)
+        else:
+            inputs.append(p.name)
+    if SAVED in params:
+        raise ValueError(f"op {name!r}: no parameter may be called {SAVED!r} (see kernel(save=))")
+    return tuple(inputs), star, tuple(params)
+
+
+def _rule_and_formula(name: str, input_name: str, entry: Any) -> tuple[Any, str]:
+    if (
+        not isinstance(entry, tuple)
+        or len(entry) != 2
+        or not isinstance(entry[1], str)
+        or not (entry[0] is None or entry[0] is NOT_IMPLEMENTED or callable(entry[0]))
+    ):
+        raise TypeError(
+            f"op {name!r}: d{input_name} must be a pair (rule, formula), the rule a function "
+            f"rule(g, out, *inputs, **params) and the formula its derivative as text"
+        )
+    return entry[0], entry[1]
+
+
+def _numpy_names(name: str, numpy: Sequence[str] | None) -> tuple[str, ...]:
+    """The NumPy functions an op stands for: as given, or else the one of its own name."""
+    if numpy is not None:
+        return tuple(numpy)
+    global _NUMPY
+    if _NUMPY is None:
+        import numpy as _NUMPY
+    return (name,) if callable(getattr(_NUMPY, name, None)) else ()
 
 
 def _docstring(op: Op) -> str:
@@ -76,51 +177,6 @@ def _docstring(op: Op) -> str:
     if op.kink:
         lines.append(f"At the kink: {op.kink}")
     return "\n".join(lines)
-
-
-def defop(
-    name: str,
-    forward: Rule,
-    *,
-    vjp: Sequence[Any] | Rule | None = None,
-    jvp: Sequence[Any] | Rule | str | None = None,
-    formula: str = "",
-    kink: str | None = None,
-    numpy: Sequence[str] = (),
-    second_order: bool = True,
-    family: str = "",
-    description: str = "",
-    save: Rule | None = None,
-) -> Op:
-    """Declare a primitive and add it to the table. See the module docstring for the contract."""
-    if name in OPS:
-        raise ValueError(f"op {name!r} is declared twice")
-    # A single callable (not a list) is a rule for every input of a variadic op:
-    # rule(i, grad, out, *inputs, **params).
-    variadic = callable(vjp)
-    vjps: tuple[Any, ...] = (vjp,) if callable(vjp) else tuple(vjp) if vjp is not None else ()
-    if jvp == "vjp":
-        jvps = vjps
-    elif jvp is None:
-        jvps = tuple(NOT_IMPLEMENTED if callable(r) else r for r in vjps)
-    elif callable(jvp):
-        jvps = (jvp,)
-    else:
-        jvps = tuple(jvp)
-    if save is not None and not callable(save):
-        raise ValueError(f"op {name!r}: save must be a function save(xp, *inputs, **params)")
-    fields = (formula, kink, tuple(numpy), second_order, family, description, variadic, save)
-    nin, param_names = _signature(forward, variadic, len(vjps))
-    op = Op(name, forward, vjps, jvps, *fields, nin=nin, param_names=param_names)
-    op.doc = _docstring(op)
-    if save is not None and SAVED in op.param_names:
-        raise ValueError(
-            f"op {name!r}: save() hands its value to the rules as the parameter {SAVED!r}, so "
-            f"no parameter may be called {SAVED!r}"
-        )
-    OPS[name] = op
-    FUNCTIONS.setdefault(name, op)
-    return op
 
 
 def public(
@@ -142,14 +198,40 @@ def public(
     return register
 
 
-def kernel(op: Op, *, vjp_into: Rule) -> Rule:
-    """Attach a fast kernel to ``op``: ``vjp_into(g, out, x, **params)``, its one VJP rule
-    written into the incoming gradient ``g`` and returning it. The backward pass calls it
-    instead of the rule when the engine alone holds ``g`` (see
-    :mod:`chainrule.engine.backward`); it must give the rule's bits, which
-    ``tests/test_kernels.py`` checks for every kernel. The kernels live in
-    :mod:`chainrule.ops.kernels`, apart from the op sheet's rules."""
-    if op.variadic or op.nin != 1 or len(op.vjps) != 1 or not callable(op.vjps[0]):
+def kernel(op: Op, *, vjp_into: Rule | None = None, save: Rule | None = None, **vjps: Rule) -> None:
+    """Attach fast kernels to ``op`` (see :mod:`chainrule.ops.kernels`); each must give the
+    bits of the sheet's rule it stands for, whatever arrays it is given.
+
+    ``d<input>=rule``
+        Used instead of that input's rule in a plain backward pass (raw arrays, nothing
+        recorded); ``create_graph=True`` runs the sheet's rules.
+    ``vjp_into=rule``
+        For an op of one input: its rule written into the incoming gradient ``g``, returning
+        it. The backward pass calls it when the engine alone holds ``g``.
+    ``save=forward``
+        ``save(xp, *inputs, **params) -> (out, saved)``: the forward, also returning a value
+        the rules would compute again (cross-entropy's softmax). A node recorded in a plain
+        pass keeps ``saved`` among its parameters, and the ``d<input>`` kernels given with it
+        receive it as ``saved=`` (``None`` where the node was recorded without it).
+    """
+    names = op.inputs if not op.variadic else ()
+    fast = list(op.fast_vjps)
+    for key, rule in vjps.items():
+        n = key[1:]
+        if not key.startswith("d") or n not in names or not callable(op.vjps[names.index(n)]):
+            raise ValueError(f"op {op.name!r}: {key} names no differentiable input")
+        fast[names.index(n)] = rule
+    if vjp_into is not None and (op.variadic or op.nin != 1 or not callable(op.vjps[0])):
         raise ValueError(f"op {op.name!r}: vjp_into is for an op of one differentiable input")
-    op.vjp_into = vjp_into
-    return vjp_into
+    if save is not None:
+        readers = {"d" + n for n, r in zip(names, op.vjps) if callable(r)}
+        if not callable(save) or readers - set(vjps):
+            raise ValueError(
+                f"op {op.name!r}: save= needs a function save(xp, *inputs, **params) and, in "
+                f"the same call, the kernels that read what it keeps: {', '.join(sorted(readers))}"
+            )
+    op.fast_vjps = tuple(fast)
+    if vjp_into is not None:
+        op.vjp_into = vjp_into
+    if save is not None:
+        op.save = save

@@ -6,8 +6,10 @@ import cython
 cdef class Op:
     cdef public object name
     cdef public object forward
+    cdef public tuple inputs
     cdef public tuple vjps
     cdef public tuple jvps
+    cdef public tuple formulas
     cdef public object formula
     cdef public object kink
     cdef public tuple numpy
@@ -16,12 +18,13 @@ cdef class Op:
     cdef public object family
     cdef public object description
     cdef public bint variadic
-    cdef public object save
-    cdef public object vjp_into
     cdef public object nin
     cdef public tuple param_names
     cdef public object public
     cdef public object doc
+    cdef public tuple fast_vjps
+    cdef public object vjp_into
+    cdef public object save
 
 @cython.locals(out=Tensor, op=Op)
 cpdef object apply(object op, tuple args, dict params)

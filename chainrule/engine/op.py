@@ -41,8 +41,10 @@ class Op:
     __slots__ = (
         "name",
         "forward",
+        "inputs",
         "vjps",
         "jvps",
+        "formulas",
         "formula",
         "kink",
         "numpy",
@@ -51,12 +53,13 @@ class Op:
         "family",
         "description",
         "variadic",
-        "save",
-        "vjp_into",
         "nin",
         "param_names",
         "public",
         "doc",
+        "fast_vjps",
+        "vjp_into",
+        "save",
     )
 
     def __init__(
@@ -65,22 +68,25 @@ class Op:
         forward: Rule,
         vjps: tuple[Any, ...],
         jvps: tuple[Any, ...],
-        formula: str = "",
+        *,
+        inputs: tuple[str, ...] = (),
+        formulas: tuple[str, ...] = (),
         kink: str | None = None,
         numpy: tuple[str, ...] = (),
         second_order: bool = True,
         family: str = "",
         description: str = "",
         variadic: bool = False,
-        save: Rule | None = None,
         nin: int = 1,
         param_names: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.forward = forward
-        self.vjps = vjps
+        self.inputs = inputs  # the names of the array inputs (defop reads them off forward)
+        self.vjps = vjps  # one rule per input (None: not differentiable)
         self.jvps = jvps
-        self.formula = formula
+        self.formulas = formulas  # the derivative each rule applies, as text
+        self.formula = ", ".join(formulas)
         self.kink = kink
         self.numpy = numpy
         self.differentiable = any(callable(r) for r in vjps)
@@ -88,12 +94,15 @@ class Op:
         self.family = family
         self.description = description
         self.variadic = variadic
-        self.save = save  # see the contract: the forward, also returning what the rules reuse
-        self.vjp_into: Rule | None = None  # a fast kernel (see kernel() and chainrule.ops.kernels)
-        self.nin = nin  # positional array inputs (defop reads them off forward's signature)
+        self.nin = nin  # how many positional array inputs
         self.param_names = param_names  # the keyword parameters, in order
         self.public: Callable[..., Any] = self
         self.doc = ""
+        # fast kernels (see declare.kernel and chainrule.ops.kernels): the rules a plain
+        # backward pass runs, a rule that writes into g, a forward that keeps a value
+        self.fast_vjps = vjps
+        self.vjp_into: Rule | None = None
+        self.save: Rule | None = None
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         if len(args) > self.nin:

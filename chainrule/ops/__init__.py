@@ -7,7 +7,7 @@ conventions. Tensor creation (``zeros``, ``arange``, ...) and random draws live 
 
 from __future__ import annotations
 
-from ..engine.declare import defop, public
+from ..engine.declare import defop, family, kernel, public
 from ..engine.op import Op
 from ..engine.registry import NOT_IMPLEMENTED, OPS, numpy_functions
 from . import creation, elementwise, indexing, linalg, nn, random, reductions, shape
@@ -36,6 +36,8 @@ __all__ = [
     "OPS",
     "NOT_IMPLEMENTED",
     "defop",
+    "family",
+    "kernel",
     "public",
     "table",
     "numpy_functions",

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from ..backends import erf as _erf
-from ..engine.declare import defop
+from ..engine.declare import family
 from ..engine.op import Op
 
 __all__ = [
@@ -50,7 +50,8 @@ __all__ = [
     "isnan",
 ]
 
-F = "elementwise"
+# Elementwise Jacobians are diagonal, hence symmetric: each VJP rule is also the JVP rule.
+defop = family("elementwise", symmetric=True)
 
 
 def _like(xp: Any, value: Any, other: Any) -> Any:
@@ -61,53 +62,24 @@ def _like(xp: Any, value: Any, other: Any) -> Any:
     return value
 
 
-# -- arithmetic ------------------------------------------------------------------------
-add: Op = defop(
-    "add",
-    lambda xp, x, y: x + y,
-    vjp=[lambda g, out, x, y: g, lambda g, out, x, y: g],  # d(x+y)/dx = 1, d(x+y)/dy = 1
-    jvp="vjp",
-    formula="d(x + y)/dx = 1, d(x + y)/dy = 1",
-    numpy=("add",),
-    family=F,
-    description="x + y, broadcasting.",
-)
+# fmt: off
+# -- arithmetic ------------------------------------------------------------------------------
+add: Op = defop("add", lambda xp, x, y: x + y, "x + y, broadcasting.",
+    dx=(lambda g, out, x, y: g,                  "d(x + y)/dx = 1"),
+    dy=(lambda g, out, x, y: g,                  "d(x + y)/dy = 1"))
 
-subtract: Op = defop(
-    "subtract",
-    lambda xp, x, y: x - y,
-    vjp=[lambda g, out, x, y: g, lambda g, out, x, y: -g],  # d(x-y)/dy = -1
-    jvp="vjp",
-    formula="d(x - y)/dx = 1, d(x - y)/dy = -1",
-    numpy=("subtract",),
-    family=F,
-    description="x - y, broadcasting.",
-)
+subtract: Op = defop("subtract", lambda xp, x, y: x - y, "x - y, broadcasting.",
+    dx=(lambda g, out, x, y: g,                  "d(x - y)/dx = 1"),
+    dy=(lambda g, out, x, y: -g,                 "d(x - y)/dy = -1"))
 
-multiply: Op = defop(
-    "multiply",
-    lambda xp, x, y: x * y,
-    vjp=[lambda g, out, x, y: g * y, lambda g, out, x, y: g * x],  # d(xy)/dx = y
-    jvp="vjp",
-    formula="d(x * y)/dx = y, d(x * y)/dy = x",
-    numpy=("multiply",),
-    family=F,
-    description="x * y, broadcasting.",
-)
+multiply: Op = defop("multiply", lambda xp, x, y: x * y, "x * y, broadcasting.",
+    dx=(lambda g, out, x, y: g * y,              "d(x * y)/dx = y"),
+    dy=(lambda g, out, x, y: g * x,              "d(x * y)/dy = x"))
 
-divide: Op = defop(
-    "divide",
-    lambda xp, x, y: x / y,
-    vjp=[
-        lambda g, out, x, y: g / y,  # d(x/y)/dx = 1/y
-        lambda g, out, x, y: -g * out / y,  # d(x/y)/dy = -x/y^2 = -out/y
-    ],
-    jvp="vjp",
-    formula="d(x / y)/dx = 1/y, d(x / y)/dy = -x/y^2",
+divide: Op = defop("divide", lambda xp, x, y: x / y, "x / y (true division), broadcasting.",
     numpy=("divide", "true_divide"),
-    family=F,
-    description="x / y (true division), broadcasting.",
-)
+    dx=(lambda g, out, x, y: g / y,              "d(x / y)/dx = 1/y"),
+    dy=(lambda g, out, x, y: -g * out / y,       "d(x / y)/dy = -x/y^2"))  # = -out/y
 
 
 def _power_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -119,175 +91,60 @@ def _power_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
     return where(equal(x, 0), 0.0, g * out * log(safe))
 
 
-power: Op = defop(
-    "power",
-    lambda xp, x, y: x**y,
-    vjp=[lambda g, out, x, y: g * y * x ** (y - 1), _power_dy],  # d(x^y)/dx = y x^(y-1)
-    jvp="vjp",
-    formula="d(x^y)/dx = y * x^(y-1), d(x^y)/dy = x^y * log(x)",
+power: Op = defop("power", lambda xp, x, y: x**y, "x ** y, broadcasting.",
     kink="d(x^y)/dy at x = 0 is 0",
-    numpy=("power",),
-    family=F,
-    description="x ** y, broadcasting.",
-)
+    dx=(lambda g, out, x, y: g * y * x ** (y - 1), "d(x^y)/dx = y * x^(y-1)"),
+    dy=(_power_dy,                                 "d(x^y)/dy = x^y * log(x)"))
 
-square: Op = defop(
-    "square",
-    lambda xp, x: x * x,
-    vjp=[lambda g, out, x: g * (2 * x)],  # d(x^2)/dx = 2x
-    jvp="vjp",
-    formula="d(x^2)/dx = 2x",
-    numpy=("square",),
-    family=F,
-    description="x * x (one node; x ** 2 and x * x give the same values).",
-)
+square: Op = defop("square", lambda xp, x: x * x,
+    "x * x (one node; x ** 2 and x * x give the same values).",
+    dx=(lambda g, out, x: g * (2 * x),           "d(x^2)/dx = 2x"))
 
-negative: Op = defop(
-    "negative",
-    lambda xp, x: -x,
-    vjp=[lambda g, out, x: -g],
-    jvp="vjp",
-    formula="d(-x)/dx = -1",
-    numpy=("negative",),
-    family=F,
-    description="-x.",
-)
+negative: Op = defop("negative", lambda xp, x: -x, "-x.",
+    dx=(lambda g, out, x: -g,                    "d(-x)/dx = -1"))
 
-# -- transcendental ----------------------------------------------------------------------
-exp: Op = defop(
-    "exp",
-    lambda xp, x: xp.exp(x),
-    vjp=[lambda g, out, x: g * out],
-    jvp="vjp",
-    formula="d exp(x)/dx = exp(x)",
-    numpy=("exp",),
-    family=F,
-    description="e ** x.",
-)
+# -- transcendental --------------------------------------------------------------------------
+exp: Op = defop("exp", lambda xp, x: xp.exp(x), "e ** x.",
+    dx=(lambda g, out, x: g * out,               "d exp(x)/dx = exp(x)"))
 
-log: Op = defop(
-    "log",
-    lambda xp, x: xp.log(x),
-    vjp=[lambda g, out, x: g / x],
-    jvp="vjp",
-    formula="d log(x)/dx = 1/x",
-    numpy=("log",),
-    family=F,
-    description="Natural logarithm.",
-)
+log: Op = defop("log", lambda xp, x: xp.log(x), "Natural logarithm.",
+    dx=(lambda g, out, x: g / x,                 "d log(x)/dx = 1/x"))
 
-log1p: Op = defop(
-    "log1p",
-    lambda xp, x: xp.log1p(x),
-    vjp=[lambda g, out, x: g / (1 + x)],
-    jvp="vjp",
-    formula="d log(1 + x)/dx = 1/(1 + x)",
-    numpy=("log1p",),
-    family=F,
-    description="log(1 + x), accurate for small x.",
-)
+log1p: Op = defop("log1p", lambda xp, x: xp.log1p(x), "log(1 + x), accurate for small x.",
+    dx=(lambda g, out, x: g / (1 + x),           "d log(1 + x)/dx = 1/(1 + x)"))
 
-expm1: Op = defop(
-    "expm1",
-    lambda xp, x: xp.expm1(x),
-    vjp=[lambda g, out, x: g * (out + 1)],
-    jvp="vjp",
-    formula="d (exp(x) - 1)/dx = exp(x)",
-    numpy=("expm1",),
-    family=F,
-    description="exp(x) - 1, accurate for small x.",
-)
+expm1: Op = defop("expm1", lambda xp, x: xp.expm1(x), "exp(x) - 1, accurate for small x.",
+    dx=(lambda g, out, x: g * (out + 1),         "d (exp(x) - 1)/dx = exp(x)"))
 
-sqrt: Op = defop(
-    "sqrt",
-    lambda xp, x: xp.sqrt(x),
-    vjp=[lambda g, out, x: g / (2 * out)],
-    jvp="vjp",
-    formula="d sqrt(x)/dx = 1/(2 sqrt(x))",
+sqrt: Op = defop("sqrt", lambda xp, x: xp.sqrt(x), "Square root.",
     kink="sqrt'(0) = inf (no finite subgradient exists)",
-    numpy=("sqrt",),
-    family=F,
-    description="Square root.",
-)
+    dx=(lambda g, out, x: g / (2 * out),         "d sqrt(x)/dx = 1/(2 sqrt(x))"))
 
-sin: Op = defop(
-    "sin",
-    lambda xp, x: xp.sin(x),
-    vjp=[lambda g, out, x: g * cos(x)],
-    jvp="vjp",
-    formula="d sin(x)/dx = cos(x)",
-    numpy=("sin",),
-    family=F,
-    description="Sine.",
-)
+sin: Op = defop("sin", lambda xp, x: xp.sin(x), "Sine.",
+    dx=(lambda g, out, x: g * cos(x),            "d sin(x)/dx = cos(x)"))
 
-cos: Op = defop(
-    "cos",
-    lambda xp, x: xp.cos(x),
-    vjp=[lambda g, out, x: -g * sin(x)],
-    jvp="vjp",
-    formula="d cos(x)/dx = -sin(x)",
-    numpy=("cos",),
-    family=F,
-    description="Cosine.",
-)
+cos: Op = defop("cos", lambda xp, x: xp.cos(x), "Cosine.",
+    dx=(lambda g, out, x: -g * sin(x),           "d cos(x)/dx = -sin(x)"))
 
-tan: Op = defop(
-    "tan",
-    lambda xp, x: xp.tan(x),
-    vjp=[lambda g, out, x: g * (1 + out * out)],
-    jvp="vjp",
-    formula="d tan(x)/dx = 1 + tan(x)^2",
-    numpy=("tan",),
-    family=F,
-    description="Tangent.",
-)
+tan: Op = defop("tan", lambda xp, x: xp.tan(x), "Tangent.",
+    dx=(lambda g, out, x: g * (1 + out * out),   "d tan(x)/dx = 1 + tan(x)^2"))
 
-tanh: Op = defop(
-    "tanh",
-    lambda xp, x: xp.tanh(x),
-    vjp=[lambda g, out, x: g * (1 - out * out)],
-    jvp="vjp",
-    formula="d tanh(x)/dx = 1 - tanh(x)^2",
-    numpy=("tanh",),
-    family=F,
-    description="Hyperbolic tangent.",
-)
+tanh: Op = defop("tanh", lambda xp, x: xp.tanh(x), "Hyperbolic tangent.",
+    dx=(lambda g, out, x: g * (1 - out * out),   "d tanh(x)/dx = 1 - tanh(x)^2"))
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
-erf: Op = defop(
-    "erf",
-    lambda xp, x: _erf(xp, x),
-    vjp=[lambda g, out, x: g * _TWO_OVER_SQRT_PI * exp(-(x * x))],
-    jvp="vjp",
-    formula="d erf(x)/dx = 2/sqrt(pi) * exp(-x^2)",
-    family=F,
-    description="The error function.",
-)
+erf: Op = defop("erf", lambda xp, x: _erf(xp, x), "The error function.",
+    dx=(lambda g, out, x: g * _TWO_OVER_SQRT_PI * exp(-(x * x)),
+                                                 "d erf(x)/dx = 2/sqrt(pi) * exp(-x^2)"))
 
-# -- piecewise -------------------------------------------------------------------------
-abs: Op = defop(
-    "abs",
-    lambda xp, x: xp.abs(x),
-    vjp=[lambda g, out, x: g * sign(x)],
-    jvp="vjp",
-    formula="d|x|/dx = sign(x)",
-    kink="abs'(0) = 0",
-    numpy=("abs", "absolute"),
-    family=F,
-    description="Absolute value.",
-)
+# -- piecewise -------------------------------------------------------------------------------
+abs: Op = defop("abs", lambda xp, x: xp.abs(x), "Absolute value.",
+    numpy=("abs", "absolute"), kink="abs'(0) = 0",
+    dx=(lambda g, out, x: g * sign(x),           "d|x|/dx = sign(x)"))
 
-sign: Op = defop(
-    "sign",
-    lambda xp, x: xp.sign(x),
-    vjp=[None],
-    formula="",
-    numpy=("sign",),
-    family=F,
-    description="-1, 0 or 1 by the sign of x (piecewise constant: no gradient).",
-)
+sign: Op = defop("sign", lambda xp, x: xp.sign(x),
+    "-1, 0 or 1 by the sign of x (piecewise constant: no gradient).")
 
 
 def _maximum_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -295,58 +152,27 @@ def _maximum_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
     return where(greater(x, y), g, where(equal(x, y), 0.5 * g, 0.0))
 
 
-maximum: Op = defop(
-    "maximum",
-    lambda xp, x, y: xp.maximum(_like(xp, x, y), _like(xp, y, x)),
-    vjp=[_maximum_dx, lambda g, out, x, y: _maximum_dx(g, out, y, x)],
-    jvp="vjp",
-    formula=(
-        "d maximum(x, y)/dx = 1 if x > y, 0 if x < y, d maximum(x, y)/dy = 1 if y > x, 0 if y < x"
-    ),
-    kink="at x == y each input gets 0.5",
-    numpy=("maximum",),
-    family=F,
-    description="Elementwise larger of x and y.",
-)
-
-
 def _minimum_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
     return where(less(x, y), g, where(equal(x, y), 0.5 * g, 0.0))
 
 
-minimum: Op = defop(
-    "minimum",
-    lambda xp, x, y: xp.minimum(_like(xp, x, y), _like(xp, y, x)),
-    vjp=[_minimum_dx, lambda g, out, x, y: _minimum_dx(g, out, y, x)],
-    jvp="vjp",
-    formula=(
-        "d minimum(x, y)/dx = 1 if x < y, 0 if x > y, d minimum(x, y)/dy = 1 if y < x, 0 if y > x"
-    ),
-    kink="at x == y each input gets 0.5",
-    numpy=("minimum",),
-    family=F,
-    description="Elementwise smaller of x and y.",
-)
+maximum: Op = defop("maximum", lambda xp, x, y: xp.maximum(_like(xp, x, y), _like(xp, y, x)),
+    "Elementwise larger of x and y.", kink="at x == y each input gets 0.5",
+    dx=(_maximum_dx,                             "d maximum(x, y)/dx = 1 if x > y, 0 if x < y"),
+    dy=(lambda g, out, x, y: _maximum_dx(g, out, y, x),
+                                                 "d maximum(x, y)/dy = 1 if y > x, 0 if y < x"))
 
+minimum: Op = defop("minimum", lambda xp, x, y: xp.minimum(_like(xp, x, y), _like(xp, y, x)),
+    "Elementwise smaller of x and y.", kink="at x == y each input gets 0.5",
+    dx=(_minimum_dx,                             "d minimum(x, y)/dx = 1 if x < y, 0 if x > y"),
+    dy=(lambda g, out, x, y: _minimum_dx(g, out, y, x),
+                                                 "d minimum(x, y)/dy = 1 if y < x, 0 if y > x"))
 
-def _where(xp: Any, condition: Any, x: Any, y: Any) -> Any:
-    return xp.where(condition, _like(xp, x, y), _like(xp, y, x))
-
-
-where: Op = defop(
-    "where",
-    _where,
-    vjp=[
-        None,
-        lambda g, out, c, x, y: where(c, g, 0.0),  # x where the condition holds
-        lambda g, out, c, x, y: where(c, 0.0, g),  # y elsewhere
-    ],
-    jvp="vjp",
-    formula="d where(c, x, y)/dx = c, d where(c, x, y)/dy = 1 - c",
-    numpy=("where",),
-    family=F,
-    description="x where condition is true, else y (condition is not differentiated).",
-)
+where: Op = defop("where",
+    lambda xp, condition, x, y: xp.where(condition, _like(xp, x, y), _like(xp, y, x)),
+    "x where condition is true, else y (condition is not differentiated).",
+    dx=(lambda g, out, c, x, y: where(c, g, 0.0), "d where(c, x, y)/dx = c"),
+    dy=(lambda g, out, c, x, y: where(c, 0.0, g), "d where(c, x, y)/dy = 1 - c"))
 
 
 def _clip(xp: Any, x: Any, min: Any = None, max: Any = None) -> Any:
@@ -358,57 +184,29 @@ def _clip(xp: Any, x: Any, min: Any = None, max: Any = None) -> Any:
     return out
 
 
-def _clip_dx(g: Any, out: Any, x: Any, min: Any = None, max: Any = None) -> Any:
-    # NOTE: the gradient passes on the closed interval [min, max], boundaries included.
-    inside = equal(out, x)
-    return where(inside, g, 0.0)
-
-
-clip: Op = defop(
-    "clip",
-    _clip,
-    vjp=[_clip_dx],
-    jvp="vjp",
-    formula="d clip(x, lo, hi)/dx = 1 if lo <= x <= hi else 0",
+clip: Op = defop("clip", _clip, "Limit x to [min, max] (either may be None).",
+    # NOTE: the gradient passes on the closed interval [min, max], boundaries included
     kink="at x == lo or x == hi the gradient is 1 (it passes)",
-    numpy=("clip",),
-    family=F,
-    description="Limit x to [min, max] (either may be None).",
-)
+    dx=(lambda g, out, x, min=None, max=None: where(equal(out, x), g, 0.0),
+        "d clip(x, lo, hi)/dx = 1 if lo <= x <= hi else 0"))
 
-# -- comparisons and predicates: no gradient ----------------------------------------------
-_NONDIFF: list[tuple[str, Any, tuple[str, ...], int]] = [
-    ("equal", lambda xp, x, y: x == y, ("equal",), 2),
-    ("not_equal", lambda xp, x, y: x != y, ("not_equal",), 2),
-    ("less", lambda xp, x, y: x < y, ("less",), 2),
-    ("less_equal", lambda xp, x, y: x <= y, ("less_equal",), 2),
-    ("greater", lambda xp, x, y: x > y, ("greater",), 2),
-    ("greater_equal", lambda xp, x, y: x >= y, ("greater_equal",), 2),
-    ("logical_and", lambda xp, x, y: xp.logical_and(x, y), ("logical_and",), 2),
-    ("logical_or", lambda xp, x, y: xp.logical_or(x, y), ("logical_or",), 2),
-    ("logical_not", lambda xp, x: xp.logical_not(x), ("logical_not",), 1),
-    ("isfinite", lambda xp, x: xp.isfinite(x), ("isfinite",), 1),
-    ("isnan", lambda xp, x: xp.isnan(x), ("isnan",), 1),
-]
-_made = {
-    name: defop(
-        name,
-        fn,
-        vjp=[None] * nin,
-        numpy=np_names,
-        family="comparison",
-        description=f"{name} (boolean result, no gradient).",
-    )
-    for name, fn, np_names, nin in _NONDIFF
-}
-equal = _made["equal"]
-not_equal = _made["not_equal"]
-less = _made["less"]
-less_equal = _made["less_equal"]
-greater = _made["greater"]
-greater_equal = _made["greater_equal"]
-logical_and = _made["logical_and"]
-logical_or = _made["logical_or"]
-logical_not = _made["logical_not"]
-isfinite = _made["isfinite"]
-isnan = _made["isnan"]
+# -- comparisons and predicates: a boolean result, no gradient -------------------------------
+compare = family("comparison")
+equal: Op = compare("equal", lambda xp, x, y: x == y, "x == y (boolean result, no gradient).")
+not_equal: Op = compare("not_equal", lambda xp, x, y: x != y, "x != y (boolean, no gradient).")
+less: Op = compare("less", lambda xp, x, y: x < y, "x < y (boolean result, no gradient).")
+less_equal: Op = compare("less_equal", lambda xp, x, y: x <= y, "x <= y (boolean, no gradient).")
+greater: Op = compare("greater", lambda xp, x, y: x > y, "x > y (boolean result, no gradient).")
+greater_equal: Op = compare("greater_equal", lambda xp, x, y: x >= y,
+                            "x >= y (boolean result, no gradient).")
+logical_and: Op = compare("logical_and", lambda xp, x, y: xp.logical_and(x, y),
+                          "x and y (boolean result, no gradient).")
+logical_or: Op = compare("logical_or", lambda xp, x, y: xp.logical_or(x, y),
+                         "x or y (boolean result, no gradient).")
+logical_not: Op = compare("logical_not", lambda xp, x: xp.logical_not(x),
+                          "not x (boolean result, no gradient).")
+isfinite: Op = compare("isfinite", lambda xp, x: xp.isfinite(x),
+                       "Whether x is finite (boolean result, no gradient).")
+isnan: Op = compare("isnan", lambda xp, x: xp.isnan(x),
+                    "Whether x is NaN (boolean result, no gradient).")
+# fmt: on

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends import index_add, namespace
-from ..engine.declare import defop
+from ..engine.declare import family
 from ..engine.op import Op
 from ..engine.tensor import Tensor
 
 __all__ = ["getitem", "scatter_add", "take_along_axis"]
 
-F = "indexing"
+defop = family("indexing")
 
 
 def _has_integer_array(index: Any) -> bool:
@@ -24,12 +24,12 @@ def _has_integer_array(index: Any) -> bool:
     return False
 
 
-def _scatter_add(xp: Any, g: Any, index: Any, shape: tuple[int, ...]) -> Any:
+def _scatter_add(xp: Any, values: Any, *, index: Any, shape: tuple[int, ...]) -> Any:
     # NOTE: an index that repeats an entry (x[[0, 0]]) must add both gradients there, which
     # plain assignment would not; only integer-array indices can repeat.
-    out = xp.zeros(shape, dtype=g.dtype)
+    out = xp.zeros(shape, dtype=values.dtype)
     if _has_integer_array(index):
-        return index_add(xp, out, index, g)
+        return index_add(xp, out, index, values)
     parts = index if isinstance(index, tuple) else (index,)
     if any(p is None for p in parts):
         # None added size-1 axes to the result; assignment wants the index without them
@@ -37,30 +37,25 @@ def _scatter_add(xp: Any, g: Any, index: Any, shape: tuple[int, ...]) -> Any:
         index = tuple(p for p in parts if p is not None)
         if not any(p is Ellipsis for p in index):
             index = (*index, Ellipsis)
-        g = xp.reshape(g, tuple(out[index].shape))
-    out[index] = g
+        values = xp.reshape(values, tuple(out[index].shape))
+    out[index] = values
     return out
 
 
-getitem: Op = defop(
-    "getitem",
-    lambda xp, x, index: x[index],
-    vjp=[lambda g, out, x, index: scatter_add(g, index=index, shape=tuple(x.shape))],
-    jvp=[lambda t, out, x, index: getitem(t, index=index)],
-    formula="d x[index]/dx: the gradient scattered back to the indexed places (repeats add)",
-    family=F,
-    description="x[index]: basic (slices, ints, None, ...) or advanced (arrays, masks) indices.",
-)
+# Both are linear: each tangent rule is the op itself, applied to the tangent.
+# fmt: off
+getitem: Op = defop("getitem", lambda xp, x, *, index: x[index],
+    "x[index]: basic (slices, ints, None, ...) or advanced (arrays, masks) indices.",
+    dx=(lambda g, out, x, index: scatter_add(g, index=index, shape=tuple(x.shape)),
+        "d x[index]/dx: the gradient scattered back to the indexed places (repeats add)"),
+    tx=lambda t, out, x, index: getitem(t, index=index))
 
-scatter_add: Op = defop(
-    "scatter_add",
-    _scatter_add,
-    vjp=[lambda g, out, values, index, shape: getitem(g, index=index)],
-    jvp=[lambda t, out, values, index, shape: scatter_add(t, index=index, shape=shape)],
-    formula="d scatter_add(v)/dv: the gradient read back at the index",
-    family=F,
-    description="zeros(shape) with v added at index, repeated indices accumulating.",
-)
+scatter_add: Op = defop("scatter_add", _scatter_add,
+    "zeros(shape) with values added at index, repeated indices accumulating.",
+    dvalues=(lambda g, out, values, index, shape: getitem(g, index=index),
+        "d scatter_add(v)/dv: the gradient read back at the index"),
+    tvalues=lambda t, out, values, index, shape: scatter_add(t, index=index, shape=shape))
+# fmt: on
 
 
 def _along(x: Any, indices: Any, axis: int) -> tuple[Any, ...]:
@@ -94,18 +89,11 @@ def _take_along_axis(xp: Any, x: Any, indices: Any, axis: int = -1) -> Any:
     return xp.take_along_axis(x, indices, axis=axis)
 
 
-take_along_axis: Op = defop(
-    "take_along_axis",
-    _take_along_axis,
-    vjp=[
-        lambda g, out, x, indices, axis=-1: scatter_add(
-            g, index=_along(x, indices, axis), shape=tuple(x.shape)
-        ),
-        None,
-    ],
-    jvp=[lambda t, out, x, indices, axis=-1: take_along_axis(t, indices, axis=axis), None],
-    formula="d take_along_axis(x, i)/dx: the gradient added back at the places read",
-    numpy=("take_along_axis",),
-    family=F,
-    description="The entries of x at indices along axis, one per position of indices.",
-)
+# fmt: off
+take_along_axis: Op = defop("take_along_axis", _take_along_axis,
+    "The entries of x at indices along axis, one per position of indices.",
+    dx=(lambda g, out, x, indices, axis=-1: scatter_add(
+            g, index=_along(x, indices, axis), shape=tuple(x.shape)),
+        "d take_along_axis(x, i)/dx: the gradient added back at the places read"),
+    tx=lambda t, out, x, indices, axis=-1: take_along_axis(t, indices, axis=axis))
+# fmt: on

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.declare import defop, public
+from ..engine.declare import family, public
 from ..engine.op import Op
 from .shape import broadcast_to, expand_dims, reshape, squeeze
 
 __all__ = ["matmul", "dot", "outer", "einsum", "inner"]
 
-F = "linalg"
+defop = family("linalg")
 
 
 def _matmul_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -48,16 +48,12 @@ def _matmul(xp: Any, x: Any, y: Any) -> Any:
     return xp.matmul(x, y)
 
 
-matmul: Op = defop(
-    "matmul",
-    _matmul,
-    vjp=[_matmul_dx, _matmul_dy],
-    jvp=[lambda t, out, x, y: matmul(t, y), lambda t, out, x, y: matmul(x, t)],
-    formula="d(x @ y)/dx = g @ y^T, d(x @ y)/dy = x^T @ g",
-    numpy=("matmul",),
-    family=F,
-    description="Matrix product; 1-D operands are vectors, leading dimensions broadcast.",
-)
+# fmt: off
+matmul: Op = defop("matmul", _matmul,
+    "Matrix product; 1-D operands are vectors, leading dimensions broadcast.",
+    dx=(_matmul_dx, "d(x @ y)/dx = g @ y^T"), tx=lambda t, out, x, y: matmul(t, y),
+    dy=(_matmul_dy, "d(x @ y)/dy = x^T @ g"), ty=lambda t, out, x, y: matmul(x, t))
+# fmt: on
 
 
 @public(matmul, numpy=("dot",), face=False)
@@ -168,15 +164,13 @@ def _einsum_jvp(i: int, t: Any, out: Any, *operands: Any, subscripts: str) -> An
     return einsum(subscripts, *args)
 
 
-_einsum: Op = defop(
-    "einsum",
-    _einsum_forward,
-    vjp=_einsum_vjp,
-    jvp=_einsum_jvp,
-    formula="d einsum(..., x_i, ...)/dx_i: einsum of the gradient with the other operands",
-    family=F,
-    description="Einstein summation over named axes (no ellipsis).",
-)
+# fmt: off
+_einsum: Op = defop("einsum", _einsum_forward, "Einstein summation over named axes (no ellipsis).",
+    numpy=(),  # (the public einsum below stands for NumPy's)
+    doperands=(_einsum_vjp,
+               "d einsum(..., x_i, ...)/dx_i: einsum of the gradient with the other operands"),
+    toperands=_einsum_jvp)
+# fmt: on
 
 
 @public(_einsum, numpy=("einsum",))

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace
-from ..engine.declare import defop
+from ..engine.declare import family, public
 from ..engine.op import Op
 from ..engine.tensor import Tensor
 from .elementwise import erf, exp, greater, tanh, where
 from .linalg import matmul
-from .reductions import _mean, _sum, _xp_mean, _xp_sum, kept, scalar
+from .reductions import _mean, _sum, _xp_mean, _xp_sum, kept
 from .shape import astype, reshape
 
 __all__ = [
@@ -33,7 +33,9 @@ __all__ = [
     "linear",
 ]
 
-F = "nn"
+# The activations are elementwise: diagonal Jacobians, so each VJP rule is also the JVP rule.
+activation = family("nn", symmetric=True)
+defop = family("nn")
 
 
 def _sigmoid(xp: Any, x: Any) -> Any:
@@ -42,62 +44,33 @@ def _sigmoid(xp: Any, x: Any) -> Any:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-sigmoid: Op = defop(
-    "sigmoid",
-    _sigmoid,
-    vjp=[lambda g, out, x: g * out * (1 - out)],
-    jvp="vjp",
-    formula="d sigmoid(x)/dx = sigmoid(x) (1 - sigmoid(x))",
-    family=F,
-    description="The logistic function 1 / (1 + exp(-x)).",
-)
-
-
-def _masked(g: Any, mask: Any) -> Any:
-    """g * mask (booleans): NumPy multiplies by a boolean array directly, in one pass; the
-    array API wants the mask cast first."""
-    if type(g) is np.ndarray and type(mask) is np.ndarray:
-        return g * mask
-    return g * astype(mask, dtype=g.dtype)
-
-
-def _relu_mask(out: Any) -> Any:
-    # read off the output (max(x, 0) > 0 exactly where x > 0, NaN included): the backward
-    # pass has just read that array for the next layer's weight gradient, so it is still in
-    # cache, where x was last touched in the forward pass (2-5% of an MLP step). The
-    # operator, not the op: on an array it is the comparison itself, on a Tensor the op
-    return out > 0
-
-
-relu: Op = defop(
-    "relu",
-    lambda xp, x: xp.maximum(x, 0),  # NaN stays NaN
-    # NOTE: g times the 0/1 mask, not where(x > 0, g, 0): a multiply is 2-4x faster than
-    # NumPy's where. The one difference: an infinite g at an inactive unit gives NaN (inf * 0)
-    # where where() would give 0, so an overflow upstream is not hidden.
-    vjp=[lambda g, out, x: _masked(g, _relu_mask(out))],
-    jvp="vjp",
-    formula="d relu(x)/dx = 1 if x > 0 else 0",
-    kink="relu'(0) = 0",
-    family=F,
-    description="max(x, 0).",
-)
+def _step(out: Any, g: Any) -> Any:
+    """1 where ``out`` > 0, else 0, in ``g``'s dtype: relu's derivative, read off its output
+    (max(x, 0) > 0 exactly where x > 0, NaN included)."""
+    return astype(greater(out, 0), dtype=g.dtype)
 
 
 def _leaky(xp: Any, x: Any, negative_slope: float = 0.01) -> Any:
     return xp.where(x > 0, x, x * negative_slope)
 
 
-leaky_relu: Op = defop(
-    "leaky_relu",
-    _leaky,
-    vjp=[lambda g, out, x, negative_slope=0.01: where(greater(x, 0), g, g * negative_slope)],
-    jvp="vjp",
-    formula="d leaky_relu(x)/dx = 1 if x > 0 else negative_slope",
+# fmt: off
+sigmoid: Op = activation("sigmoid", _sigmoid, "The logistic function 1 / (1 + exp(-x)).",
+    dx=(lambda g, out, x: g * out * (1 - out),   "d sigmoid(x)/dx = sigmoid(x) (1 - sigmoid(x))"))
+
+relu: Op = activation("relu", lambda xp, x: xp.maximum(x, 0), "max(x, 0).",  # NaN stays NaN
+    kink="relu'(0) = 0",
+    # NOTE: g times the 0/1 step, not where(x > 0, g, 0): a multiply is 2-4x faster than
+    # NumPy's where. The one difference: an infinite g at an inactive unit gives NaN (inf * 0)
+    # where where() would give 0, so an overflow upstream is not hidden.
+    dx=(lambda g, out, x: g * _step(out, g),     "d relu(x)/dx = 1 if x > 0 else 0"))
+
+leaky_relu: Op = activation("leaky_relu", _leaky,
+    "x for x > 0, negative_slope * x otherwise (default slope 0.01).",
     kink="leaky_relu'(0) = negative_slope",
-    family=F,
-    description="x for x > 0, negative_slope * x otherwise (default slope 0.01).",
-)
+    dx=(lambda g, out, x, negative_slope=0.01: where(greater(x, 0), g, g * negative_slope),
+        "d leaky_relu(x)/dx = 1 if x > 0 else negative_slope"))
+# fmt: on
 
 
 def _softplus(xp: Any, x: Any) -> Any:
@@ -105,16 +78,11 @@ def _softplus(xp: Any, x: Any) -> Any:
     return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, xp.zeros_like(x))
 
 
-softplus: Op = defop(
-    "softplus",
-    _softplus,
-    vjp=[lambda g, out, x: g * sigmoid(x)],
-    jvp="vjp",
-    formula="d softplus(x)/dx = sigmoid(x)",
+# fmt: off
+softplus: Op = activation("softplus", _softplus, "log(1 + exp(x)), a smooth relu.",
     kink="smooth everywhere; softplus'(0) = 0.5",
-    family=F,
-    description="log(1 + exp(x)), a smooth relu.",
-)
+    dx=(lambda g, out, x: g * sigmoid(x),        "d softplus(x)/dx = sigmoid(x)"))
+# fmt: on
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -140,15 +108,11 @@ def _gelu_vjp(g: Any, out: Any, x: Any, approximate: str = "none") -> Any:
     return g * (cdf + x * pdf)
 
 
-gelu: Op = defop(
-    "gelu",
-    _gelu,
-    vjp=[_gelu_vjp],
-    jvp="vjp",
-    formula="d gelu(x)/dx = Phi(x) + x phi(x)  (Phi, phi: standard normal cdf and pdf)",
-    family=F,
-    description="x Phi(x), the Gaussian error linear unit (approximate='tanh' for the tanh form).",
-)
+# fmt: off
+gelu: Op = activation("gelu", _gelu,
+    "x Phi(x), the Gaussian error linear unit (approximate='tanh' for the tanh form).",
+    dx=(_gelu_vjp, "d gelu(x)/dx = Phi(x) + x phi(x)  (Phi, phi: standard normal cdf and pdf)"))
+# fmt: on
 
 
 def _short_rows(x: Any, axis: Any) -> bool:
@@ -235,55 +199,39 @@ def _logsumexp(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any
     return _lse_value(xp, x, m, _at_least_1(xp, s), axis, keepdims)
 
 
-def _logsumexp_saving(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    # the weights the rules read, from the forward's own e and sum (op contract: save)
-    m, e, s = _lse_parts(xp, x, axis)
-    s = _at_least_1(xp, s)
-    return _lse_value(xp, x, m, s, axis, keepdims), e / s
-
-
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     return tuple(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
 
 
-def _lse_weights(x: Any, axis: Any, saved: Any = None) -> Any:
+def _constant(v: Any) -> Any:
+    """The value of ``v`` as a constant of a rule: no gradient flows through it."""
+    return v.data if isinstance(v, Tensor) else v
+
+
+def _lse_weights(x: Any, axis: Any) -> Any:
     # softmax weights exp(x - m) / sum(exp(x - m)) with m the max, taken as a constant (the
     # weights do not depend on the shift). Computing them as exp(x - logsumexp(x)) instead
     # would lose ~50 ulp for large x. An all -inf slice has sum 0: its weights are 0, so the
-    # gradient there is 0, not NaN. ``saved``: the same weights, kept by the forward.
-    if not isinstance(x, Tensor):
-        if saved is not None:
-            return saved
-        xp = namespace(x)
-        _, e, s = _lse_parts(xp, x, axis)
-        return e / _at_least_1(xp, s)
-    xp = namespace(x.data)
-    e = exp(x - _shift(xp, _max(xp, x.data, axis)))
+    # gradient there is 0, not NaN.
+    m = _constant(x)
+    xp = namespace(m)
+    e = exp(x - _shift(xp, _max(xp, m, axis)))
     s = _sum(e, axis=axis, keepdims=True)
     return e / where(greater(s, 0), s, 1.0)  # not maximum(s, 1): its slope at s = 1 is 1/2
 
 
-logsumexp: Op = defop(
-    "logsumexp",
-    _logsumexp,
-    vjp=[
-        lambda g, out, x, axis=None, keepdims=False, saved=None: (
-            kept(g, x, axis, keepdims) * _lse_weights(x, axis, saved)
-        )
-    ],
-    jvp=[
-        lambda t, out, x, axis=None, keepdims=False: _sum(
-            t * _lse_weights(x, axis), axis=axis, keepdims=keepdims
-        )
-    ],
-    formula="d logsumexp(x)/dx_i = softmax(x)_i",
+# fmt: off
+logsumexp: Op = defop("logsumexp", _logsumexp,
+    "log(sum(exp(x))) over the given axes, without overflow.",
     kink="a slice of all -inf has value -inf and gradient 0",
-    family=F,
-    save=_logsumexp_saving,
-    description="log(sum(exp(x))) over the given axes, without overflow.",
-)
+    dx=(lambda g, out, x, axis=None, keepdims=False: kept(g, x, axis, keepdims)
+                                                     * _lse_weights(x, axis),
+        "d logsumexp(x)/dx_i = softmax(x)_i"),
+    tx=lambda t, out, x, axis=None, keepdims=False: _sum(
+        t * _lse_weights(x, axis), axis=axis, keepdims=keepdims))
+# fmt: on
 
 
 def _softmax(xp: Any, x: Any, axis: int = -1) -> Any:
@@ -291,16 +239,13 @@ def _softmax(xp: Any, x: Any, axis: int = -1) -> Any:
     return e / _sum_kept(xp, e, axis)
 
 
-softmax: Op = defop(
-    "softmax",
-    _softmax,
-    # the Jacobian diag(s) - s s^T is symmetric, so the same rule serves both modes
-    vjp=[lambda g, out, x, axis=-1: out * (g - _sum(g * out, axis=axis, keepdims=True))],
-    jvp="vjp",
-    formula="d softmax(x)_i/dx_j = s_i (delta_ij - s_j)",
-    family=F,
-    description="exp(x) / sum(exp(x)) along axis, shifted by the max for stability.",
-)
+# fmt: off
+softmax: Op = defop("softmax", _softmax,
+    "exp(x) / sum(exp(x)) along axis, shifted by the max for stability.",
+    symmetric=True,  # the Jacobian diag(s) - s s^T
+    dx=(lambda g, out, x, axis=-1: out * (g - _sum(g * out, axis=axis, keepdims=True)),
+        "d softmax(x)_i/dx_j = s_i (delta_ij - s_j)"))
+# fmt: on
 
 
 def _log_softmax(xp: Any, x: Any, axis: int = -1) -> Any:
@@ -310,15 +255,12 @@ def _log_softmax(xp: Any, x: Any, axis: int = -1) -> Any:
     return shifted - xp.log(_sum_kept(xp, xp.exp(shifted), axis))
 
 
-log_softmax: Op = defop(
-    "log_softmax",
-    _log_softmax,
-    vjp=[lambda g, out, x, axis=-1: g - exp(out) * _sum(g, axis=axis, keepdims=True)],
-    jvp=[lambda t, out, x, axis=-1: t - _sum(exp(out) * t, axis=axis, keepdims=True)],
-    formula="d log_softmax(x)_i/dx_j = delta_ij - softmax(x)_j",
-    family=F,
-    description="x - logsumexp(x) along axis.",
-)
+# fmt: off
+log_softmax: Op = defop("log_softmax", _log_softmax, "x - logsumexp(x) along axis.",
+    dx=(lambda g, out, x, axis=-1: g - exp(out) * _sum(g, axis=axis, keepdims=True),
+        "d log_softmax(x)_i/dx_j = delta_ij - softmax(x)_j"),
+    tx=lambda t, out, x, axis=-1: t - _sum(exp(out) * t, axis=axis, keepdims=True))
+# fmt: on
 
 
 def _target(xp: Any, targets: Any, k: int, dtype: Any, label_smoothing: float) -> Any:
@@ -333,21 +275,19 @@ _CE_REDUCTIONS = ("none", "mean", "sum")
 def _cross_entropy(
     xp: Any, logits: Any, targets: Any, label_smoothing: float = 0.0, reduction: str = "none"
 ) -> Any:
-    return _ce_saving(xp, logits, targets, label_smoothing, reduction, keep=False)[0]
+    return _ce_forward(xp, logits, targets, label_smoothing, reduction)[0]
 
 
-def _ce_saving(
+def _ce_forward(
     xp: Any,
     logits: Any,
     targets: Any,
     label_smoothing: float = 0.0,
     reduction: str = "none",
-    keep: bool = True,
-) -> Any:
-    """(the loss, softmax(logits)): the op's save() (see the op contract); ``keep=False``
-    skips the softmax, for the forward alone. The rules take the softmax as the forward
-    computed it on the way rather than computing it again: on a 784-256-256-10 step,
-    105,000 fewer instructions in the backward pass and about 2% of the step's time."""
+    keep: bool = False,
+) -> tuple[Any, Any]:
+    """(the loss, softmax(logits) where ``keep``, else None): the forward, and the saving
+    forward of cross-entropy's fast kernel (see chainrule.ops.kernels)."""
     # per-sample loss: logsumexp(z) - [(1 - eps) z_y + eps mean(z)]
     if reduction not in _CE_REDUCTIONS:
         raise ValueError(f"reduction must be one of {_CE_REDUCTIONS}, got {reduction!r}")
@@ -357,7 +297,9 @@ def _ce_saving(
     if label_smoothing:
         picked = (1 - label_smoothing) * picked + label_smoothing * xp.mean(logits, axis=-1)
     losses = lse - picked
-    probs = _ce_probs(e, s) if keep else None
+    # NOTE: the sum as it is, not at least 1: an all -inf row's probabilities are NaN (0/0),
+    # like its loss, not 0
+    probs = e / s if keep else None
     if reduction == "none":
         return losses, probs
     # NOTE: reduced in the op, not by a mean node after it: the step of a classifier is one
@@ -365,18 +307,12 @@ def _ce_saving(
     return (_xp_mean(xp, losses) if reduction == "mean" else _xp_sum(xp, losses)), probs
 
 
-def _ce_probs(e: Any, s: Any) -> Any:
-    """softmax(z) from logsumexp's pieces. NOTE: the sum as it is, not at least 1: an all
-    -inf row's probabilities are NaN (0/0), like its loss, not 0."""
-    return e / s
-
-
 def _ce_scale(g: Any, z: Any, reduction: str) -> Any:
     """The gradient of the loss as the factor of each sample's row: g[i] per sample, g / N
     for the mean, g for the sum."""
     if reduction == "none":
         return g[..., None]
-    return scalar(g) / z.shape[0] if reduction == "mean" else g
+    return g / z.shape[0] if reduction == "mean" else g
 
 
 def _ce_reduce(per_sample: Any, reduction: str) -> Any:
@@ -385,57 +321,26 @@ def _ce_reduce(per_sample: Any, reduction: str) -> Any:
     return _mean(per_sample) if reduction == "mean" else _sum(per_sample)
 
 
-def _ce_residual(z: Any, targets: Any, label_smoothing: float, saved: Any = None) -> Any:
-    # softmax(z) - q, with q the (smoothed) one-hot target: the derivative of each loss.
-    # ``saved``: softmax(z) as the forward computed it (on Tensors it is computed again, as
-    # a function of z, for gradients of gradients)
-    t = targets.data if isinstance(targets, Tensor) else targets
-    if isinstance(z, Tensor):
-        raw = z.data
-        q = _target(namespace(raw), t, raw.shape[-1], raw.dtype, label_smoothing)
-        return softmax(z, axis=-1) - q
-    if saved is None:
-        _, e, s = _lse_parts(namespace(z), z, -1)
-        p = _ce_probs(e, s)
-    else:
-        p = saved
-    if type(p) is np.ndarray and not label_smoothing:
-        # NOTE: 1 is taken off at the targets in place, in a new array (never in the saved
-        # one, which a retained graph reads again): N entries touched instead of an N x K
-        # one-hot built and subtracted.
-        if p is saved:
-            p = p.copy()
-        p[np.arange(p.shape[0]), t] -= 1
-        return p
-    return p - _target(namespace(p), t, p.shape[-1], p.dtype, label_smoothing)
+def _ce_residual(z: Any, targets: Any, label_smoothing: float) -> Any:
+    """softmax(z) - q, with q the (smoothed) one-hot target: the derivative of each loss."""
+    raw = _constant(z)
+    q = _target(namespace(raw), _constant(targets), raw.shape[-1], raw.dtype, label_smoothing)
+    return softmax(z, axis=-1) - q
 
 
-cross_entropy: Op = defop(
-    "cross_entropy",
-    _cross_entropy,
-    vjp=[
-        lambda g, out, z, targets, label_smoothing=0.0, reduction="none", saved=None: (
-            _ce_scale(g, z, reduction) * _ce_residual(z, targets, label_smoothing, saved)
-        ),
-        None,
-    ],
-    jvp=[
-        lambda t, out, z, targets, label_smoothing=0.0, reduction="none": _ce_reduce(
-            _sum(t * _ce_residual(z, targets, label_smoothing), axis=-1), reduction
-        ),
-        None,
-    ],
-    formula="d CE(z, y)/dz = softmax(z) - onehot(y)  (smoothed: q = (1-e) onehot + e/K)",
-    family=F,
-    save=_ce_saving,
-    description=(
-        "Softmax cross-entropy of logits (N, K) against class indices (N,): per sample, or "
-        "its mean or sum over the batch (reduction)."
-    ),
-)
+# fmt: off
+cross_entropy: Op = defop("cross_entropy", _cross_entropy,
+    "Softmax cross-entropy of logits (N, K) against class indices (N,): per sample, or its mean "
+    "or sum over the batch (reduction).",
+    dlogits=(lambda g, out, z, targets, label_smoothing=0.0, reduction="none":
+                 _ce_scale(g, z, reduction) * _ce_residual(z, targets, label_smoothing),
+             "d CE(z, y)/dz = softmax(z) - onehot(y)  (smoothed: q = (1-e) onehot + e/K)"),
+    tlogits=lambda t, out, z, targets, label_smoothing=0.0, reduction="none": _ce_reduce(
+        _sum(t * _ce_residual(z, targets, label_smoothing), axis=-1), reduction))
+# fmt: on
 
 
-def _linear(xp: Any, x: Any, weight: Any, bias: Any = None) -> Any:
+def _linear(xp: Any, x: Any, weight: Any, bias: Any) -> Any:
     if weight.ndim != 2 or not x.ndim or x.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: the input has shape {tuple(x.shape)} but the weight has shape "
@@ -455,35 +360,20 @@ def _rows(v: Any) -> Any:
     return v if len(v.shape) == 2 else reshape(v, shape=(-1, v.shape[-1]))
 
 
-def _mm(a: Any, b: Any) -> Any:
-    """a @ b: the matmul op on Tensors; on arrays the product itself, whose shapes the
-    forward already checked (the op's checks cost as much as a small product)."""
-    if isinstance(a, Tensor) or isinstance(b, Tensor):
-        return matmul(a, b)
-    return a @ b
+# fmt: off
+_linear_op: Op = defop("linear", _linear,
+    "x @ weight.T + bias in one node: the fully connected layer (bias may be None).",
+    dx=(lambda g, out, x, weight, bias: matmul(g, weight),      "d(x W^T + b)/dx = g W"),
+    dweight=(lambda g, out, x, weight, bias: matmul(_rows(g).mT, _rows(x)),
+                                                                "d(x W^T + b)/dW = g^T x"),
+    dbias=(lambda g, out, x, weight, bias: g,                   "d(x W^T + b)/db = sum of g"),
+    tx=lambda t, out, x, weight, bias: matmul(t, weight.mT),
+    tweight=lambda t, out, x, weight, bias: matmul(x, t.mT),
+    tbias=lambda t, out, x, weight, bias: t)
+# fmt: on
 
 
-def _linear_dw(g: Any, out: Any, x: Any, weight: Any, bias: Any) -> Any:
-    """d(x W^T + b)/dW: g^T x, over every row of a batch of any rank."""
-    if type(g) is np.ndarray and type(x) is np.ndarray and g.ndim == 2 and x.ndim == 2:
-        return g.T @ x  # the common case, without the two calls below
-    return _mm(_rows(g).mT, _rows(x))
-
-
-linear: Op = defop(
-    "linear",
-    _linear,
-    vjp=[
-        lambda g, out, x, weight, bias: _mm(g, weight),  # d(x W^T + b)/dx: g W
-        _linear_dw,
-        lambda g, out, x, weight, bias: g,  # summed over the batch by the engine
-    ],
-    jvp=[
-        lambda t, out, x, weight, bias: matmul(t, weight.mT),
-        lambda t, out, x, weight, bias: matmul(x, t.mT),
-        lambda t, out, x, weight, bias: t,
-    ],
-    formula="d(x W^T + b)/dx = g W, d(x W^T + b)/dW = g^T x, d(x W^T + b)/db = sum of g",
-    family=F,
-    description="x @ weight.T + bias in one node: the fully connected layer (bias may be None).",
-)
+@public(_linear_op)
+def linear(x: Any, weight: Any, bias: Any = None) -> Any:
+    """``x @ weight.T + bias`` in one node: the fully connected layer (``bias`` may be None)."""
+    return _linear_op(x, weight, bias)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.declare import defop, public
+from ..engine.declare import family, public
 from ..engine.op import Op
 
 __all__ = [
@@ -23,7 +23,7 @@ __all__ = [
     "astype",
 ]
 
-F = "shape"
+defop = family("shape")
 
 
 def _shape(x: Any) -> tuple[int, ...]:
@@ -36,16 +36,14 @@ def _normalize_shape(shape: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
-reshape: Op = defop(
-    "reshape",
-    lambda xp, x, shape: xp.reshape(x, shape),
-    vjp=[lambda g, out, x, shape: reshape(g, shape=_shape(x))],
-    jvp=[lambda t, out, x, shape: reshape(t, shape=shape)],
-    formula="d reshape(x)/dx: the gradient is reshaped back to x's shape",
-    numpy=("reshape",),
-    family=F,
-    description="Same data, new shape (one dimension may be -1).",
-)
+# Shape ops are linear: each tangent rule is the op itself, applied to the tangent.
+# fmt: off
+reshape: Op = defop("reshape", lambda xp, x, *, shape: xp.reshape(x, shape),
+    "Same data, new shape (one dimension may be -1).",
+    dx=(lambda g, out, x, shape: reshape(g, shape=_shape(x)),
+        "d reshape(x)/dx: the gradient is reshaped back to x's shape"),
+    tx=lambda t, out, x, shape: reshape(t, shape=shape))
+# fmt: on
 
 
 def _inverse(axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -55,19 +53,17 @@ def _inverse(axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(inv)
 
 
-def _transpose(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
+def _transpose(xp: Any, x: Any, *, axes: tuple[int, ...]) -> Any:
     return xp.permute_dims(x, axes)
 
 
-_permute: Op = defop(
-    "transpose",
-    _transpose,
-    vjp=[lambda g, out, x, axes: _permute(g, axes=_inverse(axes))],
-    jvp=[lambda t, out, x, axes: _permute(t, axes=axes)],
-    formula="d transpose(x)/dx: the gradient is transposed back (inverse permutation)",
-    family=F,
-    description="Permute the axes (reverse them when axes is None).",
-)
+# fmt: off
+_permute: Op = defop("transpose", _transpose, "Permute the axes (reverse them when axes is None).",
+    numpy=(),  # (the public transpose below stands for NumPy's)
+    dx=(lambda g, out, x, axes: _permute(g, axes=_inverse(axes)),
+        "d transpose(x)/dx: the gradient is transposed back (inverse permutation)"),
+    tx=lambda t, out, x, axes: _permute(t, axes=axes))
+# fmt: on
 
 
 @public(_permute, numpy=("transpose", "permute_dims"))
@@ -95,16 +91,13 @@ def matrix_transpose(x: Any) -> Any:
 
 
 # The engine sums a gradient back over broadcast dimensions, so the rule passes it through.
-broadcast_to: Op = defop(
-    "broadcast_to",
-    lambda xp, x, shape: xp.broadcast_to(x, shape),
-    vjp=[lambda g, out, x, shape: g],
-    jvp=[lambda t, out, x, shape: broadcast_to(t, shape=shape)],
-    formula="d broadcast_to(x)/dx: the gradient is summed over the broadcast dimensions",
-    numpy=("broadcast_to",),
-    family=F,
-    description="Repeat x along new or size-1 dimensions without copying.",
-)
+# fmt: off
+broadcast_to: Op = defop("broadcast_to", lambda xp, x, *, shape: xp.broadcast_to(x, shape),
+    "Repeat x along new or size-1 dimensions without copying.",
+    dx=(lambda g, out, x, shape: g,
+        "d broadcast_to(x)/dx: the gradient is summed over the broadcast dimensions"),
+    tx=lambda t, out, x, shape: broadcast_to(t, shape=shape))
+# fmt: on
 
 
 def _axis_slice(ndim: int, axis: int, start: int, stop: int) -> tuple[slice, ...]:
@@ -128,15 +121,13 @@ def _concat_jvp(i: int, t: Any, out: Any, *xs: Any, axis: int) -> Any:
     return _pad(t, widths=tuple(widths), value=0)
 
 
-_concatenate: Op = defop(
-    "concatenate",
-    lambda xp, *xs, axis: xp.concat(list(xs), axis=axis),
-    vjp=_concat_vjp,
-    jvp=_concat_jvp,
-    formula="d concatenate(x1, x2, ...)/dxi: the slice of the gradient where xi was placed",
-    family=F,
-    description="Join arrays along an existing axis.",
-)
+# fmt: off
+_concatenate: Op = defop("concatenate", lambda xp, *xs, axis: xp.concat(list(xs), axis=axis),
+    "Join arrays along an existing axis.", numpy=(),
+    dxs=(_concat_vjp,
+         "d concatenate(x1, x2, ...)/dxi: the slice of the gradient where xi was placed"),
+    txs=_concat_jvp)
+# fmt: on
 
 
 @public(_concatenate, numpy=("concatenate", "concat"))
@@ -158,15 +149,12 @@ def _stack_jvp(i: int, t: Any, out: Any, *xs: Any, axis: int) -> Any:
     return _pad(expand_dims(t, axis=ax), widths=tuple(widths), value=0)
 
 
-_stack: Op = defop(
-    "stack",
-    lambda xp, *xs, axis: xp.stack(list(xs), axis=axis),
-    vjp=_stack_vjp,
-    jvp=_stack_jvp,
-    formula="d stack(x1, x2, ...)/dxi: the i-th slice of the gradient along the new axis",
-    family=F,
-    description="Join arrays along a new axis.",
-)
+# fmt: off
+_stack: Op = defop("stack", lambda xp, *xs, axis: xp.stack(list(xs), axis=axis),
+    "Join arrays along a new axis.", numpy=(),
+    dxs=(_stack_vjp, "d stack(x1, x2, ...)/dxi: the i-th slice of the gradient along the new axis"),
+    txs=_stack_jvp)
+# fmt: on
 
 
 @public(_stack, numpy=("stack",))
@@ -175,47 +163,32 @@ def stack(arrays: Any, axis: int = 0) -> Any:
     return _stack(*arrays, axis=axis)
 
 
-def _squeeze(xp: Any, x: Any, axis: Any) -> Any:
+def _squeeze(xp: Any, x: Any, axis: Any = None) -> Any:
     if axis is None:
         axis = tuple(i for i, n in enumerate(x.shape) if n == 1)
     return xp.squeeze(x, axis=axis)
 
 
-squeeze: Op = defop(
-    "squeeze",
-    _squeeze,
-    vjp=[lambda g, out, x, axis=None: reshape(g, shape=_shape(x))],
-    jvp=[lambda t, out, x, axis=None: reshape(t, shape=_shape(out))],
-    formula="d squeeze(x)/dx: the gradient is reshaped back to x's shape",
-    numpy=("squeeze",),
-    family=F,
-    description="Remove size-1 axes (all of them when axis is None).",
-)
+# fmt: off
+squeeze: Op = defop("squeeze", _squeeze, "Remove size-1 axes (all of them when axis is None).",
+    dx=(lambda g, out, x, axis=None: reshape(g, shape=_shape(x)),
+        "d squeeze(x)/dx: the gradient is reshaped back to x's shape"),
+    tx=lambda t, out, x, axis=None: reshape(t, shape=_shape(out)))
 
-expand_dims: Op = defop(
-    "expand_dims",
-    lambda xp, x, axis: xp.expand_dims(x, axis=axis),
-    vjp=[lambda g, out, x, axis: reshape(g, shape=_shape(x))],
-    jvp=[lambda t, out, x, axis: reshape(t, shape=_shape(out))],
-    formula="d expand_dims(x)/dx: the gradient is reshaped back to x's shape",
-    numpy=("expand_dims",),
-    family=F,
-    description="Insert a size-1 axis.",
-)
+expand_dims: Op = defop("expand_dims", lambda xp, x, *, axis: xp.expand_dims(x, axis=axis),
+    "Insert a size-1 axis.",
+    dx=(lambda g, out, x, axis: reshape(g, shape=_shape(x)),
+        "d expand_dims(x)/dx: the gradient is reshaped back to x's shape"),
+    tx=lambda t, out, x, axis: reshape(t, shape=_shape(out)))
 
-flip: Op = defop(
-    "flip",
-    lambda xp, x, axis=None: xp.flip(x, axis=axis),
-    vjp=[lambda g, out, x, axis=None: flip(g, axis=axis)],
-    jvp="vjp",
-    formula="d flip(x)/dx: the gradient is flipped back",
-    numpy=("flip",),
-    family=F,
-    description="Reverse the order of elements along the given axes (all when None).",
-)
+flip: Op = defop("flip", lambda xp, x, axis=None: xp.flip(x, axis=axis),
+    "Reverse the order of elements along the given axes (all when None).", symmetric=True,
+    dx=(lambda g, out, x, axis=None: flip(g, axis=axis),
+        "d flip(x)/dx: the gradient is flipped back"))
+# fmt: on
 
 
-def _pad_forward(xp: Any, x: Any, widths: tuple[tuple[int, int], ...], value: Any) -> Any:
+def _pad_forward(xp: Any, x: Any, *, widths: tuple[tuple[int, int], ...], value: Any) -> Any:
     shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
     out = xp.full(shape, value, dtype=x.dtype)
     out[tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, widths))] = x
@@ -226,15 +199,12 @@ def _unpad(g: Any, widths: tuple[tuple[int, int], ...], x: Any) -> Any:
     return g[tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, widths))]
 
 
-_pad: Op = defop(
-    "pad",
-    _pad_forward,
-    vjp=[lambda g, out, x, widths, value: _unpad(g, widths, x)],
-    jvp=[lambda t, out, x, widths, value: _pad(t, widths=widths, value=0)],
-    formula="d pad(x)/dx: the gradient with the padding cut away",
-    family=F,
-    description="Pad with a constant value.",
-)
+# fmt: off
+_pad: Op = defop("pad", _pad_forward, "Pad with a constant value.", numpy=(),
+    dx=(lambda g, out, x, widths, value: _unpad(g, widths, x),
+        "d pad(x)/dx: the gradient with the padding cut away"),
+    tx=lambda t, out, x, widths, value: _pad(t, widths=widths, value=0))
+# fmt: on
 
 
 @public(_pad, numpy=("pad",))
@@ -262,19 +232,15 @@ def pad(
     return _pad(x, widths=widths, value=fill)
 
 
-def _astype(xp: Any, x: Any, dtype: Any) -> Any:
+def _astype(xp: Any, x: Any, *, dtype: Any) -> Any:
     if isinstance(dtype, str):
         dtype = getattr(xp, dtype)
     return xp.astype(x, dtype)
 
 
 # The engine casts every gradient to its input's dtype, so the rule passes it through.
-astype: Op = defop(
-    "astype",
-    _astype,
-    vjp=[lambda g, out, x, dtype: g],
-    jvp=[lambda t, out, x, dtype: astype(t, dtype=dtype)],
-    formula="d astype(x)/dx = 1 (the gradient is cast back to x's dtype)",
-    family=F,
-    description="Convert to another dtype.",
-)
+# fmt: off
+astype: Op = defop("astype", _astype, "Convert to another dtype.", numpy=(),
+    dx=(lambda g, out, x, dtype: g, "d astype(x)/dx = 1 (the gradient is cast back to x's dtype)"),
+    tx=lambda t, out, x, dtype: astype(t, dtype=dtype))
+# fmt: on

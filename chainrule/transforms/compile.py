@@ -221,12 +221,13 @@ class _Program:
             node = self.names[id(t)]
             refs = self._refs(args_)
             raw = [a.data if isinstance(a, Tensor) else a for a in args_]
-            kept = {SAVED: node + "s"} if op.save is not None else {}  # see the op contract
+            kept = {SAVED: node + "s"} if op.save is not None else {}  # see declare.kernel
             for name in (node, *refs, *kept.values()):
                 if name.startswith("v"):
                     saved[name] = None
             for i, a in sent:
-                rule = op.vjps[0] if op.variadic else op.vjps[i]
+                # the program runs on arrays: the rules of a plain pass, fast kernels included
+                rule = op.fast_vjps[0] if op.variadic else op.fast_vjps[i]
                 lead = [str(i)] if op.variadic else []
                 call_args = [*lead, grad(t), node, *refs]
                 lines.append(f"c = {self._call(self._const(rule), call_args, params, kept)}")
@@ -297,12 +298,10 @@ def _compiled_vjp(i: int, g: Any, out: Any, call: Any, *inputs: Any) -> Any:
 _OP: Op = defop(
     "compiled",
     lambda xp, call, *inputs: None,
-    vjp=_compiled_vjp,
-    jvp=None,
-    second_order=False,
-    formula="d f(x)/dx: the traced backward program of a cr.compile'd function",
+    "A cr.compile'd function: its traced forward and backward programs, replayed.",
     family="custom",
-    description="A cr.compile'd function: its traced forward and backward programs, replayed.",
+    second_order=False,
+    dinputs=(_compiled_vjp, "d f(x)/dx: the traced backward program of a cr.compile'd function"),
 )
 
 

@@ -68,11 +68,9 @@ def _function_vjp(i: int, g: Any, out: Any, *inputs: Any, ctx: Context, fn: Any)
 _FUNCTION_OP: Op = defop(
     "function",
     lambda xp, *inputs, ctx, fn: None,
-    vjp=_function_vjp,
-    jvp=None,
-    formula="d f(x)/dx: whatever the Function's backward() returns",
+    "A user-defined cr.Function (forward and backward written by hand).",
     family="custom",
-    description="A user-defined cr.Function (forward and backward written by hand).",
+    dinputs=(_function_vjp, "d f(x)/dx: whatever the Function's backward() returns"),
 )
 
 
