@@ -157,6 +157,20 @@ def test_steps_are_the_engines_backward_pass_in_its_order():
     ]
 
 
+def test_each_argument_s_rule_is_the_one_the_op_sheet_states_beside_it():
+    # where(c, x, y): the condition has no rule, so x and y are arguments 1 and 2
+    x = cr.tensor([1.0, -2.0], requires_grad=True)
+    y = cr.tensor([3.0, 4.0], requires_grad=True)
+    loss = cr.sum(cr.where(np.array([True, False]), x * x, y))
+    data = _data(graph_html(cr.graph(loss)))
+    step = next(r for r in data["steps"] if r["op"] == "where")
+    assert {o["arg"]: o["rule"] for o in step["outgoing"]} == {
+        1: "d where(c, x, y)/dx = c",
+        2: "d where(c, x, y)/dy = 1 - c",
+    }
+    assert step["formula"] == "d where(c, x, y)/dx = c, d where(c, x, y)/dy = 1 - c"
+
+
 def test_page_after_a_real_backward_shows_that_pass():
     loss, tensors = _two_layer()
     g = cr.graph(loss)

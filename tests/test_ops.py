@@ -374,6 +374,15 @@ def test_ops_are_declared_well() -> None:
     assert not {"bad_saved", "bad_input", "bad_pair", "bad_kw"} & set(OPS)
 
 
+def test_every_rule_of_the_sheet_states_the_derivative_it_applies() -> None:
+    for op in OPS.values():
+        assert len(op.formulas) == len(op.vjps) == len(op.jvps), op.name
+        for rule, formula in zip(op.vjps, op.formulas):
+            assert bool(formula) == (rule is not None), (op.name, formula)
+            assert not formula or formula.startswith("d"), (op.name, formula)
+        assert op.formula == ", ".join(f for f in op.formulas if f)
+
+
 def test_an_entry_of_the_sheet_gives_its_op_everything_it_says() -> None:
     op = cr.ops.defop(
         "_cube_for_test",

@@ -88,8 +88,7 @@ def defop(
             tangent = rule if symmetric else NOT_IMPLEMENTED
         vjps.append(rule)
         jvps.append(tangent)
-        if formula:
-            formulas.append(formula)
+        formulas.append(formula)
     if rules:
         raise TypeError(
             f"op {name!r}: {', '.join(sorted(rules))} name no input of its forward; its inputs "

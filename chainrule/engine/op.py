@@ -85,8 +85,8 @@ class Op:
         self.inputs = inputs  # the names of the array inputs (defop reads them off forward)
         self.vjps = vjps  # one rule per input (None: not differentiable)
         self.jvps = jvps
-        self.formulas = formulas  # the derivative each rule applies, as text
-        self.formula = ", ".join(formulas)
+        self.formulas = formulas  # the derivative each rule applies, as text ("" for none)
+        self.formula = ", ".join(f for f in formulas if f)
         self.kink = kink
         self.numpy = numpy
         self.differentiable = any(callable(r) for r in vjps)

@@ -21,7 +21,6 @@ import hashlib
 import html
 import json
 import math
-import re
 from typing import Any
 
 import numpy as np
@@ -153,11 +152,10 @@ def _op_of(node: Any) -> Any:
 
 
 def _clause(formula: str, op: Any, i: int) -> str:
-    """The part of an op's formula about argument ``i`` ("d(x @ y)/dy = x^T @ g"), when the
-    formula has one clause per argument; else the whole formula."""
-    clauses = re.split(r",\s+(?=d[\s(|])", formula)
-    if op is not None and not op.variadic and len(clauses) == len(op.vjps) > 1:
-        return clauses[i]
+    """The derivative that argument ``i``'s rule applies ("d(x @ y)/dy = x^T @ g"), as the op
+    sheet states it beside the rule; else the op's whole formula."""
+    if op is not None and not op.variadic and op.formulas[i]:
+        return str(op.formulas[i])
     return formula
 
 
