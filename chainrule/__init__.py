@@ -44,6 +44,7 @@ from .transforms import (
     jvp,
     numerical_grad,
     numerical_jacobian,
+    tree,
     value_and_grad,
     vjp,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "random",
     "data",
     "io",
+    "tree",
     # tensor creation and the op sheet's functions (read from chainrule.ops)
     *ops.creation.__all__,
     *ops.FUNCTION_NAMES,

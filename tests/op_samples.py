@@ -469,34 +469,38 @@ def _reduction(name: str, distinct: bool = False) -> Any:
     return factory
 
 
-@st.composite
-def _var(draw: Any, kind: str) -> Sample:
-    shape = _shape(draw, kind)
-    x = _distinct(draw, shape)
-    axis = _axis(draw, len(shape))
-    keepdims = draw(st.booleans())
-    n = _count(shape, axis)
-    ddof = draw(st.sampled_from([0, 1] if n > 1 else [0]))
-    faces = {
-        "cr.var": (lambda x: cr.var(x, axis, keepdims, ddof=ddof), np.var),
-        "cr.var(correction=)": (
-            lambda x: cr.var(x, axis=axis, keepdims=keepdims, correction=ddof),
-            np.var,
-        ),
-        "np.var": (lambda x: np.var(x, axis=axis, keepdims=keepdims, ddof=ddof), np.var),
-    }
-    if n > 1:  # sqrt(var) has an infinite slope where the spread is 0
-        faces["cr.std"] = (lambda x: cr.std(x, axis=axis, keepdims=keepdims, ddof=ddof), np.std)
-    label, (f, r) = _variant(draw, faces)
-    return _sample(
-        draw,
-        kind,
-        "var",
-        lambda c, x: f(x),
-        [x],
-        ref=lambda x: r(x, axis=axis, keepdims=keepdims, ddof=ddof),
-        note=f"{label}(axis={axis}, keepdims={keepdims}, ddof={ddof})",
-    )
+def _spread(name: str) -> Any:
+    """Samples of var or std: NumPy's and the array API's spellings of ddof."""
+
+    @st.composite
+    def factory(draw: Any, kind: str) -> Sample:
+        shape = _shape(draw, kind)
+        x = _distinct(draw, shape)
+        axis = _axis(draw, len(shape))
+        keepdims = draw(st.booleans())
+        n = _count(shape, axis)
+        ddof = draw(st.sampled_from([0, 1] if n > 1 else [0]))
+        fn, ref = getattr(cr, name), getattr(np, name)
+        faces = {
+            f"cr.{name}": (lambda x: fn(x, axis, keepdims, ddof=ddof), ref),
+            f"cr.{name}(correction=)": (
+                lambda x: fn(x, axis=axis, keepdims=keepdims, correction=ddof),
+                ref,
+            ),
+            f"np.{name}": (lambda x: ref(x, axis=axis, keepdims=keepdims, ddof=ddof), ref),
+        }
+        label, (f, r) = _variant(draw, faces)
+        return _sample(
+            draw,
+            kind,
+            name,
+            lambda c, x: f(x),
+            [x],
+            ref=lambda x: r(x, axis=axis, keepdims=keepdims, ddof=ddof),
+            note=f"{label}(axis={axis}, keepdims={keepdims}, ddof={ddof})",
+        )
+
+    return factory
 
 
 def _arg_reduction(name: str) -> Any:
@@ -1319,7 +1323,8 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     # reductions
     "sum": _reduction("sum"),
     "mean": _reduction("mean"),
-    "var": _var,
+    "var": _spread("var"),
+    "std": _spread("std"),
     "max": _reduction("max", distinct=True),
     "min": _reduction("min", distinct=True),
     "argmax": _arg_reduction("argmax"),

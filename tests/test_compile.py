@@ -300,7 +300,7 @@ def _tolist(x: Any) -> Any:
 
 
 def _as_array(x: Any) -> Any:
-    return cr.sum(x * np.asarray(x).mean())
+    return cr.sum(x * np.asarray(x.detach()).mean())  # (the value as a constant, said so)
 
 
 def _returns_tuple(x: Any) -> Any:

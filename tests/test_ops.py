@@ -532,6 +532,17 @@ KINK_CASES: list[tuple[str, Callable[..., Any], list[list[Any]], list[list[float
     # d(x^y)/dy at x = 0 is 0 (and d(x^y)/dx = y x^(y-1) = 0 there for y = 2)
     ("power", cr.power, [[0.0, 2.0], [2.0, 3.0]], [[0.0, 12.0], [0.0, 8.0 * math.log(2.0)]]),
     ("sqrt", cr.sqrt, [[0.0, 4.0]], [[math.inf, 0.25]]),
+    # d(x^0)/dx = 0, at x = 0 too, with the exponent a number or an array
+    ("power", lambda x: x**0, [[0.0, 2.0, -1.0]], [[0.0, 0.0, 0.0]]),
+    ("power", cr.power, [[0.0, 3.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, math.log(3.0)]]),
+    # std of a constant slice: gradient 0 (the other slice: (x - mean) / (n std))
+    (
+        "std",
+        lambda x: cr.std(x, axis=1),
+        [[[2.0, 2.0], [1.0, 3.0]]],
+        [[[0.0, 0.0], [-0.5, 0.5]]],
+    ),
+    ("std", cr.std, [[5.0]], [[0.0]]),
 ]
 
 

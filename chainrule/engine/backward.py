@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace, owned
-from .errors import check_finite, format_where
+from .errors import check_finite, complex_error, format_where, is_complex
 from .modes import set_grad_enabled, state
 from .op import NO_PARAMS
 from .registry import NOT_IMPLEMENTED, OPS, SAVED
@@ -425,6 +425,8 @@ def fit_to(c: Any, a: Tensor, op: Any) -> Any:
     if tuple(c.shape) != shape:
         c = _unbroadcast(c, shape, op)
     if c.dtype != a.data.dtype:
+        if is_complex(c.dtype) and not is_complex(a.data.dtype):
+            raise TypeError(complex_error(op, "gradient", a.data.dtype))
         c = OPS["astype"](c, dtype=a.data.dtype)
     return c
 

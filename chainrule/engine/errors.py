@@ -13,7 +13,15 @@ from .tensor import Tensor
 if TYPE_CHECKING:
     from .op import Op
 
-__all__ = ["AnomalyError", "forward_error", "user_frame", "format_where", "check_finite"]
+__all__ = [
+    "AnomalyError",
+    "forward_error",
+    "user_frame",
+    "format_where",
+    "check_finite",
+    "is_complex",
+    "complex_error",
+]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -75,4 +83,18 @@ def check_finite(value: Any, op: Op, args: Any, phase: str, where: Any) -> None:
     raise AnomalyError(
         f"{op.name}: {bad} in the {phase} pass (inputs {shapes}, result "
         f"{_describe(data)}); the node was made at {format_where(where)}"
+    )
+
+
+def is_complex(dtype: Any) -> bool:
+    return getattr(dtype, "kind", "") == "c" or "complex" in str(dtype)
+
+
+def complex_error(op: Any, what: str, dtype: Any) -> str:
+    """Why a complex derivative of a real value is refused rather than its real part kept."""
+    return (
+        f"{op.name}: the {what} of a real ({dtype}) value came out complex: the computation "
+        "passes through complex numbers, which chainrule does not differentiate yet (keeping "
+        "the real part would give a wrong number); write it with real arithmetic (for "
+        "|a + ib|, sqrt(a**2 + b**2))"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .errors import complex_error, is_complex
 from .modes import state
 from .registry import NOT_IMPLEMENTED, OPS
 from .tensor import Tensor
@@ -67,5 +68,7 @@ def _tangent(
     if tuple(total.shape) != tuple(like.shape):
         total = OPS["broadcast_to"](total, shape=tuple(like.shape))
     if total.dtype != like.dtype:
+        if is_complex(total.dtype) and not is_complex(like.dtype):
+            raise TypeError(complex_error(op, "tangent", like.dtype))
         total = OPS["astype"](total, dtype=like.dtype)
     return total

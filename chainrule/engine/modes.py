@@ -29,6 +29,7 @@ __all__ = [
     "check_not_tracing",
     "tracing",
     "forward_level",
+    "transforming",
     "no_grad",
     "enable_grad",
     "set_grad_enabled",
@@ -51,6 +52,9 @@ class _ThreadState(threading.local):
         self.tracing = False
         # Active forward-mode (JVP) levels, outermost first.
         self.levels: list[Level] = []
+        # How many functional transforms (cr.grad, cr.jvp, ...) are running their function:
+        # inside one, reading a differentiated Tensor's value as a plain number is refused.
+        self.transforms = 0
         # anomaly or tracing or a forward level: the one test the recording path makes
         self.special = False
         # The Modules whose forward is running, outermost first (set by Module.__call__), so
@@ -105,8 +109,18 @@ def forward_level(level: Level) -> Iterator[Level]:
     try:
         yield level
     finally:
-        state.levels.remove(level)
+        state.levels.pop()  # (levels nest: the last one is this one)
         refresh()
+
+
+@contextmanager
+def transforming() -> Iterator[None]:
+    """Mark a functional transform's call of its function (see ``state.transforms``)."""
+    state.transforms += 1
+    try:
+        yield
+    finally:
+        state.transforms -= 1
 
 
 # -- grad mode -------------------------------------------------------------------------------

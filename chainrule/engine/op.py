@@ -18,10 +18,10 @@ from ..backends import NAMESPACES, is_array, namespace
 from .errors import check_finite, forward_error, user_frame
 from .forward_mode import push_tangents
 from .modes import next_seq, state
-from .registry import SAVED
+from .registry import OPS, SAVED
 from .tensor import MANY, ONE, Tensor
 
-__all__ = ["Op", "apply", "NO_PARAMS", "Rule"]
+__all__ = ["Op", "apply", "gather", "NO_PARAMS", "Rule"]
 
 Rule = Callable[..., Any]
 NO_PARAMS: dict[str, Any] = {}  # shared by every node without parameters; never mutated
@@ -117,6 +117,11 @@ class Op:
         return self._plain(args, params)
 
     def _plain(self, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        if any(type(a) in (list, tuple) and _holds_tensor(a) for a in args):
+            # a list of Tensors, as NumPy code writes it (cr.mean([x, y])): stacked, recorded
+            args = tuple(gather(a) for a in args)
+            if any(isinstance(a, Tensor) for a in args):
+                return apply(self, args, params)
         xp = namespace(*args)
         if not any(is_array(a) for a in args):
             # Only Python numbers or lists: compute with arrays, as NumPy would, not with
@@ -147,6 +152,20 @@ class Op:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Op:
         return self
+
+
+def _holds_tensor(value: Any) -> bool:
+    if isinstance(value, Tensor):
+        return True
+    return type(value) in (list, tuple) and any(_holds_tensor(v) for v in value)
+
+
+def gather(value: Any) -> Any:
+    """Nested lists and tuples holding Tensors as one Tensor, stacked by the ``stack`` op (so
+    that the gradient reaches every entry); anything else as it is."""
+    if type(value) not in (list, tuple) or not _holds_tensor(value):
+        return value
+    return OPS["stack"](*[gather(v) for v in value], axis=0)
 
 
 def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:

@@ -220,30 +220,35 @@ class Tensor(TensorMethods):
     # -- conversion ---------------------------------------------------------------------
     def numpy(self) -> Any:
         """The value as a NumPy array (no copy for NumPy data)."""
-        check_not_tracing("numpy")
+        _leaving_the_graph(self, "numpy")
         return to_numpy(self.data)
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
-        check_not_tracing("item")
+        _leaving_the_graph(self, "item")
+        return self._item("item")
+
+    def _item(self, what: str) -> Any:
         if self.size != 1:
-            raise ValueError(f"item: the tensor has shape {self.shape}; only one-element tensors")
+            raise ValueError(f"{what}: the tensor has shape {self.shape}; only one-element tensors")
         return to_numpy(self.data).item()
 
     def tolist(self) -> Any:
-        check_not_tracing("tolist")
+        _leaving_the_graph(self, "tolist")
         return to_numpy(self.data).tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        check_not_tracing("__array__")
+        _leaving_the_graph(self, "__array__")
         out = to_numpy(self.data)
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def __float__(self) -> float:
-        return float(self.item())
+        _leaving_the_graph(self, "float")
+        return float(self._item("float"))
 
     def __int__(self) -> int:
-        return int(self.item())
+        _leaving_the_graph(self, "int")
+        return int(self._item("int"))
 
     def __bool__(self) -> bool:
         check_not_tracing("__bool__")
@@ -323,6 +328,9 @@ class Tensor(TensorMethods):
             # the old value in the graph stay correct.
             updated: Tensor = op(self, other)
             return updated
+        if state.levels and any(id(v) in lv for v in (self, other) for lv in state.levels):
+            rebound: Tensor = op(self, other)  # (inside cr.jvp: the new one gets its tangent)
+            return rebound
         raw = other.data if isinstance(other, Tensor) else other
         result = op.forward(namespace(self.data, raw), self.data, raw)
         if tuple(result.shape) != tuple(self.data.shape):
@@ -365,9 +373,65 @@ class Tensor(TensorMethods):
                 "new, x) or build the tensor with cr.concatenate/cr.stack, or assign inside "
                 "`with cr.no_grad():`"
             )
+        if state.levels and any(id(v) in lv for v in (self, value) for lv in state.levels):
+            raise RuntimeError(
+                "item assignment on a tensor that carries a forward-mode tangent (inside "
+                "cr.jvp) is not recorded, so its tangent would go stale; use cr.where(mask, new, "
+                "x) or build the tensor with cr.concatenate/cr.stack"
+            )
         raw = value.data if isinstance(value, Tensor) else value
         self.data[raw_index(index)] = raw
         self._version = next_seq()
+
+
+def _leaving_the_graph(t: Tensor, what: str) -> None:
+    """Refuse to hand out the value of ``t`` as a plain array or number where that would cut
+    it out of a gradient without a word: NumPy converting it implicitly (``np.array([x, y])``,
+    a NumPy function given a list of Tensors) while it requires grad, and any conversion inside
+    a transform (``float(x)`` in the function given to ``cr.grad``) of a Tensor being
+    differentiated. ``t.detach()`` converts freely: the value as a constant, said out loud."""
+    check_not_tracing(what)
+    if not (state.levels or (t._rg and state.grad_enabled)):
+        return
+    implicit = what == "__array__"
+    if not (implicit or state.transforms):
+        return
+    if not (t._rg and state.grad_enabled) and not any(id(t) in lv for lv in state.levels):
+        return
+    if implicit:
+        caller = _numpy_caller()
+        raise TypeError(
+            f"{caller or 'NumPy'} turned a Tensor that is being differentiated into a plain "
+            "array, which would cut it out of the graph (its gradient would be silently wrong). "
+            "For an array of Tensors use cr.stack([...]) or cr.asarray(...) (they are recorded), "
+            "and call NumPy functions on Tensors, not on lists of them; to use the value as a "
+            "constant, pass t.detach()"
+        )
+    raise TypeError(
+        f"{what}() of a Tensor being differentiated gives a plain value, cut out of the graph "
+        "(the gradient through it would be silently wrong); keep computing with the Tensor, "
+        f"or, to use its value as a constant, call {what}() on t.detach()"
+    )
+
+
+def _numpy_caller() -> str | None:
+    """The NumPy function (``np.mean``) whose Python code is converting a Tensor, if any: the
+    outermost of the NumPy frames just above the conversion."""
+    import sys
+
+    frame: Any = sys._getframe(0)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:  # (this file)
+        frame = frame.f_back
+    found = None
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("numpy"):
+        name = frame.f_code.co_name
+        package = frame.f_globals["__name__"].split(".")[1:2]  # numpy.linalg._linalg: linalg
+        if package and not package[0].startswith("_") and package[0] != "lib":
+            found = f"np.{package[0]}.{name}"
+        else:  # numpy._core.fromnumeric's mean is np.mean
+            found = f"np.{name}"
+        frame = frame.f_back
+    return found if found and not found.split(".")[-1].startswith("_") else None
 
 
 _RETAIN = object()  # marks a non-leaf tensor whose gradient backward() should keep

@@ -262,10 +262,7 @@ def _array_ufunc(self: Any, ufunc: Any, method: str, *inputs: Any, **kwargs: Any
     fn = _BY_NAME.get(ufunc.__name__)
     if method != "__call__" or fn is None:
         what = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
-        raise TypeError(
-            f"{what} is not supported on chainrule Tensors (it would not be recorded); use "
-            "chainrule's functions (see cr.ops.table()) or convert with t.numpy() first"
-        )
+        raise TypeError(_unsupported(what, ufunc.__name__))
     if kwargs:
         raise TypeError(
             f"numpy.{ufunc.__name__}: keyword arguments {sorted(kwargs)} are not supported on "
@@ -283,6 +280,8 @@ _METADATA: dict[Any, Any] = {
     np.shape: lambda t: t.shape,
     np.ndim: lambda t: t.ndim,
     np.size: _size,
+    np.iscomplexobj: lambda t: getattr(t.dtype, "kind", "") == "c",
+    np.isrealobj: lambda t: getattr(t.dtype, "kind", "") != "c",
 }
 
 
@@ -292,12 +291,22 @@ def _array_function(self: Any, func: Any, types: Any, args: Any, kwargs: Any) ->
         return _METADATA[func](*args, **kwargs)
     fn = _BY_FUNCTION.get(func)
     if fn is None:
-        raise TypeError(
-            f"numpy.{func.__name__} is not supported on chainrule Tensors (it would not be "
-            "recorded); use chainrule's functions (see cr.ops.table()) or convert with "
-            "t.numpy() first"
-        )
+        raise TypeError(_unsupported(f"numpy.{func.__name__}", func.__name__))
     return fn(*args, **kwargs)
+
+
+def _unsupported(what: str, name: str) -> str:
+    """The error for a NumPy function chainrule cannot record: what it is, the nearest ones
+    it can, and how to use the value as a constant instead."""
+    import difflib
+
+    near = difflib.get_close_matches(name, list(_BY_NAME), n=3, cutoff=0.6)
+    hint = f" (nearest supported: {', '.join('np.' + n for n in near)})" if near else ""
+    return (
+        f"{what} is not supported on chainrule Tensors: it would not be recorded, so no "
+        f"gradient could flow through it{hint}. Use chainrule's functions (cr.ops.table() "
+        "lists them), or, to use the value as a constant, call it on t.detach().numpy()"
+    )
 
 
 # an index is a parameter of getitem, not an input: traced, a Tensor's values would be frozen

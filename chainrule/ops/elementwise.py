@@ -91,9 +91,17 @@ def _power_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
     return where(equal(x, 0), 0.0, g * out * log(safe))
 
 
+def _power_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
+    # NOTE: d(x^0)/dx = 0 everywhere, x = 0 included (where y x^(y-1) would be 0 * inf)
+    if isinstance(y, (int, float)):
+        return g * y * x ** (y - 1) if y != 0 else g * 0.0
+    zero = equal(y, 0)
+    return where(zero, 0.0, g * y * x ** where(zero, 1.0, y - 1))
+
+
 power: Op = defop("power", lambda xp, x, y: x**y, "x ** y, broadcasting.",
-    kink="d(x^y)/dy at x = 0 is 0",
-    dx=(lambda g, out, x, y: g * y * x ** (y - 1), "d(x^y)/dx = y * x^(y-1)"),
+    kink="d(x^y)/dy at x = 0 is 0; d(x^0)/dx = 0, at x = 0 too",
+    dx=(_power_dx,                                 "d(x^y)/dx = y * x^(y-1)"),
     dy=(_power_dy,                                 "d(x^y)/dy = x^y * log(x)"))
 
 square: Op = defop("square", lambda xp, x: x * x,

@@ -8,7 +8,7 @@ from ..engine.declare import family, public
 from ..engine.op import Op
 from .shape import broadcast_to, expand_dims, reshape, squeeze
 
-__all__ = ["matmul", "dot", "outer", "einsum", "inner"]
+__all__ = ["matmul", "dot", "outer", "einsum", "inner", "vdot"]
 
 defop = family("linalg")
 
@@ -69,10 +69,40 @@ def dot(x: Any, y: Any) -> Any:
     return matmul(x, y)
 
 
-@public(matmul, numpy=("inner", "vdot"), face=False)
+@public(matmul, numpy=("inner",), face=False)
 def inner(x: Any, y: Any) -> Any:
-    """Inner product of two 1-D arrays."""
-    return _sum_all(x * y)
+    """NumPy's ``inner``: the sum over the last axis of each, ``out[i..., j...] = sum_k
+    x[i..., k] y[j..., k]`` (a product where one is 0-d)."""
+    if not x.shape or not y.shape:
+        return x * y
+    if x.shape[-1] != y.shape[-1]:
+        raise ValueError(
+            f"inner: the last dimensions differ: shapes {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    nx, ny = len(x.shape), len(y.shape)
+    if nx + ny - 1 > len(_LETTERS):
+        raise ValueError(f"inner: {nx} + {ny} dimensions are more than einsum can name")
+    a, b = _LETTERS[: nx - 1], _LETTERS[nx - 1 : nx + ny - 2]
+    k = _LETTERS[nx + ny - 2]
+    return einsum(f"{a}{k},{b}{k}->{a}{b}", x, y)
+
+
+@public(matmul, numpy=("vdot",), face=False)
+def vdot(x: Any, y: Any) -> Any:
+    """NumPy's ``vdot`` for real arrays: both flattened, then their dot product."""
+    if _size(x) != _size(y):
+        raise ValueError(f"vdot: sizes differ: shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    return _sum_all(reshape(x, shape=(-1,)) * reshape(y, shape=(-1,)))
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _size(v: Any) -> int:
+    n = 1
+    for d in v.shape:
+        n *= d
+    return n
 
 
 def _sum_all(v: Any) -> Any:

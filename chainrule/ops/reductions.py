@@ -14,7 +14,7 @@ import numpy as np
 from ..engine.backward import xp_sum
 from ..engine.declare import family, public
 from ..engine.op import Op
-from .elementwise import equal, sqrt
+from .elementwise import equal, where
 from .shape import astype, broadcast_to, reshape
 
 __all__ = [
@@ -183,7 +183,39 @@ def var(
     )
 
 
-@public(_var, numpy=("std",), face=False)
+def _std_forward(xp: Any, x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Any:
+    return xp.std(x, axis=_as_axis(axis), keepdims=keepdims, correction=ddof)
+
+
+def _std_vjp(
+    g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0
+) -> Any:
+    # d std(x)/dx_i = (x_i - mean(x)) / ((n - ddof) std(x)); NOTE: 0 where std(x) = 0 (all
+    # entries equal, or just one), as PyTorch defines it, not 0 * inf
+    s = expand(out, x, axis, keepdims)
+    zero = equal(s, 0)
+    scale = (_count(x, axis) - ddof) * where(zero, 1.0, s)
+    return where(zero, 0.0, expand(g, x, axis, keepdims) * _centered(x, axis) / scale)
+
+
+def _std_jvp(
+    t: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0
+) -> Any:
+    zero = equal(out, 0)
+    scale = (_count(x, axis) - ddof) * where(zero, 1.0, out)
+    return where(zero, 0.0, _sum(t * _centered(x, axis), axis=axis, keepdims=keepdims) / scale)
+
+
+# fmt: off
+_std: Op = defop("std", _std_forward,
+    "Standard deviation over the given axes (ddof=1 for the square root of the unbiased "
+    "variance).",
+    kink="where the spread is 0 (all entries equal) the gradient is 0",
+    dx=(_std_vjp, "d std(x)/dx_i = (x_i - mean(x)) / ((n - ddof) std(x))"), tx=_std_jvp)
+# fmt: on
+
+
+@public(_std)
 def std(
     x: Any,
     axis: Any = None,
@@ -192,8 +224,12 @@ def std(
     correction: Any = None,
     **numpy_kwargs: Any,
 ) -> Any:
-    """Standard deviation: ``sqrt(var(x))``. Its gradient is infinite where the spread is 0."""
-    return sqrt(var(x, axis, keepdims, ddof, correction, **numpy_kwargs))
+    """Standard deviation over ``axis``; ``ddof`` (NumPy) or ``correction`` (array API)
+    subtracts from n. Where the spread is 0 the gradient is 0."""
+    _no_numpy_extras("std", numpy_kwargs)
+    return _std(
+        x, axis=_as_axis(axis), keepdims=keepdims, ddof=ddof if correction is None else correction
+    )
 
 
 def _extreme_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..backends import namespace
 from ..engine.declare import family, public
-from ..engine.op import Op
+from ..engine.op import Op, gather
+from ..engine.tensor import Tensor
 
 __all__ = [
     "reshape",
@@ -16,6 +18,14 @@ __all__ = [
     "broadcast_to",
     "concatenate",
     "stack",
+    "asarray",
+    "atleast_1d",
+    "atleast_2d",
+    "atleast_3d",
+    "hstack",
+    "vstack",
+    "dstack",
+    "column_stack",
     "squeeze",
     "expand_dims",
     "flip",
@@ -161,6 +171,77 @@ _stack: Op = defop("stack", lambda xp, *xs, axis: xp.stack(list(xs), axis=axis),
 def stack(arrays: Any, axis: int = 0) -> Any:
     """Join a sequence of arrays of equal shape along a new axis."""
     return _stack(*arrays, axis=axis)
+
+
+def _ndim(x: Any) -> int:
+    return len(getattr(x, "shape", ()))
+
+
+@public(reshape, numpy=("atleast_1d",), face=False)
+def atleast_1d(x: Any) -> Any:
+    """``x`` with at least one dimension (a 0-d value becomes shape (1,))."""
+    return reshape(x, shape=(1,)) if _ndim(x) == 0 else x
+
+
+@public(reshape, numpy=("atleast_2d",), face=False)
+def atleast_2d(x: Any) -> Any:
+    """``x`` with at least two dimensions: shape (n,) becomes (1, n), as NumPy does."""
+    n = _ndim(x)
+    return reshape(x, shape=(1, 1) if n == 0 else (1, *x.shape)) if n < 2 else x
+
+
+@public(reshape, numpy=("atleast_3d",), face=False)
+def atleast_3d(x: Any) -> Any:
+    """``x`` with at least three dimensions: (n,) becomes (1, n, 1), (m, n) becomes (m, n, 1)."""
+    n = _ndim(x)
+    if n >= 3:
+        return x
+    shape = {0: (1, 1, 1), 1: (1, *x.shape, 1), 2: (*x.shape, 1)}[n]
+    return reshape(x, shape=shape)
+
+
+@public(_concatenate, numpy=("hstack",), face=False)
+def hstack(arrays: Any) -> Any:
+    """Join along the second axis (the first for 1-D arrays), as ``np.hstack``."""
+    xs = [atleast_1d(gather(a)) for a in arrays]
+    return _concatenate(*xs, axis=0 if xs and _ndim(xs[0]) == 1 else 1)
+
+
+@public(_concatenate, numpy=("vstack", "row_stack"), face=False)
+def vstack(arrays: Any) -> Any:
+    """Join along the first axis, 1-D arrays as rows, as ``np.vstack``."""
+    return _concatenate(*[atleast_2d(gather(a)) for a in arrays], axis=0)
+
+
+@public(_concatenate, numpy=("dstack",), face=False)
+def dstack(arrays: Any) -> Any:
+    """Join along the third axis, as ``np.dstack``."""
+    return _concatenate(*[atleast_3d(gather(a)) for a in arrays], axis=2)
+
+
+@public(_concatenate, numpy=("column_stack",), face=False)
+def column_stack(arrays: Any) -> Any:
+    """1-D arrays as columns, then joined along the second axis, as ``np.column_stack``."""
+    xs = [gather(a) for a in arrays]
+    return _concatenate(*[reshape(a, shape=(-1, 1)) if _ndim(a) < 2 else a for a in xs], axis=1)
+
+
+@public(_stack, face=False)
+def asarray(obj: Any, dtype: Any = None) -> Any:
+    """``np.array(obj)`` where ``obj`` may hold Tensors: nested lists and tuples of Tensors and
+    numbers become one Tensor, stacked by recorded ops, so that the gradient reaches each entry.
+
+    >>> import chainrule as cr
+    >>> x = cr.tensor(1.5, requires_grad=True)
+    >>> v = cr.asarray([x, x * x, 2.0])
+    >>> v.sum().backward()
+    >>> float(x.grad)  # d(x + x^2 + 2)/dx = 1 + 2x
+    4.0
+    """
+    out = gather(obj)
+    if not isinstance(out, Tensor):
+        out = Tensor(namespace(out).asarray(out))
+    return out if dtype is None else astype(out, dtype=dtype)
 
 
 def _squeeze(xp: Any, x: Any, axis: Any = None) -> Any:

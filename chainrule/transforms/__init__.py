@@ -3,6 +3,7 @@ numerical checks; custom Functions."""
 
 from __future__ import annotations
 
+from . import tree
 from .check import GradcheckError, gradcheck, numerical_grad, numerical_jacobian
 from .compile import CompiledFunction, compile
 from .derivatives import grad, hessian, jacobian, jvp, value_and_grad, vjp
@@ -23,4 +24,5 @@ __all__ = [
     "GradcheckError",
     "Function",
     "Context",
+    "tree",
 ]

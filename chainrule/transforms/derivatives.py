@@ -15,8 +15,10 @@ from typing import Any
 from .. import ops as F
 from ..backends import namespace
 from ..engine.backward import gradients
-from ..engine.modes import enable_grad, forward_level, state
+from ..engine.modes import enable_grad, forward_level, next_seq, state, transforming
 from ..engine.tensor import Tensor
+from . import tree
+from .tree import Structure
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian"]
 
@@ -46,17 +48,26 @@ def _as_float_array(value: Any, name: str) -> Any:
 
 
 def _differentiable(value: Any, name: str) -> tuple[Tensor, bool]:
-    """A Tensor that requires grad standing for ``value``; and whether value was a Tensor."""
+    """A Tensor that requires grad standing for ``value``; and whether value was a Tensor.
+    A new one is dated (``_seq``), so that a transform started before it can tell it from its
+    own inputs (see :func:`_reaches_outer`)."""
     if isinstance(value, Tensor):
         if value.requires_grad:
-            return value, True
+            # a new node standing for the outer transform's tensor: this transform
+            # differentiates with respect to it alone, while the outer one still sees
+            # through it (x * grad(lambda y: x * y)(x) is x * x, not x * 2x)
+            with enable_grad():
+                return F.reshape(value, shape=value.shape), True
         t = Tensor(_as_float_array(value.data, name), requires_grad=True)
         for level in state.levels:  # keep forward-mode tangents attached
             entry = level.get(id(value))
             if entry is not None:
                 level[id(t)] = (t, entry[1])
+        t._seq = next_seq()
         return t, True
-    return Tensor(_as_float_array(value, name), requires_grad=True), False
+    t = Tensor(_as_float_array(value, name), requires_grad=True)
+    t._seq = next_seq()
+    return t, False
 
 
 def _check_scalar(out: Any, name: str) -> Tensor:
@@ -70,39 +81,90 @@ def _check_scalar(out: Any, name: str) -> Tensor:
     return out
 
 
+def _wrap_args(
+    args: Sequence[Any], nums: tuple[int, ...], name: str
+) -> tuple[list[Any], list[tuple[Structure, int]], list[Tensor], bool]:
+    """``args`` with each argument in ``nums`` a tree of Tensors that require grad; the
+    structure and leaf count of each; all those Tensors in order; whether any was a Tensor
+    already (an outer transform's)."""
+    new_args = list(args)
+    specs: list[tuple[Structure, int]] = []
+    targets: list[Tensor] = []
+    nested = False
+    for i in nums:
+        values, spec = tree.flatten(args[i])
+        for v in values:
+            t, was_tensor = _differentiable(v, name)
+            targets.append(t)
+            nested = nested or was_tensor
+        new_args[i] = tree.unflatten(spec, targets[len(targets) - len(values) :])
+        specs.append((spec, len(values)))
+    return new_args, specs, targets, nested
+
+
+def _regroup(grads: Sequence[Any], specs: list[tuple[Structure, int]]) -> list[Any]:
+    """One tree of gradients per differentiated argument, shaped as that argument."""
+    out, k = [], 0
+    for spec, n in specs:
+        out.append(tree.unflatten(spec, grads[k : k + n]))
+        k += n
+    return out
+
+
+def _keep_tangents(t: Any) -> Any:
+    """``t`` as a Tensor outside the reverse-mode graph that keeps its forward-mode tangents:
+    what a transform hands back to an outer ``jvp`` when only tangents must flow through it."""
+    if not isinstance(t, Tensor):
+        return t
+    d = Tensor(t.data)
+    for level in state.levels:
+        entry = level.get(id(t))
+        if entry is not None:
+            level[id(d)] = (d, entry[1])
+    return d
+
+
 def value_and_grad(
     f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
 ) -> Callable[..., Any]:
-    """``f``'s value and its gradient with respect to the arguments in ``argnums``.
+    """``f``'s value and its gradient with respect to the arguments in ``argnums``. An
+    argument may be a container (dict, list, tuple, namedtuple, dataclass) of arrays: its
+    gradient is a container of the same shape.
 
     >>> import chainrule as cr
     >>> value, slope = cr.value_and_grad(lambda x: x ** 3)(2.0)
     >>> float(value), float(slope)
     (8.0, 12.0)
+    >>> g = cr.grad(lambda p: p["w"] * p["b"])({"w": 2.0, "b": 5.0})
+    >>> {k: float(v) for k, v in g.items()}
+    {'b': 2.0, 'w': 5.0}
     """
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums(argnums, len(args), "grad")
-        args = list(args)  # type: ignore[assignment]
-        targets, nested = [], False
-        for i in nums:
-            t, was_tensor = _differentiable(args[i], "grad")
-            args[i] = t  # type: ignore[index]
-            targets.append(t)
-            nested = nested or was_tensor
-        with enable_grad():
-            result = f(*args, **kwargs)
+        start = next_seq()
+        new_args, specs, targets, nested = _wrap_args(args, nums, "grad")
+        with enable_grad(), transforming():
+            result = f(*new_args, **kwargs)
         aux = None
         if has_aux:
+            if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                raise TypeError("grad: with has_aux=True the function must return (value, aux)")
             result, aux = result
         out = _check_scalar(result, "grad")
-        nested = nested or _depends_on_others(out, targets)
-        grads = gradients(out, targets, create_graph=nested)
-        value: Any = out if nested else out.data
-        if has_aux and not nested:
+        nested = nested or _reaches_outer([out], start)
+        tangents = bool(state.levels)  # an outer jvp: its tangents flow through the gradient
+        grads: list[Any] = gradients(out, targets, create_graph=nested or tangents)
+        value: Any = out
+        if tangents and not nested:
+            grads = [_keep_tangents(g) for g in grads]
+            value = _keep_tangents(out)
+        elif not nested:
+            value = out.data
             aux = _unwrap(aux)
-        g: Any = grads[0] if isinstance(argnums, int) else tuple(grads)
+        trees = _regroup(grads, specs)
+        g: Any = trees[0] if isinstance(argnums, int) else tuple(trees)
         return ((value, aux), g) if has_aux else (value, g)
 
     return wrapper
@@ -111,7 +173,7 @@ def value_and_grad(
 def grad(
     f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
 ) -> Callable[..., Any]:
-    """The gradient of a scalar function, as a function.
+    """The gradient of a scalar function, as a function (see :func:`value_and_grad`).
 
     >>> import chainrule as cr
     >>> d2 = cr.grad(cr.grad(lambda x: x ** 4 + x ** 2))  # 12 x^2 + 2
@@ -131,41 +193,68 @@ def grad(
     return wrapper
 
 
+def _as_tensor(value: Any) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor(namespace(value).asarray(value))
+
+
 def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
     """Evaluate ``f`` and return ``(out, vjp_fn)``: ``vjp_fn(cotangent)`` gives one gradient
     per primal, ``cotangent`` having ``out``'s shape. ``vjp_fn`` may be called many times.
+    Primals and ``out`` may be containers of arrays; the cotangent is then a container of
+    ``out``'s structure, and each gradient has its primal's.
 
     >>> import chainrule as cr, numpy as np
     >>> out, pullback = cr.vjp(lambda x: x * x, np.array([1.0, 2.0]))
     >>> pullback(np.array([1.0, 10.0]))[0]
     array([ 2., 40.])
     """
-    targets, nested = [], False
-    args = []
-    for p in primals:
-        t, was_tensor = _differentiable(p, "vjp")
-        args.append(t)
-        targets.append(t)
-        nested = nested or was_tensor
-    with enable_grad():
-        out = f(*args)
-    if not isinstance(out, Tensor):
-        out = Tensor(namespace(out).asarray(out))
-    nested = nested or _depends_on_others(out, targets)
+    start = next_seq()
+    args, specs, targets, nested = _wrap_args(primals, tuple(range(len(primals))), "vjp")
+    with enable_grad(), transforming():
+        result = f(*args)
+    values, out_spec = tree.flatten(result)
+    outs = [_as_tensor(v) for v in values]
+    nested = nested or _reaches_outer(outs, start)
 
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
-        if not isinstance(cotangent, Tensor) and not hasattr(cotangent, "dtype"):
-            cotangent = namespace(out.data).asarray(cotangent, dtype=out.dtype)
-        return tuple(
-            gradients(out, targets, grad=cotangent, retain_graph=True, create_graph=nested)
-        )
+        cts, ct_spec = tree.flatten(cotangent)
+        if ct_spec != out_spec:
+            raise ValueError(
+                f"vjp: the cotangent has structure {ct_spec!r}, the output {out_spec!r}"
+            )
+        tangents = bool(state.levels)  # an outer jvp: its tangents flow through the gradient
+        total: list[Any] | None = None
+        for o, ct in zip(outs, cts):
+            if not isinstance(ct, Tensor) and not hasattr(ct, "dtype"):
+                ct = namespace(o.data).asarray(ct, dtype=o.dtype)
+            grads = gradients(
+                o, targets, grad=ct, retain_graph=True, create_graph=nested or tangents
+            )
+            total = grads if total is None else [a + b for a, b in zip(total, grads)]
+        if total is None:  # f returned an empty container
+            total = [_zeros_of(t, nested) for t in targets]
+        if tangents and not nested:
+            total = [_keep_tangents(g) for g in total]
+        return tuple(_regroup(total, specs))
 
-    return (out if nested else out.data), vjp_fn
+    if nested:
+        kept = outs
+    elif state.levels:
+        kept = [_keep_tangents(o) for o in outs]
+    else:
+        kept = [o.data for o in outs]
+    return tree.unflatten(out_spec, kept), vjp_fn
+
+
+def _zeros_of(t: Tensor, nested: bool) -> Any:
+    zero = namespace(t.data).zeros_like(t.data)
+    return Tensor(zero) if nested else zero
 
 
 def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """Forward mode: ``(f(*primals), J_f(primals) @ tangents)``, tangents pushed through each
-    op's JVP rule as ``f`` runs (no backward pass).
+    op's JVP rule as ``f`` runs (no backward pass). Each primal may be a container of arrays,
+    its tangent a container of the same structure; the output's tangent has the output's.
 
     >>> import chainrule as cr
     >>> out, slope = cr.jvp(lambda x: x ** 3, (2.0,), (1.0,))
@@ -176,30 +265,51 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
     level: dict[int, tuple[Any, Any]] = {}
-    nested = any(isinstance(v, Tensor) for v in (*primals, *tangents))
+    nested = False
+    start = next_seq()
     args = []
     for i, (p, t) in enumerate(zip(primals, tangents)):
-        x = p if isinstance(p, Tensor) else Tensor(_as_float_array(p, "jvp"))
-        tangent = t if isinstance(t, Tensor) else namespace(x.data).asarray(t, dtype=x.dtype)
-        if tuple(tangent.shape) != x.shape:
-            raise ValueError(
-                f"jvp: tangent {i} has shape {tuple(tangent.shape)} but primal {i} has shape "
-                f"{x.shape}"
-            )
-        level[id(x)] = (x, tangent)
-        args.append(x)
-    with forward_level(level):
-        out = f(*args)
-    if not isinstance(out, Tensor):
-        out = Tensor(namespace(out).asarray(out))
-    entry = level.get(id(out))
-    tangent_out = entry[1] if entry is not None else namespace(out.data).zeros_like(out.data)
+        p_values, p_spec = tree.flatten(p)
+        t_values, t_spec = tree.flatten(t)
+        if p_spec != t_spec:
+            raise ValueError(f"jvp: tangent {i} has structure {t_spec!r}, primal {i} {p_spec!r}")
+        xs = []
+        for pv, tv in zip(p_values, t_values):
+            nested = nested or isinstance(pv, Tensor) or isinstance(tv, Tensor)
+            # a Tensor primal (an outer transform's) gets a new node of its own, so that
+            # this level's tangent is never confused with an outer one (see _differentiable)
+            x = F.reshape(pv, shape=pv.shape) if isinstance(pv, Tensor) else None
+            x = x if x is not None else Tensor(_as_float_array(pv, "jvp"))
+            tangent = tv if isinstance(tv, Tensor) else namespace(x.data).asarray(tv, dtype=x.dtype)
+            if tuple(tangent.shape) != x.shape:
+                raise ValueError(
+                    f"jvp: a tangent of argument {i} has shape {tuple(tangent.shape)} where its "
+                    f"primal has shape {x.shape}"
+                )
+            level[id(x)] = (x, tangent)
+            xs.append(x)
+        args.append(tree.unflatten(p_spec, xs))
+    with forward_level(level), transforming():
+        result = f(*args)
+    values, out_spec = tree.flatten(result)
+    outs, slopes = [], []
+    for v in values:
+        o = _as_tensor(v)
+        entry = level.get(id(o))
+        slopes.append(entry[1] if entry is not None else namespace(o.data).zeros_like(o.data))
+        outs.append(o)
     # Recorded results (f closes over tensors that require grad) stay Tensors, so that an
     # outer transform can differentiate through this one.
-    nested = nested or out._rg or (isinstance(tangent_out, Tensor) and tangent_out._rg)
+    nested = nested or _reaches_outer([*outs, *(s for s in slopes if isinstance(s, Tensor))], start)
     if nested:
-        return out, tangent_out if isinstance(tangent_out, Tensor) else Tensor(tangent_out)
-    return out.data, tangent_out.data if isinstance(tangent_out, Tensor) else tangent_out
+        slopes = [s if isinstance(s, Tensor) else Tensor(s) for s in slopes]
+    elif state.levels:  # an outer jvp: what it pushes through this one stays attached
+        outs = [_keep_tangents(o) for o in outs]
+        slopes = [_keep_tangents(s) for s in slopes]
+    else:
+        outs = [o.data for o in outs]
+        slopes = [s.data if isinstance(s, Tensor) else s for s in slopes]
+    return tree.unflatten(out_spec, outs), tree.unflatten(out_spec, slopes)
 
 
 def jacobian(f: Callable[..., Any], argnums: int = 0, mode: str = "auto") -> Callable[..., Any]:
@@ -263,23 +373,22 @@ def hessian(f: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
     return jacobian(grad(f, argnums), argnums, mode="reverse")
 
 
-def _depends_on_others(out: Tensor, targets: list[Tensor]) -> bool:
-    """Whether ``out``'s graph reaches a tensor that requires grad besides ``targets`` (a
-    closure over an outer transform's input): then results must stay differentiable."""
-    if not out._rg:
-        return False
-    skip = {id(t) for t in targets}
+def _reaches_outer(outs: Sequence[Tensor], start: int) -> bool:
+    """Whether the graph of any of ``outs`` reaches a leaf that requires grad and is older
+    than this transform (dated before ``start``): an outer transform's input, or a closure
+    over one. Then the results must stay Tensors that an outer transform can differentiate;
+    the inputs that this transform, or one nested inside it, made do not count."""
     seen: set[int] = set()
-    stack = [out]
+    stack = [o for o in outs if o._rg]
     while stack:
         t = stack.pop()
         node = t._node
         if node is None:
-            if id(t) not in skip and t._rg:
+            if getattr(t, "_seq", 0) < start:
                 return True
             continue
         for a in node[1] or ():
-            if isinstance(a, Tensor) and a._rg and id(a) not in seen and id(a) not in skip:
+            if isinstance(a, Tensor) and a._rg and id(a) not in seen:
                 seen.add(id(a))
                 stack.append(a)
     return False
