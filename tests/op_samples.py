@@ -212,7 +212,7 @@ def _unary(
     lo: float,
     hi: float,
     ref: Callable[[np.ndarray], np.ndarray],
-    dref: Callable[[np.ndarray], np.ndarray],
+    dref: Callable[[np.ndarray], np.ndarray] | None,
     nonzero: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> Callable[[str], st.SearchStrategy[Sample]]:
@@ -223,6 +223,24 @@ def _unary(
         faces = {f"cr.{name}": getattr(cr, name), **_numpy_faces(name), **(extra or {})}
         label, f = _variant(draw, faces)
         return _sample(draw, kind, name, lambda c, x: f(x), [x], ref, dref, label)
+
+    return factory
+
+
+def _stepwise(name: str, ref: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """Samples of a piecewise constant function (floor, round, ...), away from its jumps at the
+    integers and half-integers: finite differences see the slope 0 there."""
+
+    @st.composite
+    def factory(draw: Any, kind: str) -> Sample:
+        shape = _shape(draw, kind)
+        whole = np.asarray(draw(hnp.arrays(np.int64, shape, elements=st.integers(-3, 3))))
+        part = np.asarray(draw(hnp.arrays(np.float64, shape, elements=st.sampled_from(
+            [0.2, 0.3, 0.7, 0.8]))))  # fmt: skip
+        x = whole + part
+        faces = {f"cr.{name}": getattr(cr, name), **_numpy_faces(name)}
+        label, f = _variant(draw, faces)
+        return _sample(draw, kind, name, lambda c, x: f(x), [x], ref, np.zeros_like, label)
 
     return factory
 
@@ -1281,6 +1299,50 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "cos": _unary("cos", -3, 3, np.cos, lambda x: -np.sin(x)),
     "tan": _unary("tan", -1.2, 1.2, np.tan, lambda x: 1 / np.cos(x) ** 2),
     "tanh": _unary("tanh", -3, 3, np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+    "arcsin": _unary("arcsin", -0.9, 0.9, np.arcsin, lambda x: 1 / np.sqrt(1 - x * x)),
+    "arccos": _unary("arccos", -0.9, 0.9, np.arccos, lambda x: -1 / np.sqrt(1 - x * x)),
+    "arctan": _unary("arctan", -3, 3, np.arctan, lambda x: 1 / (1 + x * x)),
+    "sinh": _unary("sinh", -3, 3, np.sinh, np.cosh),
+    "cosh": _unary("cosh", -3, 3, np.cosh, np.sinh),
+    "arcsinh": _unary("arcsinh", -3, 3, np.arcsinh, lambda x: 1 / np.sqrt(x * x + 1)),
+    "arccosh": _unary("arccosh", 1.2, 3, np.arccosh, lambda x: 1 / np.sqrt(x * x - 1)),
+    "arctanh": _unary("arctanh", -0.9, 0.9, np.arctanh, lambda x: 1 / (1 - x * x)),
+    "log2": _unary("log2", 0.2, 3, np.log2, lambda x: 1 / (x * math.log(2))),
+    "log10": _unary("log10", 0.2, 3, np.log10, lambda x: 1 / (x * math.log(10))),
+    "exp2": _unary("exp2", -3, 3, np.exp2, lambda x: np.exp2(x) * math.log(2)),
+    "reciprocal": _unary("reciprocal", 0.2, 2, np.reciprocal, lambda x: -1 / (x * x), nonzero=True),
+    "cbrt": _unary("cbrt", 0.2, 2, np.cbrt, lambda x: 1 / (3 * np.cbrt(x) ** 2), nonzero=True),
+    "deg2rad": _unary("deg2rad", -3, 3, np.deg2rad, lambda x: np.full_like(x, np.pi / 180)),
+    "rad2deg": _unary("rad2deg", -3, 3, np.rad2deg, lambda x: np.full_like(x, 180 / np.pi)),
+    "sinc": _unary("sinc", -2, 2, np.sinc, None),
+    "floor": _stepwise("floor", np.floor),
+    "ceil": _stepwise("ceil", np.ceil),
+    "trunc": _stepwise("trunc", np.trunc),
+    "round": _stepwise("round", np.round),
+    "arctan2": _binary("arctan2", np.arctan2, x_range=(0.2, 2.0)),  # (y > 0: no branch cut)
+    "hypot": _binary("hypot", np.hypot, x_range=(0.2, 2.0)),  # (away from the origin)
+    "logaddexp": _binary("logaddexp", np.logaddexp),
+    "logaddexp2": _binary("logaddexp2", np.logaddexp2),
+    "copysign": _binary(
+        "copysign", np.copysign, x_range=(0.2, 2.0), y_range=(0.2, 2.0), y_nonzero=True
+    ),
+    "fmod": _binary("fmod", np.fmod, x_range=(0.1, 1.4), y_range=(1.5, 2.5), y_nonzero=True),
+    "remainder": _binary(
+        "remainder",
+        np.remainder,
+        lambda x, y: x % y,
+        x_range=(0.1, 1.4),
+        y_range=(1.5, 2.5),
+        y_nonzero=True,
+    ),
+    "floor_divide": _binary(
+        "floor_divide",
+        np.floor_divide,
+        lambda x, y: x // y,
+        x_range=(0.1, 1.4),
+        y_range=(1.5, 2.5),
+        y_nonzero=True,
+    ),
     "erf": _unary("erf", -2, 2, sp.erf, lambda x: 2 / math.sqrt(math.pi) * np.exp(-x * x)),
     "abs": _unary(
         "abs", 0.2, 2, np.abs, np.sign, nonzero=True, extra={"builtin abs": lambda x: abs(x)}

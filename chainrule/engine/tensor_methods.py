@@ -66,6 +66,18 @@ class TensorMethods:
     def __rpow__(self, other: Any) -> Tensor:
         return _OPS["power"](other, self)
 
+    def __mod__(self, other: Any) -> Tensor:
+        return _OPS["remainder"](self, other)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return _OPS["remainder"](other, self)
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return _OPS["floor_divide"](self, other)
+
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return _OPS["floor_divide"](other, self)
+
     def __matmul__(self, other: Any) -> Tensor:
         return _OPS["matmul"](self, other)
 

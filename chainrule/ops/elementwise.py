@@ -10,8 +10,10 @@ import math
 from typing import Any
 
 from ..backends import erf as _erf
+from ..backends import namespace
 from ..engine.declare import family
 from ..engine.op import Op
+from ..engine.tensor import Tensor
 
 __all__ = [
     "add",
@@ -48,6 +50,42 @@ __all__ = [
     "logical_not",
     "isfinite",
     "isnan",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "arctan2",
+    "sinh",
+    "cosh",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "asinh",
+    "acosh",
+    "atanh",
+    "log2",
+    "log10",
+    "exp2",
+    "reciprocal",
+    "cbrt",
+    "deg2rad",
+    "rad2deg",
+    "sinc",
+    "hypot",
+    "logaddexp",
+    "logaddexp2",
+    "copysign",
+    "fmod",
+    "remainder",
+    "mod",
+    "floor",
+    "ceil",
+    "trunc",
+    "round",
+    "floor_divide",
 ]
 
 # Elementwise Jacobians are diagonal, hence symmetric: each VJP rule is also the JVP rule.
@@ -60,6 +98,12 @@ def _like(xp: Any, value: Any, other: Any) -> Any:
         dtype = getattr(other, "dtype", None)
         return xp.asarray(value, dtype=dtype) if dtype is not None else xp.asarray(value)
     return value
+
+
+def _flat(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
+    """The derivative of a piecewise constant function: zeros of g's shape (never inf * 0)."""
+    raw = g.data if isinstance(g, Tensor) else g
+    return namespace(raw).zeros_like(raw)
 
 
 # fmt: off
@@ -146,6 +190,175 @@ erf: Op = defop("erf", lambda xp, x: _erf(xp, x), "The error function.",
     dx=(lambda g, out, x: g * _TWO_OVER_SQRT_PI * exp(-(x * x)),
                                                  "d erf(x)/dx = 2/sqrt(pi) * exp(-x^2)"))
 
+# -- inverse trigonometric and hyperbolic -----------------------------------------------------
+arcsin: Op = defop("arcsin", lambda xp, x: xp.asin(x), "Inverse sine.", numpy=("arcsin", "asin"),
+    dx=(lambda g, out, x: g / sqrt(1 - x * x),   "d arcsin(x)/dx = 1/sqrt(1 - x^2)"))
+
+arccos: Op = defop("arccos", lambda xp, x: xp.acos(x), "Inverse cosine.", numpy=("arccos", "acos"),
+    dx=(lambda g, out, x: -g / sqrt(1 - x * x),  "d arccos(x)/dx = -1/sqrt(1 - x^2)"))
+
+arctan: Op = defop("arctan", lambda xp, x: xp.atan(x), "Inverse tangent.", numpy=("arctan", "atan"),
+    dx=(lambda g, out, x: g / (1 + x * x),       "d arctan(x)/dx = 1/(1 + x^2)"))
+
+sinh: Op = defop("sinh", lambda xp, x: xp.sinh(x), "Hyperbolic sine.",
+    dx=(lambda g, out, x: g * cosh(x),           "d sinh(x)/dx = cosh(x)"))
+
+cosh: Op = defop("cosh", lambda xp, x: xp.cosh(x), "Hyperbolic cosine.",
+    dx=(lambda g, out, x: g * sinh(x),           "d cosh(x)/dx = sinh(x)"))
+
+arcsinh: Op = defop("arcsinh", lambda xp, x: xp.asinh(x), "Inverse hyperbolic sine.",
+    numpy=("arcsinh", "asinh"),
+    dx=(lambda g, out, x: g / sqrt(x * x + 1),   "d arcsinh(x)/dx = 1/sqrt(x^2 + 1)"))
+
+arccosh: Op = defop("arccosh", lambda xp, x: xp.acosh(x), "Inverse hyperbolic cosine (x >= 1).",
+    numpy=("arccosh", "acosh"),
+    dx=(lambda g, out, x: g / sqrt(x * x - 1),   "d arccosh(x)/dx = 1/sqrt(x^2 - 1)"))
+
+arctanh: Op = defop("arctanh", lambda xp, x: xp.atanh(x), "Inverse hyperbolic tangent.",
+    numpy=("arctanh", "atanh"),
+    dx=(lambda g, out, x: g / (1 - x * x),       "d arctanh(x)/dx = 1/(1 - x^2)"))
+
+# -- logarithms and powers of other bases --------------------------------------------------------
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+log2: Op = defop("log2", lambda xp, x: xp.log2(x), "Base-2 logarithm.",
+    dx=(lambda g, out, x: g / (x * _LN2),        "d log2(x)/dx = 1/(x ln 2)"))
+
+log10: Op = defop("log10", lambda xp, x: xp.log10(x), "Base-10 logarithm.",
+    dx=(lambda g, out, x: g / (x * _LN10),       "d log10(x)/dx = 1/(x ln 10)"))
+
+exp2: Op = defop("exp2", lambda xp, x: _numpy_or(xp, "exp2", lambda v: 2.0**v)(x), "2 ** x.",
+    dx=(lambda g, out, x: g * out * _LN2,        "d 2^x/dx = 2^x ln 2"))
+
+reciprocal: Op = defop("reciprocal", lambda xp, x: 1.0 / x, "1 / x.",
+    dx=(lambda g, out, x: -g * out * out,        "d(1/x)/dx = -1/x^2"))
+
+cbrt: Op = defop("cbrt", lambda xp, x: _numpy_or(xp, "cbrt", _cbrt(xp))(x),
+    "Cube root (real, of either sign).", kink="cbrt'(0) = inf, as for sqrt",
+    dx=(lambda g, out, x: g / (3 * out * out),   "d cbrt(x)/dx = 1/(3 cbrt(x)^2)"))
+
+deg2rad: Op = defop("deg2rad", lambda xp, x: x * (math.pi / 180), "Degrees to radians.",
+    numpy=("deg2rad", "radians"),
+    dx=(lambda g, out, x: g * (math.pi / 180),   "d deg2rad(x)/dx = pi/180"))
+
+rad2deg: Op = defop("rad2deg", lambda xp, x: x * (180 / math.pi), "Radians to degrees.",
+    numpy=("rad2deg", "degrees"),
+    dx=(lambda g, out, x: g * (180 / math.pi),   "d rad2deg(x)/dx = 180/pi"))
+
+
+def _sinc(xp: Any, x: Any) -> Any:
+    # sin(pi x) / (pi x), 1 at x = 0 (NumPy's normalised sinc)
+    px = math.pi * xp.where(x == 0, xp.ones_like(x), x)
+    return xp.where(x == 0, xp.ones_like(x), xp.sin(px) / px)
+
+
+def _sinc_dx(g: Any, out: Any, x: Any) -> Any:
+    # NOTE: (cos(pi x) - sinc(x)) / x, which cancels near 0: there (|x| < 0.01) its Taylor
+    # series, accurate to 1e-15 and differentiable again (sinc''(0) = -pi^2 / 3)
+    small = less(abs(x), 0.01)
+    safe = where(small, 1.0, x)
+    p, x2 = math.pi**2, x * x
+    series = x * (-p / 3 + x2 * (p * p / 30 - x2 * (p**3 / 840)))
+    return g * where(small, series, (cos(math.pi * safe) - out) / safe)
+
+
+sinc: Op = defop("sinc", _sinc, "sin(pi x) / (pi x), 1 at x = 0.",
+    dx=(_sinc_dx,                                "d sinc(x)/dx = (cos(pi x) - sinc(x)) / x"))
+
+# -- two arguments ----------------------------------------------------------------------------
+arctan2: Op = defop("arctan2", lambda xp, y, x: xp.atan2(_like(xp, y, x), _like(xp, x, y)),
+    "The angle of the point (x, y): arctan(y / x) in the right quadrant.",
+    numpy=("arctan2", "atan2"), kink="at the origin both derivatives are 0",
+    dy=(lambda g, out, y, x: g * x / _norm2(x, y), "d arctan2(y, x)/dy = x/(x^2 + y^2)"),
+    dx=(lambda g, out, y, x: -g * y / _norm2(x, y), "d arctan2(y, x)/dx = -y/(x^2 + y^2)"))
+
+hypot: Op = defop("hypot", lambda xp, x, y: xp.hypot(_like(xp, x, y), _like(xp, y, x)),
+    "sqrt(x^2 + y^2) without overflow.", kink="at the origin both derivatives are 0",
+    dx=(lambda g, out, x, y: g * x / _nonzero(out), "d hypot(x, y)/dx = x/hypot(x, y)"),
+    dy=(lambda g, out, x, y: g * y / _nonzero(out), "d hypot(x, y)/dy = y/hypot(x, y)"))
+
+logaddexp: Op = defop("logaddexp",
+    lambda xp, x, y: xp.logaddexp(_like(xp, x, y), _like(xp, y, x)),
+    "log(exp(x) + exp(y)) without overflow.",
+    dx=(lambda g, out, x, y: g * exp(x - out),   "d logaddexp(x, y)/dx = exp(x - out)"),
+    dy=(lambda g, out, x, y: g * exp(y - out),   "d logaddexp(x, y)/dy = exp(y - out)"))
+
+logaddexp2: Op = defop("logaddexp2",
+    lambda xp, x, y: _numpy_or(xp, "logaddexp2", _logaddexp2(xp))(x, y),
+    "log2(2^x + 2^y) without overflow.",
+    dx=(lambda g, out, x, y: g * exp2(x - out),  "d logaddexp2(x, y)/dx = 2^(x - out)"),
+    dy=(lambda g, out, x, y: g * exp2(y - out),  "d logaddexp2(x, y)/dy = 2^(y - out)"))
+
+copysign: Op = defop("copysign", lambda xp, x, y: xp.copysign(_like(xp, x, y), _like(xp, y, x)),
+    "|x| with the sign of y.", kink="at x = 0 the derivative is 0",
+    dx=(lambda g, out, x, y: g * sign(x) * sign(out), "d copysign(x, y)/dx = sign(x) sign(y)"),
+    dy=(_flat,                                    "d copysign(x, y)/dy = 0"))
+
+fmod: Op = defop("fmod", lambda xp, x, y: _numpy_or(xp, "fmod", _fmod(xp))(x, y),
+    "The remainder of x / y with the sign of x (C's fmod).",
+    kink="at the jumps (x a multiple of y) the one-sided derivatives of x's side",
+    dx=(lambda g, out, x, y: g,                   "d fmod(x, y)/dx = 1"),
+    dy=(lambda g, out, x, y: -g * trunc(x / y),  "d fmod(x, y)/dy = -trunc(x/y)"))
+
+remainder: Op = defop("remainder",
+    lambda xp, x, y: xp.remainder(_like(xp, x, y), _like(xp, y, x)),
+    "The remainder of x / y with the sign of y (Python's %).", numpy=("remainder", "mod"),
+    kink="at the jumps (x a multiple of y) the one-sided derivatives of x's side",
+    dx=(lambda g, out, x, y: g,                   "d (x mod y)/dx = 1"),
+    dy=(lambda g, out, x, y: -g * floor(x / y),  "d (x mod y)/dy = -floor(x/y)"))
+
+
+def _norm2(x: Any, y: Any) -> Any:
+    """x^2 + y^2, as 1 at the origin (where both derivatives of arctan2 are taken as 0)."""
+    r = x * x + y * y
+    return where(equal(r, 0), math.inf, r)
+
+
+def _nonzero(v: Any) -> Any:
+    """``v``, as inf where it is 0 (a derivative of hypot at the origin is taken as 0)."""
+    return where(equal(v, 0), math.inf, v)
+
+
+def _numpy_or(xp: Any, name: str, fallback: Any) -> Any:
+    """``xp.<name>`` where the namespace has it (NumPy does), else ``fallback``, the same
+    function written with array-API functions."""
+    fn = getattr(xp, name, None)
+    return fn if fn is not None else fallback
+
+
+def _cbrt(xp: Any) -> Any:
+    return lambda x: xp.sign(x) * xp.abs(x) ** (1.0 / 3.0)
+
+
+def _logaddexp2(xp: Any) -> Any:
+    return lambda x, y: xp.logaddexp(x * _LN2, y * _LN2) / _LN2
+
+
+def _fmod(xp: Any) -> Any:
+    return lambda x, y: x - y * xp.trunc(x / y)
+
+
+floor_divide: Op = defop("floor_divide",
+    lambda xp, x, y: xp.floor_divide(_like(xp, x, y), _like(xp, y, x)),
+    "floor(x / y) (Python's //).", kink="0 everywhere, at the jumps too",
+    dx=(_flat, "d (x // y)/dx = 0"), dy=(_flat, "d (x // y)/dy = 0"))
+
+# -- piecewise constant: derivative 0 (at the jumps too, as JAX and PyTorch take it) --------
+def _round(xp: Any, x: Any, decimals: int = 0) -> Any:
+    return xp.round(x) if decimals == 0 else xp.round(x, decimals=decimals)
+
+
+floor: Op = defop("floor", lambda xp, x: xp.floor(x), "The largest integer <= x.",
+    kink="0 everywhere, at the jumps too", dx=(_flat, "d floor(x)/dx = 0"))
+ceil: Op = defop("ceil", lambda xp, x: xp.ceil(x), "The smallest integer >= x.",
+    kink="0 everywhere, at the jumps too", dx=(_flat, "d ceil(x)/dx = 0"))
+trunc: Op = defop("trunc", lambda xp, x: xp.trunc(x), "x rounded toward 0.",
+    numpy=("trunc", "fix"), kink="0 everywhere, at the jumps too",
+    dx=(_flat, "d trunc(x)/dx = 0"))
+round: Op = defop("round", _round, "x rounded to the nearest even (to `decimals` places).",
+    numpy=("round", "around", "rint"), kink="0 everywhere, at the jumps too",
+    dx=(_flat, "d round(x)/dx = 0"))
+
 # -- piecewise -------------------------------------------------------------------------------
 abs: Op = defop("abs", lambda xp, x: xp.abs(x), "Absolute value.",
     numpy=("abs", "absolute"), kink="abs'(0) = 0",
@@ -197,6 +410,11 @@ clip: Op = defop("clip", _clip, "Limit x to [min, max] (either may be None).",
     kink="at x == lo or x == hi the gradient is 1 (it passes)",
     dx=(lambda g, out, x, min=None, max=None: where(equal(out, x), g, 0.0),
         "d clip(x, lo, hi)/dx = 1 if lo <= x <= hi else 0"))
+
+# the array API's spellings
+asin, acos, atan, atan2 = arcsin, arccos, arctan, arctan2
+asinh, acosh, atanh = arcsinh, arccosh, arctanh
+mod = remainder
 
 # -- comparisons and predicates: a boolean result, no gradient -------------------------------
 compare = family("comparison")
