@@ -521,6 +521,58 @@ def _spread(name: str) -> Any:
     return factory
 
 
+def _with_zeros(draw: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Factors in [0.5, 1.5] of either sign, some of them exactly 0 (where a product's
+    derivative cannot be the product divided by the factor)."""
+    x = _nonzero(draw, shape, 0.5, 1.5)
+    zeros = np.asarray(draw(hnp.arrays(np.bool_, shape)))
+    if draw(st.booleans()):
+        x = np.where(zeros, 0.0, x)
+    return x
+
+
+@st.composite
+def _prod(draw: Any, kind: str) -> Sample:
+    shape = _shape(draw, kind)
+    x = _with_zeros(draw, shape)
+    axis = _axis(draw, len(shape))
+    keepdims = draw(st.booleans())
+    faces = {
+        "cr.prod": lambda x: cr.prod(x, axis=axis, keepdims=keepdims),
+        "np.prod": lambda x: np.prod(x, axis=axis, keepdims=keepdims),
+    }
+    label, f = _variant(draw, faces)
+    ref = lambda x: np.prod(x, axis=axis, keepdims=keepdims)  # noqa: E731
+    return _sample(draw, kind, "prod", lambda c, x: f(x), [x], ref, note=f"{label}({axis})")
+
+
+def _scan(name: str) -> Any:
+    """cumsum or cumprod along an axis, or over the flattened array (axis None)."""
+
+    @st.composite
+    def factory(draw: Any, kind: str) -> Sample:
+        shape = _shape(draw, kind)
+        x = _values(draw, shape, -2, 2) if name == "cumsum" else _with_zeros(draw, shape)
+        axis = (
+            None
+            if not shape
+            else draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)))
+        )
+        fn, ref = getattr(cr, name), getattr(np, name)
+        label, f = _variant(draw, {f"cr.{name}": fn, f"np.{name}": ref})
+        return _sample(
+            draw,
+            kind,
+            name,
+            lambda c, x: f(x, axis=axis),
+            [x],
+            ref=lambda x: ref(x, axis=axis),
+            note=f"{label}(axis={axis})",
+        )
+
+    return factory
+
+
 def _arg_reduction(name: str) -> Any:
     @st.composite
     def factory(draw: Any, kind: str) -> Sample:
@@ -1386,6 +1438,9 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "sum": _reduction("sum"),
     "mean": _reduction("mean"),
     "var": _spread("var"),
+    "prod": _prod,
+    "cumsum": _scan("cumsum"),
+    "cumprod": _scan("cumprod"),
     "std": _spread("std"),
     "max": _reduction("max", distinct=True),
     "min": _reduction("min", distinct=True),

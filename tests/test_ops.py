@@ -558,6 +558,9 @@ KINK_CASES: list[tuple[str, Callable[..., Any], list[list[Any]], list[list[float
     ("ceil", cr.ceil, [[1.0, -1.0, 0.5]], [[0.0, 0.0, 0.0]]),
     ("trunc", cr.trunc, [[1.0, -1.0, 0.5]], [[0.0, 0.0, 0.0]]),
     ("round", cr.round, [[0.5, 1.5, -2.5]], [[0.0, 0.0, 0.0]]),
+    # the product of the other factors, also where some are 0
+    ("prod", cr.prod, [[2.0, 0.0, 3.0]], [[0.0, 6.0, 0.0]]),
+    ("prod", cr.prod, [[0.0, 0.0, 3.0]], [[0.0, 0.0, 0.0]]),
     ("floor_divide", cr.floor_divide, [[4.0, -3.0], [2.0, 2.0]], [[0.0, 0.0], [0.0, 0.0]]),
 ]
 

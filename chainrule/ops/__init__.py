@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..engine.declare import defop, family, kernel, public
 from ..engine.op import Op
 from ..engine.registry import NOT_IMPLEMENTED, OPS, numpy_functions
-from . import creation, elementwise, indexing, linalg, nn, random, reductions, shape
+from . import creation, elementwise, indexing, linalg, nn, random, reductions, scans, shape
 from . import kernels as kernels  # attaches the fast kernels to their ops
 from .creation import *  # noqa: F403
 from .elementwise import *  # noqa: F403
@@ -18,6 +18,7 @@ from .indexing import *  # noqa: F403
 from .linalg import *  # noqa: F403
 from .nn import *  # noqa: F403
 from .reductions import *  # noqa: F403
+from .scans import *  # noqa: F403
 from .shape import *  # noqa: F403
 from .table import table
 
@@ -27,6 +28,7 @@ FUNCTION_NAMES = [
     *linalg.__all__,
     *nn.__all__,
     *reductions.__all__,
+    *scans.__all__,
     *shape.__all__,
 ]
 """The names of the user-facing functions of the op sheet (``cr.tanh``, ``cr.sum``, ...)."""

@@ -6,7 +6,19 @@ from __future__ import annotations
 from . import tree
 from .check import GradcheckError, gradcheck, numerical_grad, numerical_jacobian
 from .compile import CompiledFunction, compile
-from .derivatives import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from .derivatives import (
+    elementwise_grad,
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
 from .function import Context, Function
 
 __all__ = [
@@ -16,6 +28,11 @@ __all__ = [
     "jvp",
     "jacobian",
     "hessian",
+    "jacfwd",
+    "jacrev",
+    "elementwise_grad",
+    "hvp",
+    "stop_gradient",
     "compile",
     "CompiledFunction",
     "numerical_grad",

@@ -20,7 +20,19 @@ from ..engine.tensor import Tensor
 from . import tree
 from .tree import Structure
 
-__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian"]
+__all__ = [
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "jvp",
+    "jacobian",
+    "hessian",
+    "jacfwd",
+    "jacrev",
+    "elementwise_grad",
+    "hvp",
+    "stop_gradient",
+]
 
 
 def _argnums(argnums: int | Sequence[int], n: int, name: str) -> tuple[int, ...]:
@@ -426,3 +438,56 @@ def _one_hot(xp: Any, n: int, k: int, dtype: Any) -> Any:
     e = xp.zeros((n,), dtype=dtype)
     e[k] = 1
     return e
+
+
+# -- more spellings, as users of JAX and HIPS autograd know them ---------------------------------
+def jacfwd(f: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
+    """The Jacobian by forward mode, one JVP per input entry (``jacobian(mode="forward")``).
+
+    >>> import chainrule as cr, numpy as np
+    >>> cr.jacfwd(lambda x: x ** 2)(np.array([1.0, 3.0]))
+    array([[2., 0.],
+           [0., 6.]])
+    """
+    return jacobian(f, argnums, mode="forward")
+
+
+def jacrev(f: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
+    """The Jacobian by reverse mode, one VJP per output entry (``jacobian(mode="reverse")``)."""
+    return jacobian(f, argnums, mode="reverse")
+
+
+def elementwise_grad(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The gradient of ``sum(f(x))``: for a function applied entry by entry, each entry's own
+    derivative (HIPS autograd's ``elementwise_grad``).
+
+    >>> import chainrule as cr, numpy as np
+    >>> cr.elementwise_grad(lambda x: x ** 3)(np.array([1.0, 2.0]))
+    array([ 3., 12.])
+    """
+    return grad(lambda *args, **kwargs: F.sum(f(*args, **kwargs)), argnums)
+
+
+def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    """``(grad f(primals), H(primals) @ tangents)``: a Hessian-vector product by forward mode
+    over reverse mode, without forming the Hessian.
+
+    >>> import chainrule as cr, numpy as np
+    >>> g, hv = cr.hvp(lambda x: cr.sum(x ** 3), (np.array([1.0, 2.0]),), (np.array([1.0, 0.0]),))
+    >>> hv  # H = diag(6x)
+    array([6., 0.])
+    """
+    argnums = tuple(range(len(tuple(primals))))
+    out, slope = jvp(grad(f, argnums), primals, tangents)
+    return (out[0], slope[0]) if len(argnums) == 1 else (out, slope)
+
+
+def stop_gradient(x: Any) -> Any:
+    """``x``'s value as a constant: no gradient (reverse or forward mode) flows through it.
+    Containers are handled leaf by leaf.
+
+    >>> import chainrule as cr
+    >>> float(cr.grad(lambda x: x * cr.stop_gradient(x))(3.0))  # d(x c)/dx with c = 3
+    3.0
+    """
+    return tree.map(lambda v: v.detach() if isinstance(v, Tensor) else v, x)
