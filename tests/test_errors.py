@@ -91,7 +91,7 @@ def test_unsupported_numpy_functions_raise_type_error_naming_function(name, call
 
 def test_an_unsupported_numpy_function_names_the_nearest_supported_ones():
     t = cr.tensor(RNG.normal(size=3), requires_grad=True)
-    with pytest.raises(TypeError, match="nearest supported: np.cumsum"):
+    with pytest.raises(TypeError, match="nearest supported: .*np.cumsum"):
         np.nancumsum(t)
 
 

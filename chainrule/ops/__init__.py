@@ -10,8 +10,9 @@ from __future__ import annotations
 from ..engine.declare import defop, family, kernel, public
 from ..engine.op import Op
 from ..engine.registry import NOT_IMPLEMENTED, OPS, numpy_functions
-from . import creation, elementwise, indexing, linalg, nn, random, reductions, scans, shape
+from . import arrays, creation, elementwise, indexing, linalg, nn, random, reductions, scans, shape
 from . import kernels as kernels  # attaches the fast kernels to their ops
+from .arrays import *  # noqa: F403
 from .creation import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
@@ -30,6 +31,7 @@ FUNCTION_NAMES = [
     *reductions.__all__,
     *scans.__all__,
     *shape.__all__,
+    *arrays.__all__,
 ]
 """The names of the user-facing functions of the op sheet (``cr.tanh``, ``cr.sum``, ...)."""
 
