@@ -30,6 +30,7 @@ from .engine import (
 )
 from .io import CheckpointError, load, save
 from .ops import *  # noqa: F403  (the op sheet's functions and tensor creation)
+from .ops import matrices as linalg
 from .ops import random
 from .teach.costs import cost_report
 from .transforms import (
@@ -108,6 +109,7 @@ __all__ = [
     "nn",
     "optim",
     "random",
+    "linalg",
     "data",
     "io",
     "tree",

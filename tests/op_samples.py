@@ -960,6 +960,59 @@ def _astype(draw: Any, kind: str) -> Sample:
 
 
 # -- linalg ---------------------------------------------------------------------------------------
+def _square_matrices(draw: Any, kind: str, spd: bool) -> np.ndarray:
+    """Square matrices, maybe a stack of them, well away from singular: a random matrix plus
+    n times the identity, or (``spd``) a symmetric positive definite B B^T + n I."""
+    n = draw(st.integers(1, MAX_SIDE)) if kind == "any" else (1 if kind == "size1" else 2)
+    batch = draw(st.sampled_from([(), (2,)])) if kind == "any" else ()
+    b = _values(draw, (*batch, n, n), -1, 1)
+    eye = np.eye(n)
+    if spd:
+        return b @ np.swapaxes(b, -1, -2) + n * eye + np.diag(np.arange(n) * 0.5)
+    return b + (n + 1) * eye
+
+
+def _matrix_function(name: str) -> Any:
+    """Samples of a cr.linalg function on square matrices (and a right-hand side for solve)."""
+
+    @st.composite
+    def factory(draw: Any, kind: str) -> Sample:
+        spd = name in ("cholesky", "eigh")
+        a = _square_matrices(draw, kind, spd)
+        L, N = cr.linalg, np.linalg
+        if name == "solve":
+            n = a.shape[-1]
+            vector = draw(st.booleans()) and a.ndim == 2
+            b = _values(draw, (n,) if vector else (*a.shape[:-2], n, 2), -2, 2)
+            label, f = _variant(draw, {"cr.linalg.solve": L.solve, "np.linalg.solve": N.solve})
+            return _sample(draw, kind, name, lambda c, a, b: f(a, b), [a, b], N.solve, note=label)
+        faces = {
+            "inv": {"cr.linalg.inv": (L.inv, N.inv), "np.linalg.inv": (N.inv, N.inv)},
+            "det": {"cr.linalg.det": (L.det, N.det), "np.linalg.det": (N.det, N.det)},
+            "slogdet": {
+                "cr.linalg.slogdet": (lambda a: L.slogdet(a)[1], lambda a: N.slogdet(a)[1])
+            },  # fmt: skip
+            "cholesky": {"cr.linalg.cholesky": (L.cholesky, N.cholesky)},
+            "eigh": {
+                "eigenvalues": (L.eigvalsh, N.eigvalsh),
+                # each eigenvector's sign is arbitrary: its outer product is not
+                "eigenvector products": (
+                    lambda a: _outer_columns(L.eigh(a)[1]),
+                    lambda a: _outer_columns(N.eigh(a)[1]),
+                ),
+            },
+        }[name]
+        label, (f, ref) = _variant(draw, faces)
+        return _sample(draw, kind, name, lambda c, a: f(a), [a], ref, note=label)
+
+    return factory
+
+
+def _outer_columns(v: Any) -> Any:
+    """v_k v_k^T for each column k, stacked: independent of each eigenvector's sign."""
+    return v[..., :, None, :] * v[..., None, :, :]
+
+
 @st.composite
 def _matmul(draw: Any, kind: str) -> Sample:
     side = st.integers(1, MAX_SIDE) if kind == "any" else st.just(1)
@@ -1439,6 +1492,12 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "mean": _reduction("mean"),
     "var": _spread("var"),
     "prod": _prod,
+    "inv": _matrix_function("inv"),
+    "solve": _matrix_function("solve"),
+    "det": _matrix_function("det"),
+    "slogdet": _matrix_function("slogdet"),
+    "cholesky": _matrix_function("cholesky"),
+    "eigh": _matrix_function("eigh"),
     "cumsum": _scan("cumsum"),
     "cumprod": _scan("cumprod"),
     "std": _spread("std"),

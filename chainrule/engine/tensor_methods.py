@@ -264,7 +264,9 @@ def _load() -> None:
         return
     _BY_NAME.update(numpy_functions())
     for name, fn in _BY_NAME.items():
-        np_fn = getattr(np, name, None)
+        np_fn: Any = np
+        for part in name.split("."):  # "linalg.norm" is np.linalg.norm
+            np_fn = getattr(np_fn, part, None)
         if np_fn is not None:
             _BY_FUNCTION[np_fn] = fn
 

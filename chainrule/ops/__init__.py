@@ -10,7 +10,19 @@ from __future__ import annotations
 from ..engine.declare import defop, family, kernel, public
 from ..engine.op import Op
 from ..engine.registry import NOT_IMPLEMENTED, OPS, numpy_functions
-from . import arrays, creation, elementwise, indexing, linalg, nn, random, reductions, scans, shape
+from . import (
+    arrays,
+    creation,
+    elementwise,
+    indexing,
+    linalg,
+    matrices,
+    nn,
+    random,
+    reductions,
+    scans,
+    shape,
+)
 from . import kernels as kernels  # attaches the fast kernels to their ops
 from .arrays import *  # noqa: F403
 from .creation import *  # noqa: F403
@@ -46,6 +58,7 @@ __all__ = [
     "table",
     "numpy_functions",
     "random",
+    "matrices",
     *creation.__all__,
     *FUNCTION_NAMES,
 ]

@@ -1,0 +1,375 @@
+"""Matrix functions, as ``np.linalg`` has them: inverse, solve, determinants, Cholesky, the
+symmetric eigendecomposition, norms and powers. ``cr.linalg`` is this module. All work on
+stacks of matrices (the last two axes).
+
+The rules avoid forming inverses where a solve does (``solve``'s gradient solves with the
+transpose). ``cholesky`` and ``eigh`` read only the lower triangle of their input, as NumPy's
+do, so their gradients are lower triangular: the derivative with respect to the entries that
+were read. ``eigh``'s eigenvector gradient divides by the gaps between eigenvalues: for
+repeated eigenvalues it is infinite (the eigenvectors are not unique), stated rather than
+hidden. An op with two results (``eigh``, ``slogdet``) computes them as one array, from which
+the public function cuts the two.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..backends import namespace
+from ..engine.declare import family, public
+from ..engine.op import Op
+from ..engine.tensor import Tensor
+from .elementwise import abs, equal, sqrt, where
+from .linalg import matmul
+from .reductions import _sum, sum
+from .reductions import max as _amax
+from .reductions import min as _amin
+from .shape import astype, expand_dims, matrix_transpose, stack
+
+__all__ = [
+    "inv",
+    "solve",
+    "det",
+    "slogdet",
+    "cholesky",
+    "eigh",
+    "eigvalsh",
+    "norm",
+    "matrix_power",
+]
+
+defop = family("linalg")
+
+
+def _mT(a: Any) -> Any:
+    return matrix_transpose(a)
+
+
+def _raw(v: Any) -> Any:
+    return v.data if isinstance(v, Tensor) else v
+
+
+def _eye_like(a: Any) -> Any:
+    raw = _raw(a)
+    return namespace(raw).eye(raw.shape[-1], dtype=raw.dtype)
+
+
+def _phi(x: Any) -> Any:
+    """The lower triangle of ``x`` with its diagonal halved."""
+    n = x.shape[-1]
+    i = np.arange(n)
+    weight = np.where(i[:, None] > i[None, :], 1.0, np.where(i[:, None] == i[None, :], 0.5, 0.0))
+    return x * namespace(_raw(x)).asarray(weight, dtype=_raw(x).dtype)
+
+
+def _lower(g_full: Any) -> Any:
+    """A gradient with respect to the symmetric matrix that a function built from the lower
+    triangle of its input, as a gradient with respect to that input: entry (i, j) below the
+    diagonal stands for both (i, j) and (j, i)."""
+    return _phi(g_full + _mT(g_full))
+
+
+def _symmetric(t: Any) -> Any:
+    """The symmetric matrix read from the lower triangle of ``t`` (a tangent of the input)."""
+    half = _phi(t)  # the strict lower triangle, and half the diagonal
+    return half + _mT(half)
+
+
+def _solve(a: Any, b: Any) -> Any:
+    return _solve_op(a, b)
+
+
+# -- inverse and solve ---------------------------------------------------------------------
+def _solve_forward(xp: Any, a: Any, b: Any) -> Any:
+    return xp.linalg.solve(a, b)
+
+
+def _vector(b: Any) -> bool:
+    return len(b.shape) == 1  # NumPy 2: b is a vector only when it is 1-D
+
+
+def _solve_da(g: Any, out: Any, a: Any, b: Any) -> Any:
+    gb = _solve(_mT(a), g)
+    if _vector(b):
+        return -(expand_dims(gb, axis=-1) * expand_dims(out, axis=-2))
+    return -matmul(gb, _mT(out))
+
+
+# fmt: off
+_inv: Op = defop("inv", lambda xp, a: xp.linalg.inv(a), "The inverse of a square matrix.",
+    numpy=(),
+    da=(lambda g, out, a: -matmul(_mT(out), matmul(g, _mT(out))),
+        "d inv(A) = -inv(A) dA inv(A): the gradient -inv(A)^T g inv(A)^T"),
+    ta=lambda t, out, a: -matmul(out, matmul(t, out)))
+
+_solve_op: Op = defop("solve", _solve_forward, "x with a @ x = b.", numpy=(),
+    da=(_solve_da, "d solve(A, b)/dA: -solve(A^T, g) x^T"),
+    db=(lambda g, out, a, b: _solve(_mT(a), g), "d solve(A, b)/db: solve(A^T, g)"),
+    ta=lambda t, out, a, b: -_solve(a, matmul(t, out) if not _vector(b) else
+                                    matmul(t, expand_dims(out, axis=-1))[..., 0]),
+    tb=lambda t, out, a, b: _solve(a, t))
+# fmt: on
+
+
+# -- determinants --------------------------------------------------------------------------
+def _trace_solve(a: Any, t: Any) -> Any:
+    """trace(inv(a) @ t), through a solve."""
+    return sum(_solve(a, t) * _eye_like(a), axis=(-2, -1))
+
+
+def _slogdet_forward(xp: Any, a: Any) -> Any:
+    sign, logabs = xp.linalg.slogdet(a)
+    return xp.stack([sign, logabs], axis=-1)
+
+
+# fmt: off
+_det: Op = defop("det", lambda xp, a: xp.linalg.det(a),
+    "The determinant of a square matrix (its gradient needs the inverse: NumPy refuses a "
+    "singular matrix there).", numpy=(),
+    da=(lambda g, out, a: expand_dims(expand_dims(g * out, axis=-1), axis=-1) * _mT(_inv(a)),
+        "d det(A)/dA = det(A) inv(A)^T"),
+    ta=lambda t, out, a: out * _trace_solve(a, t))
+
+_slogdet: Op = defop("slogdet", _slogdet_forward,
+    "(sign, log|det|) of a square matrix, as one array of pairs.", numpy=(),
+    da=(lambda g, out, a: expand_dims(expand_dims(g[..., 1], axis=-1), axis=-1) * _mT(_inv(a)),
+        "d log|det(A)|/dA = inv(A)^T (the sign has no gradient)"),
+    ta=lambda t, out, a: stack([_trace_solve(a, t) * 0.0, _trace_solve(a, t)], axis=-1))
+# fmt: on
+
+
+# -- Cholesky and the symmetric eigendecomposition -----------------------------------------
+def _cholesky_da(g: Any, out: Any, a: Any) -> Any:
+    # P = phi(L^T gL); the symmetric gradient is L^{-T} P L^{-1}, read back onto the lower
+    # triangle that cholesky read
+    p = _phi(matmul(_mT(out), g))
+    x = _solve(_mT(out), p)  # L^{-T} P
+    s = _mT(_solve(_mT(out), _mT(x)))  # L^{-T} P L^{-1}
+    return _lower(0.5 * (s + _mT(s)))
+
+
+def _cholesky_ta(t: Any, out: Any, a: Any) -> Any:
+    # dL = L phi(L^{-1} dS L^{-T}), dS the symmetric matrix the tangent's lower triangle gives
+    x = _solve(out, _symmetric(t))  # L^{-1} dS
+    return matmul(out, _phi(_mT(_solve(out, _mT(x)))))
+
+
+def _eigh_forward(xp: Any, a: Any) -> Any:
+    w, v = xp.linalg.eigh(a)
+    return xp.concat([xp.expand_dims(w, axis=-2), v], axis=-2)
+
+
+def _gaps(w: Any) -> Any:
+    """F[i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 on it."""
+    d = expand_dims(w, axis=-2) - expand_dims(w, axis=-1)
+    eye = _eye_like(d)
+    return where(equal(eye, 1.0), 0.0, 1.0 / where(equal(eye, 1.0), 1.0, d))
+
+
+def _eigh_da(g: Any, out: Any, a: Any) -> Any:
+    w, v = out[..., 0, :], out[..., 1:, :]
+    gw, gv = g[..., 0, :], g[..., 1:, :]
+    inner = expand_dims(gw, axis=-1) * _eye_like(v) + _gaps(w) * matmul(_mT(v), gv)
+    return _lower(matmul(v, matmul(inner, _mT(v))))
+
+
+def _eigh_ta(t: Any, out: Any, a: Any) -> Any:
+    w, v = out[..., 0, :], out[..., 1:, :]
+    m = matmul(_mT(v), matmul(_symmetric(t), v))
+    dw = sum(m * _eye_like(m), axis=-1)
+    dv = matmul(v, _gaps(w) * m)
+    return _concat_rows(expand_dims(dw, axis=-2), dv)
+
+
+def _concat_rows(top: Any, rest: Any) -> Any:
+    from .shape import _concatenate
+
+    return _concatenate(top, rest, axis=-2)
+
+
+# fmt: off
+_cholesky: Op = defop("cholesky", lambda xp, a: xp.linalg.cholesky(a),
+    "The lower-triangular L with L L^T = A (A symmetric positive definite; its lower triangle "
+    "is read).", numpy=(),
+    da=(_cholesky_da, "d cholesky(A): L^{-T} phi(L^T gL) L^{-1}, phi the lower half"),
+    ta=_cholesky_ta)
+
+_eigh: Op = defop("eigh", _eigh_forward,
+    "Eigenvalues (ascending) and eigenvectors of a symmetric matrix (its lower triangle is "
+    "read), as one array: the eigenvalues in row 0, the eigenvectors below. Where eigenvalues "
+    "repeat, the eigenvectors are not unique and their gradient is infinite.", numpy=(),
+    da=(_eigh_da, "d eigh(A): V (diag(gw) + F o V^T gV) V^T, F_ij = 1/(w_j - w_i)"),
+    ta=_eigh_ta)
+# fmt: on
+
+
+# -- the public functions, as np.linalg has them -------------------------------------------
+def _square(a: Any, name: str) -> None:
+    shape = tuple(a.shape)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise ValueError(f"{name}: expected square matrices (..., n, n), got shape {shape}")
+
+
+@public(_inv, numpy=("linalg.inv",))
+def inv(a: Any) -> Any:
+    """The inverse of a square matrix (or a stack of them)."""
+    _square(a, "inv")
+    return _inv(a)
+
+
+@public(_solve_op, numpy=("linalg.solve",))
+def solve(a: Any, b: Any) -> Any:
+    """The solution x of ``a @ x = b``; ``b`` is one vector when 1-D, else matrices."""
+    _square(a, "solve")
+    return _solve_op(a, b)
+
+
+@public(_det, numpy=("linalg.det",))
+def det(a: Any) -> Any:
+    """The determinant."""
+    _square(a, "det")
+    return _det(a)
+
+
+@public(_slogdet, numpy=("linalg.slogdet",))
+def slogdet(a: Any) -> tuple[Any, Any]:
+    """(sign, log|det|): the determinant without overflow. Only log|det| has a gradient."""
+    _square(a, "slogdet")
+    both = _slogdet(a)
+    sign = both[..., 0]
+    return (sign.detach() if isinstance(sign, Tensor) else sign), both[..., 1]
+
+
+@public(_cholesky, numpy=("linalg.cholesky",))
+def cholesky(a: Any, upper: bool = False) -> Any:
+    """The Cholesky factor L (lower) with L L^T = a; ``upper=True`` gives L^T."""
+    _square(a, "cholesky")
+    low = _cholesky(a)
+    return _mT(low) if upper else low
+
+
+@public(_eigh, numpy=("linalg.eigh",))
+def eigh(a: Any, UPLO: str = "L") -> tuple[Any, Any]:
+    """(eigenvalues ascending, eigenvectors as columns) of a symmetric matrix; its lower
+    triangle is read (``UPLO="L"``, NumPy's default)."""
+    _square(a, "eigh")
+    if UPLO != "L":
+        raise ValueError("eigh: only UPLO='L' (the lower triangle) is supported")
+    both = _eigh(a)
+    return both[..., 0, :], both[..., 1:, :]
+
+
+@public(_eigh, numpy=("linalg.eigvalsh",), face=False)
+def eigvalsh(a: Any, UPLO: str = "L") -> Any:
+    """The eigenvalues of a symmetric matrix, ascending."""
+    return eigh(a, UPLO)[0]
+
+
+@public(matmul, numpy=("linalg.matrix_power",), face=False)
+def matrix_power(a: Any, n: int) -> Any:
+    """``a`` multiplied by itself ``n`` times (the identity for 0, powers of the inverse for
+    n < 0), by repeated squaring."""
+    _square(a, "matrix_power")
+    if n < 0:
+        a, n = inv(a), -n
+    if n == 0:
+        return _eye_like(a) + a * 0.0
+    result = None
+    while n:
+        if n & 1:
+            result = a if result is None else matmul(result, a)
+        n >>= 1
+        if n:
+            a = matmul(a, a)
+    return result
+
+
+def _safe_sqrt(s: Any) -> Any:
+    """sqrt(s) with gradient 0 where s = 0 (the norm of a zero vector: its subgradient 0)."""
+    zero = equal(s, 0.0)
+    return where(zero, 0.0, sqrt(where(zero, 1.0, s)))
+
+
+def _vector_norm(x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:
+    if ord is None or ord == 2:
+        return _safe_sqrt(sum(x * x, axis=axis, keepdims=keepdims))
+    if ord == math.inf:
+        return _amax(abs(x), axis=axis, keepdims=keepdims)
+    if ord == -math.inf:
+        return _amin(abs(x), axis=axis, keepdims=keepdims)
+    if ord == 0:
+        nonzero = astype(equal(x, 0.0), dtype=_raw(x).dtype) * -1.0 + 1.0
+        count = sum(nonzero, axis=axis, keepdims=keepdims)
+        return count.detach() if isinstance(count, Tensor) else count
+    if ord == 1:
+        return sum(abs(x), axis=axis, keepdims=keepdims)
+    total = sum(abs(x) ** ord, axis=axis, keepdims=keepdims)
+    zero = equal(total, 0.0)
+    return where(zero, 0.0, where(zero, 1.0, total) ** (1.0 / ord))
+
+
+def _matrix_norm(x: Any, ord: Any, axes: tuple[int, int], keepdims: bool) -> Any:
+    r, c = axes
+    if ord in (None, "fro"):
+        return _safe_sqrt(sum(x * x, axis=axes, keepdims=keepdims))
+    if ord in (1, -1):
+        pick = _amax if ord == 1 else _amin
+        out = pick(sum(abs(x), axis=r, keepdims=True), axis=c, keepdims=True)
+    elif ord in (math.inf, -math.inf):
+        pick = _amax if ord == math.inf else _amin
+        out = pick(sum(abs(x), axis=c, keepdims=True), axis=r, keepdims=True)
+    elif ord in (2, -2, "nuc"):
+        # the singular values are the square roots of the eigenvalues of x^T x
+        moved = _move_last_two(x, axes)
+        m, n = moved.shape[-2:]  # the smaller Gram matrix: min(m, n) singular values
+        gram = matmul(moved, _mT(moved)) if m <= n else matmul(_mT(moved), moved)
+        sv = sqrt(abs(eigvalsh(gram)))
+        pick_sv = sv[..., -1] if ord == 2 else sv[..., 0] if ord == -2 else sum(sv, axis=-1)
+        out = _keep(pick_sv, x, axes) if keepdims else pick_sv
+        return out
+    else:
+        raise ValueError(f"norm: ord={ord!r} is not a matrix norm NumPy knows")
+    return out if keepdims else _squeeze(out, axes)
+
+
+def _move_last_two(x: Any, axes: tuple[int, int]) -> Any:
+    from .arrays import moveaxis
+
+    return moveaxis(x, axes, (-2, -1))
+
+
+def _keep(v: Any, x: Any, axes: tuple[int, int]) -> Any:
+    from .shape import reshape
+
+    shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    return reshape(v, shape=shape)
+
+
+def _squeeze(v: Any, axes: tuple[int, int]) -> Any:
+    from .shape import squeeze
+
+    return squeeze(v, axis=tuple(sorted(axes)))
+
+
+@public(_sum, numpy=("linalg.norm",), face=False)
+def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
+    """The vector or matrix norm, as ``np.linalg.norm``: every ``ord`` NumPy accepts. At a
+    zero vector the 2-norm's gradient is 0 (its subgradient), not 0/0."""
+    ndim = len(x.shape)
+    if axis is None:
+        if ord is None:
+            axes = tuple(range(ndim))
+            return _safe_sqrt(sum(x * x, axis=axes if axes else None, keepdims=keepdims))
+        if ndim == 1:
+            return _vector_norm(x, ord, 0, keepdims)
+        if ndim == 2:
+            return _matrix_norm(x, ord, (0, 1), keepdims)
+        raise ValueError(f"norm: ord={ord!r} of a {ndim}-D array needs axis")
+    if isinstance(axis, int):
+        return _vector_norm(x, ord, axis % ndim, keepdims)
+    if len(axis) == 2:
+        return _matrix_norm(x, ord, (axis[0] % ndim, axis[1] % ndim), keepdims)
+    raise ValueError(f"norm: axis must be an int or a pair, got {axis!r}")
