@@ -31,7 +31,7 @@ from .engine import (
 from .io import CheckpointError, load, save
 from .ops import *  # noqa: F403  (the op sheet's functions and tensor creation)
 from .ops import matrices as linalg
-from .ops import random
+from .ops import random, special
 from .teach.costs import cost_report
 from .transforms import (
     Context,
@@ -110,6 +110,7 @@ __all__ = [
     "optim",
     "random",
     "linalg",
+    "special",
     "data",
     "io",
     "tree",

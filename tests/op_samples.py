@@ -245,6 +245,28 @@ def _stepwise(name: str, ref: Callable[[np.ndarray], np.ndarray]) -> Any:
     return factory
 
 
+def _special(name: str, ranges: Sequence[tuple[float, float]], first: Any = None) -> Any:
+    """Samples of a cr.special function of len(ranges) arrays (and a leading constant
+    ``first``, polygamma's order), called as chainrule's or SciPy's."""
+
+    @st.composite
+    def factory(draw: Any, kind: str) -> Sample:
+        shapes = _shapes(draw, kind, len(ranges))
+        arrays = [_values(draw, sh, lo, hi) for sh, (lo, hi) in zip(shapes, ranges)]
+        lead = () if first is None else (first,)
+        ours, theirs = getattr(cr.special, name), getattr(sp, name)
+        faces = {f"cr.special.{name}": ours}
+        if first is None:  # (SciPy's polygamma converts its inputs: not dispatched)
+            faces[f"scipy.special.{name}"] = theirs
+        label, f = _variant(draw, faces)
+        return _sample(
+            draw, kind, name, lambda c, *xs: f(*lead, *xs), arrays,
+            ref=lambda *xs: theirs(*lead, *xs), note=label,
+        )  # fmt: skip
+
+    return factory
+
+
 _SQRT_2PI = math.sqrt(2 * math.pi)
 
 
@@ -1492,6 +1514,18 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "mean": _reduction("mean"),
     "var": _spread("var"),
     "prod": _prod,
+    "logit": _special("logit", [(0.1, 0.9)]),
+    "erfc": _special("erfc", [(-2, 2)]),
+    "erfinv": _special("erfinv", [(-0.9, 0.9)]),
+    "gammaln": _special("gammaln", [(0.2, 4)]),
+    "digamma": _special("digamma", [(0.3, 4)]),
+    "polygamma": _special("polygamma", [(0.5, 4)], first=2),
+    "beta": _special("beta", [(0.5, 3), (0.5, 3)]),
+    "betaln": _special("betaln", [(0.5, 3), (0.5, 3)]),
+    "xlogy": _special("xlogy", [(-2, 2), (0.2, 3)]),
+    "xlog1py": _special("xlog1py", [(-2, 2), (-0.8, 3)]),
+    "i0": _special("i0", [(-3, 3)]),
+    "i1": _special("i1", [(-3, 3)]),
     "inv": _matrix_function("inv"),
     "solve": _matrix_function("solve"),
     "det": _matrix_function("det"),

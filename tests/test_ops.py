@@ -561,6 +561,20 @@ KINK_CASES: list[tuple[str, Callable[..., Any], list[list[Any]], list[list[float
     # the product of the other factors, also where some are 0
     ("prod", cr.prod, [[2.0, 0.0, 3.0]], [[0.0, 6.0, 0.0]]),
     ("prod", cr.prod, [[0.0, 0.0, 3.0]], [[0.0, 0.0, 0.0]]),
+    # x log y and its kin are 0 where x = 0, whatever y is: no slope with respect to y there
+    (
+        "xlogy",
+        cr.special.xlogy,
+        [[0.0, 2.0], [0.0, 3.0]],
+        [[-math.inf, math.log(3.0)], [0.0, 2 / 3]],
+    ),
+    (
+        "xlog1py",
+        cr.special.xlog1py,
+        [[0.0, 2.0], [-1.0, 1.0]],
+        [[-math.inf, math.log(2.0)], [0.0, 1.0]],
+    ),  # fmt: skip
+    ("i1", cr.special.i1, [[0.0]], [[0.5]]),
     ("floor_divide", cr.floor_divide, [[4.0, -3.0], [2.0, 2.0]], [[0.0, 0.0], [0.0, 0.0]]),
 ]
 

@@ -18,6 +18,7 @@ __all__ = [
     "asarray",
     "to_numpy",
     "erf",
+    "scipy_special",
     "index_add",
     "default_float",
     "owned",
@@ -139,6 +140,22 @@ def _scipy_special() -> Any:
             special = None
         _SPECIAL.append(special)
     return _SPECIAL[0]
+
+
+def scipy_special(xp: Any, name: str, *args: Any) -> Any:
+    """``scipy.special.<name>(*args)`` in the namespace of the arrays (SciPy works on NumPy
+    arrays; others go through NumPy and back). SciPy is optional: chainrule[special]."""
+    special = _scipy_special()
+    if special is None:
+        raise ImportError(
+            f"{name} needs SciPy, which is not installed: pip install 'chainrule[special]'"
+        )
+    fn = getattr(special, name)
+    if xp is _NP:
+        return fn(*args)
+    arrays = [a for a in args if hasattr(a, "dtype")]
+    out = fn(*[to_numpy(a) if hasattr(a, "dtype") else a for a in args])
+    return xp.asarray(out, dtype=arrays[-1].dtype if arrays else None)
 
 
 def index_add(xp: Any, target: Any, index: Any, values: Any) -> Any:

@@ -22,6 +22,7 @@ from . import (
     reductions,
     scans,
     shape,
+    special,
 )
 from . import kernels as kernels  # attaches the fast kernels to their ops
 from .arrays import *  # noqa: F403
@@ -59,6 +60,7 @@ __all__ = [
     "numpy_functions",
     "random",
     "matrices",
+    "special",
     *creation.__all__,
     *FUNCTION_NAMES,
 ]

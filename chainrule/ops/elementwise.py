@@ -186,7 +186,7 @@ tanh: Op = defop("tanh", lambda xp, x: xp.tanh(x), "Hyperbolic tangent.",
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
-erf: Op = defop("erf", lambda xp, x: _erf(xp, x), "The error function.",
+erf: Op = defop("erf", lambda xp, x: _erf(xp, x), "The error function.", numpy=("erf",),
     dx=(lambda g, out, x: g * _TWO_OVER_SQRT_PI * exp(-(x * x)),
                                                  "d erf(x)/dx = 2/sqrt(pi) * exp(-x^2)"))
 

@@ -56,6 +56,7 @@ def _leaky(xp: Any, x: Any, negative_slope: float = 0.01) -> Any:
 
 # fmt: off
 sigmoid: Op = activation("sigmoid", _sigmoid, "The logistic function 1 / (1 + exp(-x)).",
+    numpy=("expit",),  # scipy.special.expit
     dx=(lambda g, out, x: g * out * (1 - out),   "d sigmoid(x)/dx = sigmoid(x) (1 - sigmoid(x))"))
 
 relu: Op = activation("relu", lambda xp, x: xp.maximum(x, 0), "max(x, 0).",  # NaN stays NaN
