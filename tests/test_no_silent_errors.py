@@ -192,6 +192,20 @@ def test_jvp_over_a_dict_of_primals():
     assert float(t) == 3.0
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_jacobian_and_hessian_over_containers(mode):
+    def f(p):
+        return {"y": p["a"] * p["b"], "z": cr.stack([p["a"], p["b"] ** 2])}
+
+    p = {"a": np.array(2.0), "b": np.array(3.0)}
+    j = cr.jacobian(f, mode=mode)(p)
+    assert float(j["y"]["a"]) == 3.0 and float(j["y"]["b"]) == 2.0
+    np.testing.assert_allclose(j["z"]["a"], [1.0, 0.0])
+    np.testing.assert_allclose(j["z"]["b"], [0.0, 6.0])
+    h = cr.hessian(lambda q: q["a"] ** 2 * q["b"])({"a": 2.0, "b": 3.0})
+    assert [[float(h[r][c]) for c in "ab"] for r in "ab"] == [[6.0, 4.0], [4.0, 0.0]]
+
+
 def test_tree_round_trips():
     @__import__("dataclasses").dataclass
     class Config:

@@ -327,51 +327,87 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
 def jacobian(f: Callable[..., Any], argnums: int = 0, mode: str = "auto") -> Callable[..., Any]:
     """The Jacobian of ``f`` with respect to argument ``argnums``: shape
     ``out.shape + in.shape``. ``mode`` is "reverse" (one VJP per output entry), "forward"
-    (one JVP per input entry) or "auto" (whichever needs fewer passes).
+    (one JVP per input entry) or "auto" (whichever needs fewer passes). Where the argument or
+    the result is a container, the Jacobian is a container of the result's structure holding,
+    for each output, a container of the argument's structure of blocks (as JAX returns it).
 
     >>> import chainrule as cr, numpy as np
     >>> cr.jacobian(lambda x: x ** 2)(np.array([1.0, 3.0]))
     array([[2., 0.],
            [0., 6.]])
+    >>> j = cr.jacobian(lambda p: (p["a"] * p["b"], p["a"]))({"a": 2.0, "b": 5.0})
+    >>> float(j[0]["a"]), float(j[0]["b"]), float(j[1]["a"]), float(j[1]["b"])
+    (5.0, 2.0, 1.0, 0.0)
     """
     if mode not in ("auto", "forward", "reverse"):
         raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
 
     def wrapper(*args: Any) -> Any:
         i = _argnums(argnums, len(args), "jacobian")[0]
-        nested = any(isinstance(a, Tensor) for a in args)
-        x = args[i]
+        nested = any(isinstance(v, Tensor) for v in tree.leaves(list(args)))
+        xs, in_spec = tree.flatten(args[i])
 
-        def fi(v: Any) -> Any:
-            return f(*args[:i], v, *args[i + 1 :])
+        def fi(*leaves: Any) -> Any:
+            return f(*args[:i], tree.unflatten(in_spec, leaves), *args[i + 1 :])
 
-        out, pullback = vjp(fi, x)
-        in_shape = tuple(_shape(x))
-        out_shape = tuple(out.shape)
-        n_in, n_out = _prod(in_shape), _prod(out_shape)
+        out, pullback = vjp(fi, *xs)
+        outs, out_spec = tree.flatten(out)
+        in_shapes = [tuple(_shape(x)) for x in xs]
+        out_shapes = [tuple(o.shape) for o in outs]
+        n_in = sum(_prod(sh) for sh in in_shapes)
+        n_out = sum(_prod(sh) for sh in out_shapes)
         use_forward = mode == "forward" or (mode == "auto" and n_in < n_out)
-        xp = namespace(out.data if isinstance(out, Tensor) else out)
-        rows = []
+        xp = namespace(*[o.data if isinstance(o, Tensor) else o for o in outs] or [0.0])
+        wrap = Tensor if nested else (lambda v: v)
+        # blocks[o][k]: d out_o / d x_k, as out_o.shape + x_k.shape
+        blocks: list[list[Any]] = []
         if use_forward:
-            dtype = _dtype_of(x)
-            for k in range(n_in):
-                basis = xp.reshape(_one_hot(xp, n_in, k, dtype), in_shape)
-                _, col = jvp(fi, (x,), (basis if not nested else Tensor(basis),))
-                rows.append(col)
-            cols = F.stack(rows, axis=-1) if rows else None
-            result = F.reshape(cols, out_shape + in_shape) if cols is not None else None
+            per_input: list[list[list[Any]]] = []  # per input, per output: the columns
+            for k, (x, shape) in enumerate(zip(xs, in_shapes)):
+                dtype = _dtype_of(x)
+                cols: list[list[Any]] = [[] for _ in outs]
+                for e in range(_prod(shape)):
+                    tangents = [
+                        wrap(xp.zeros(sh, dtype=_dtype_of(v))) for v, sh in zip(xs, in_shapes)
+                    ]
+                    tangents[k] = wrap(xp.reshape(_one_hot(xp, _prod(shape), e, dtype), shape))
+                    _, slope = jvp(fi, xs, tangents)
+                    for o, s in enumerate(tree.leaves(slope)):
+                        cols[o].append(s)
+                per_input.append(cols)
+            for o, osh in enumerate(out_shapes):
+                row = []
+                for k, ish in enumerate(in_shapes):
+                    cols_ok = per_input[k][o]
+                    block = F.stack(cols_ok, axis=-1) if cols_ok else None
+                    row.append(_block(xp, block, osh, ish))
+                blocks.append(row)
         else:
-            dtype = out.dtype
-            for k in range(n_out):
-                basis = xp.reshape(_one_hot(xp, n_out, k, dtype), out_shape)
-                rows.append(pullback(Tensor(basis) if nested else basis)[0])
-            stacked = F.stack(rows, axis=0) if rows else None
-            result = F.reshape(stacked, out_shape + in_shape) if stacked is not None else None
-        if result is None:
-            result = xp.zeros(out_shape + in_shape, dtype=xp.float64)
-        return result
+            for o, (oo, osh) in enumerate(zip(outs, out_shapes)):
+                rows: list[list[Any]] = [[] for _ in xs]
+                for e in range(_prod(osh)):
+                    cts = [wrap(xp.zeros(sh, dtype=v.dtype)) for v, sh in zip(outs, out_shapes)]
+                    cts[o] = wrap(xp.reshape(_one_hot(xp, _prod(osh), e, oo.dtype), osh))
+                    grads = pullback(tree.unflatten(out_spec, cts))
+                    for k, g in enumerate(grads):
+                        rows[k].append(g)
+                blocks.append(
+                    [
+                        _block(xp, F.stack(r, axis=0) if r else None, osh, ish)
+                        for r, ish in zip(rows, in_shapes)
+                    ]
+                )
+        trees = [tree.unflatten(in_spec, row) for row in blocks]
+        return tree.unflatten(out_spec, trees)
 
     return wrapper
+
+
+def _block(xp: Any, stacked: Any, out_shape: tuple[int, ...], in_shape: tuple[int, ...]) -> Any:
+    """A Jacobian block of shape out_shape + in_shape from its stacked rows or columns."""
+    if stacked is None:
+        return xp.zeros(out_shape + in_shape, dtype=xp.float64)
+    return F.reshape(stacked, out_shape + in_shape)
 
 
 def hessian(f: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
