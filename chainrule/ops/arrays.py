@@ -61,6 +61,8 @@ __all__ = [
     "tensordot",
     "kron",
     "cross",
+    "convolve",
+    "correlate",
     "sort",
     "argsort",
     "median",
@@ -387,6 +389,54 @@ def cross(a: Any, b: Any, axis: int = -1) -> Any:
     parts = [x[1] * y[2] - x[2] * y[1], x[2] * y[0] - x[0] * y[2], x[0] * y[1] - x[1] * y[0]]
     shape = np.broadcast_shapes(*(_shape(p) for p in parts if _shape(p)))
     return moveaxis(stack([broadcast_to(p, shape=shape) for p in parts], axis=-1), -1, axis)
+
+
+def _windows(a: Any, m: int) -> Any:
+    """The length-m windows of 1-D ``a`` zero-padded by m - 1 on both sides: one per row."""
+    from .shape import pad
+
+    n = _shape(a)[0]
+    padded = pad(a, (m - 1, m - 1))
+    index = np.arange(n + m - 1)[:, None] + np.arange(m)[None, :]
+    return getitem(padded, index=namespace(_raw(a)).asarray(index))
+
+
+def _cut(full: Any, n: int, m: int, mode: str, name: str) -> Any:
+    """The part of a full-length result that ``mode`` keeps, as NumPy cuts it."""
+    if mode == "full":
+        return full
+    if mode == "same":
+        keep, start = max(n, m), (min(n, m) - 1) // 2
+    elif mode == "valid":
+        keep, start = max(n, m) - min(n, m) + 1, min(n, m) - 1
+    else:
+        raise ValueError(f"{name}: mode must be 'full', 'same' or 'valid', got {mode!r}")
+    return full[start : start + keep]
+
+
+def _check_vectors(a: Any, v: Any, name: str) -> None:
+    if _ndim(a) != 1 or _ndim(v) != 1 or not _shape(a)[0] or not _shape(v)[0]:
+        raise ValueError(f"{name}: expected two non-empty 1-D arrays, got {_shape(a)}, {_shape(v)}")
+
+
+@public(matmul, numpy=("convolve",), face=False)
+def convolve(a: Any, v: Any, mode: str = "full") -> Any:
+    """The discrete linear convolution of two 1-D arrays: ``sum_i a[i] v[k - i]``."""
+    _check_vectors(a, v, "convolve")
+    n, m = _shape(a)[0], _shape(v)[0]
+    full = matmul(_windows(a, m), flip(v, axis=0))
+    return _cut(full, n, m, mode, "convolve")
+
+
+@public(matmul, numpy=("correlate",), face=False)
+def correlate(a: Any, v: Any, mode: str = "valid") -> Any:
+    """The cross-correlation of two 1-D arrays: ``sum_n a[n + k] v[n]`` (NumPy's, for reals)."""
+    _check_vectors(a, v, "correlate")
+    n, m = _shape(a)[0], _shape(v)[0]
+    full = matmul(_windows(a, m), v)
+    if mode == "same" and m > n:  # NumPy centres the longer operand's way there
+        return flip(_cut(correlate(v, a, "full"), m, n, mode, "correlate"), axis=0)
+    return _cut(full, n, m, mode, "correlate")
 
 
 # -- sorting and order statistics -----------------------------------------------------------------

@@ -292,10 +292,14 @@ _pad: Op = defop("pad", _pad_forward, "Pad with a constant value.", numpy=(),
 def pad(
     x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0, value: Any = None
 ) -> Any:
-    """Pad ``x`` with a constant (NumPy's ``pad_width`` forms: int, (before, after), or one
-    pair per axis)."""
-    if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    """Pad ``x`` (NumPy's ``pad_width`` forms: int, (before, after), or one pair per axis)
+    with a constant, or by NumPy's modes that repeat entries of ``x``: "edge", "reflect",
+    "symmetric", "wrap" (each padded entry is a copy of one entry, so its gradient goes there).
+    """
+    if mode not in ("constant", *_INDEX_MODES):
+        raise ValueError(
+            f"pad: mode {mode!r} is not supported; one of 'constant', {', '.join(_INDEX_MODES)}"
+        )
     ndim = len(x.shape)
     if isinstance(pad_width, int):
         widths = ((pad_width, pad_width),) * ndim
@@ -309,8 +313,36 @@ def pad(
             widths = tuple((int(a), int(b)) for a, b in pw)
     if len(widths) != ndim or any(a < 0 or b < 0 for a, b in widths):
         raise ValueError(f"pad: pad_width {pad_width!r} does not fit shape {_shape(x)}")
+    if mode != "constant":
+        return _pad_by_index(x, widths, mode)
     fill = constant_values if value is None else value
     return _pad(x, widths=widths, value=fill)
+
+
+_INDEX_MODES = ("edge", "reflect", "symmetric", "wrap")
+
+
+def _pad_by_index(x: Any, widths: tuple[tuple[int, int], ...], mode: str) -> Any:
+    """Padding that copies entries of ``x``: along each axis, the entry each place copies is
+    what NumPy's own pad makes of the positions 0..n-1 (read, then indexed: recorded)."""
+    import numpy as np
+
+    from .indexing import getitem
+
+    out = x
+    for axis, (before, after) in enumerate(widths):
+        if before or after:
+            n = _shape(out)[axis]
+            if n == 0:
+                raise ValueError(f"pad: mode {mode!r} cannot pad an empty axis {axis}")
+            source = np.pad(np.arange(n), (before, after), mode=mode)
+            index = (slice(None),) * axis + (namespace(_raw_data(out)).asarray(source),)
+            out = getitem(out, index=index)
+    return out
+
+
+def _raw_data(v: Any) -> Any:
+    return v.data if isinstance(v, Tensor) else v
 
 
 def _astype(xp: Any, x: Any, *, dtype: Any) -> Any:
