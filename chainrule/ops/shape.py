@@ -335,7 +335,7 @@ def _pad_by_index(x: Any, widths: tuple[tuple[int, int], ...], mode: str) -> Any
             n = _shape(out)[axis]
             if n == 0:
                 raise ValueError(f"pad: mode {mode!r} cannot pad an empty axis {axis}")
-            source = np.pad(np.arange(n), (before, after), mode=mode)
+            source = np.pad(np.arange(n), (before, after), mode=mode)  # type: ignore[call-overload]
             index = (slice(None),) * axis + (namespace(_raw_data(out)).asarray(source),)
             out = getitem(out, index=index)
     return out
