@@ -40,8 +40,9 @@ __all__ = [
 ]
 
 
-def _arrays(*values: Any) -> bool:
-    return all(type(v) is np.ndarray for v in values)
+def _arrays(a: Any, b: Any) -> bool:
+    """Whether both are NumPy arrays (spelled out: this runs at every node a kernel serves)."""
+    return type(a) is np.ndarray and type(b) is np.ndarray
 
 
 # -- activations ---------------------------------------------------------------------------
