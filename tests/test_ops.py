@@ -374,6 +374,17 @@ def test_ops_are_declared_well() -> None:
     assert not {"bad_saved", "bad_input", "bad_pair", "bad_kw"} & set(OPS)
 
 
+def test_the_table_lists_every_numpy_and_scipy_function_that_dispatches() -> None:
+    rows = cr.ops.table()
+    listed = {n for r in rows for n in r["numpy"]}
+    assert set(cr.ops.numpy_functions()) <= listed
+    composed = {r["name"]: r for r in rows if r["family"] == "composed"}
+    assert {"trace", "sort", "norm", "median", "tensordot", "convolve"} <= set(composed)
+    assert composed["trace"]["numpy"] == ("trace",) and composed["trace"]["vjp"]
+    assert not composed["argsort"]["vjp"]  # integers: no gradient
+    assert not set(composed) & set(OPS)  # a name is an op or composed, never both
+
+
 def test_every_rule_of_the_sheet_states_the_derivative_it_applies() -> None:
     for op in OPS.values():
         assert len(op.formulas) == len(op.vjps) == len(op.jvps), op.name

@@ -57,7 +57,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .op import Op, Rule
-from .registry import _PUBLIC_NUMPY, FUNCTIONS, NOT_IMPLEMENTED, OPS, SAVED
+from .registry import _PUBLIC_NUMPY, COMPOSED, FUNCTIONS, NOT_IMPLEMENTED, OPS, SAVED
 
 __all__ = ["defop", "family", "public", "kernel"]
 
@@ -186,11 +186,16 @@ def public(
     functions that dispatch to it on Tensors. ``face=False`` marks a function built on the op
     (``dot`` on ``matmul``) that is not the op's own public face."""
 
+    if not isinstance(op, Op):
+        raise TypeError(f"public: expected the Op the function is built on, got {op!r}")
+
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         FUNCTIONS[fn.__name__] = fn
         if face:
             op.public = fn
             op.numpy = op.numpy + tuple(numpy)
+        else:
+            COMPOSED[fn.__name__] = (fn, op)
         _PUBLIC_NUMPY.update({n: fn for n in numpy})
         return fn
 

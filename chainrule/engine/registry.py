@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .op import Op
 
-__all__ = ["OPS", "FUNCTIONS", "NOT_IMPLEMENTED", "SAVED", "numpy_functions"]
+__all__ = ["OPS", "FUNCTIONS", "COMPOSED", "NOT_IMPLEMENTED", "SAVED", "numpy_functions"]
 
 
 class _NotImplementedRule:
@@ -41,6 +41,10 @@ methods call these."""
 
 # NumPy function name -> chainrule callable, for functions whose public face is not an op's
 _PUBLIC_NUMPY: dict[str, Callable[..., Any]] = {}
+
+COMPOSED: dict[str, tuple[Callable[..., Any], Op]] = {}
+"""The user-facing functions built from ops (``trace``, ``norm``, ``sort``), by name, each with
+the op it is declared on: their derivatives come from the ops' rules by the chain rule."""
 
 
 def numpy_functions() -> dict[str, Callable[..., Any]]:

@@ -22,8 +22,8 @@ from ..engine.op import gather
 from ..engine.tensor import Tensor
 from .elementwise import isnan, not_equal, where
 from .indexing import getitem, scatter_add, take_along_axis
-from .linalg import einsum, matmul
-from .reductions import _max, _min, _sum, axes_of, mean, sum
+from .linalg import _einsum, einsum, matmul
+from .reductions import _max, _min, _sum, argmax, axes_of, mean, sum
 from .reductions import max as _amax
 from .reductions import min as _amin
 from .shape import (
@@ -339,7 +339,7 @@ def diff(x: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-@public(einsum, numpy=("tensordot",), face=False)
+@public(_einsum, numpy=("tensordot",), face=False)
 def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
     """The sum of products over the last ``axes`` axes of ``a`` and the first of ``b``, or
     over the axes paired in ``axes = (axes_of_a, axes_of_b)``."""
@@ -457,7 +457,7 @@ def sort(x: Any, axis: Any = -1, kind: Any = None, order: Any = None) -> Any:
     return take_along_axis(x, _order(x, axis), axis=axis)
 
 
-@public(take_along_axis, numpy=("argsort",), face=False)
+@public(argmax, numpy=("argsort",), face=False)
 def argsort(x: Any, axis: Any = -1, kind: Any = None, order: Any = None) -> Any:
     """The indices that sort ``x`` along ``axis`` (integers: no gradient)."""
     if axis is None:
@@ -588,7 +588,7 @@ def nanmin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return _amin(_without_nan(x, math.inf), axis=axis, keepdims=keepdims)
 
 
-@public(_sum, numpy=("count_nonzero",), face=False)
+@public(argmax, numpy=("count_nonzero",), face=False)
 def count_nonzero(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """How many entries are not 0 (an integer: no gradient)."""
     nonzero = astype(not_equal(x, 0), dtype="int64")

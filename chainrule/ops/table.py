@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine.registry import NOT_IMPLEMENTED, OPS
+from ..engine.registry import COMPOSED, NOT_IMPLEMENTED, OPS, numpy_functions
 
 __all__ = ["table", "Table"]
 
@@ -37,10 +37,12 @@ def _yes(flag: bool) -> str:
 
 
 def table() -> Table:
-    """Every registered op with its derivative formula and what it supports.
+    """Every registered op with its derivative formula and what it supports, then every
+    function composed from ops (family ``"composed"``: NumPy's ``trace``, ``sort``, ``norm``,
+    ...), whose derivative follows from their rules.
 
     Each row is a dict: ``name``, ``family``, ``formula``, ``kink``, ``vjp``, ``jvp``,
-    ``second_order``, ``numpy`` (the NumPy functions that dispatch to it).
+    ``second_order``, ``numpy`` (the NumPy and SciPy functions that dispatch to it).
 
     >>> import chainrule as cr
     >>> row = next(r for r in cr.ops.table() if r["name"] == "tanh")
@@ -61,6 +63,23 @@ def table() -> Table:
                 and len(op.jvps) == len(op.vjps),
                 "second_order": op.second_order,
                 "numpy": op.numpy,
+            }
+        )
+    by_function: dict[int, list[str]] = {}
+    for name, fn in numpy_functions().items():
+        by_function.setdefault(id(fn), []).append(name)
+    for name, (fn, op) in COMPOSED.items():
+        summary = " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())
+        rows.append(
+            {
+                "name": name,
+                "family": "composed",
+                "formula": f"composed of ops ({op.name}, ...): {summary}",
+                "kink": None,
+                "vjp": op.differentiable,
+                "jvp": op.differentiable,
+                "second_order": op.second_order,
+                "numpy": tuple(by_function.get(id(fn), ())),
             }
         )
     return rows
