@@ -1001,6 +1001,15 @@ def _matrix_function(name: str) -> Any:
     def factory(draw: Any, kind: str) -> Sample:
         spd = name in ("cholesky", "eigh")
         a = _square_matrices(draw, kind, spd)
+        if name == "svd":
+            # square, tall or wide, its singular values spread apart (where two are equal the
+            # singular vectors are not unique: no derivative to check)
+            shapes = [(3, 2), (2, 3), (3, 1), (2, 2), (3, 3)] if kind == "any" else [(2, 2)]
+            m, n = draw(st.sampled_from(shapes)) if kind != "size1" else (1, 1)
+            q1, _ = np.linalg.qr(_values(draw, (m, m), -1, 1) + 2 * np.eye(m))
+            q2, _ = np.linalg.qr(_values(draw, (n, n), -1, 1) + 2 * np.eye(n))
+            k = min(m, n)
+            a = q1[:, :k] @ np.diag(np.arange(k, 0, -1) + 0.5) @ q2[:, :k].T
         L, N = cr.linalg, np.linalg
         if name == "solve":
             n = a.shape[-1]
@@ -1015,6 +1024,17 @@ def _matrix_function(name: str) -> Any:
                 "cr.linalg.slogdet": (lambda a: L.slogdet(a)[1], lambda a: N.slogdet(a)[1])
             },  # fmt: skip
             "cholesky": {"cr.linalg.cholesky": (L.cholesky, N.cholesky)},
+            "svd": {
+                "singular values": (
+                    lambda a: L.svd(a, compute_uv=False),
+                    lambda a: N.svd(a, compute_uv=False),
+                ),
+                # each singular pair's signs are arbitrary: u_k v_k^T is not
+                "singular pair products": (
+                    lambda a: _pair_products(L.svd(a, full_matrices=False)),
+                    lambda a: _pair_products(N.svd(a, full_matrices=False)),
+                ),
+            },
             "eigh": {
                 "eigenvalues": (L.eigvalsh, N.eigvalsh),
                 # each eigenvector's sign is arbitrary: its outer product is not
@@ -1028,6 +1048,12 @@ def _matrix_function(name: str) -> Any:
         return _sample(draw, kind, name, lambda c, a: f(a), [a], ref, note=label)
 
     return factory
+
+
+def _pair_products(usv: Any) -> Any:
+    """u_k v_k^T for each singular pair k, stacked: independent of the pairs' signs."""
+    u, _, vh = usv
+    return u[..., :, None, :] * vh.mT[..., None, :, :]
 
 
 def _outer_columns(v: Any) -> Any:
@@ -1532,6 +1558,7 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "slogdet": _matrix_function("slogdet"),
     "cholesky": _matrix_function("cholesky"),
     "eigh": _matrix_function("eigh"),
+    "svd": _matrix_function("svd"),
     "cumsum": _scan("cumsum"),
     "cumprod": _scan("cumprod"),
     "std": _spread("std"),

@@ -107,3 +107,49 @@ def test_non_square_matrices_are_refused_with_the_shape():
     for fn in (cr.linalg.inv, cr.linalg.det, cr.linalg.cholesky, cr.linalg.eigvalsh):
         with pytest.raises(ValueError, match=r"square matrices .*\(3, 4\)"):
             fn(cr.tensor(B))
+
+
+TALL = RNG.normal(size=(5, 3))
+
+
+@pytest.mark.parametrize(
+    "x", [A, TALL, TALL.T.copy(), STACK], ids=["square", "tall", "wide", "stack"]
+)
+def test_svd_reconstructs_and_matches_numpy_s_singular_values(x):
+    u, s, vh = np.linalg.svd(cr.tensor(x), full_matrices=False)
+    np.testing.assert_allclose(s.numpy(), np.linalg.svd(x, compute_uv=False), rtol=1e-12)
+    rebuilt = (u.numpy() * s.numpy()[..., None, :]) @ vh.numpy()
+    np.testing.assert_allclose(rebuilt, x, atol=1e-12)
+    # functions that do not depend on the singular vectors' signs
+    assert cr.gradcheck(lambda t: cr.sum(cr.linalg.svd(t, compute_uv=False) ** 3), x,
+                        check_forward=True)  # fmt: skip
+    assert cr.gradcheck(lambda t: cr.sum(_first_pair(t) * np.arange(x.shape[-1])), x,
+                        check_forward=True)  # fmt: skip
+
+
+def _first_pair(t):
+    u, _, vh = cr.linalg.svd(t, full_matrices=False)
+    return u[..., :, :1] * vh[..., :1, :]
+
+
+def test_the_gradient_of_the_nuclear_norm_is_u_vh():
+    u, _, vh = np.linalg.svd(A)
+    g = cr.grad(lambda t: cr.sum(cr.linalg.svd(t, compute_uv=False)))(A)
+    np.testing.assert_allclose(g, u @ vh, rtol=1e-10)
+
+
+@pytest.mark.parametrize("x", [A, TALL, TALL.T.copy()], ids=["square", "tall", "wide"])
+def test_pinv_and_lstsq_match_numpy(x):
+    np.testing.assert_allclose(np.linalg.pinv(cr.tensor(x)).numpy(), np.linalg.pinv(x), atol=1e-12)
+    assert cr.gradcheck(lambda t: cr.sum(cr.linalg.pinv(t) ** 2), x, check_forward=True)
+    b = RNG.normal(size=(x.shape[0], 2))
+    got = np.linalg.lstsq(cr.tensor(x), cr.tensor(b))
+    want = np.linalg.lstsq(x, b)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy() if isinstance(g, cr.Tensor) else g, w, atol=1e-10)
+    assert cr.gradcheck(lambda t, c: cr.sum(cr.linalg.lstsq(t, c)[0] ** 2), x, b)
+
+
+def test_full_svd_of_a_rectangle_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="full_matrices=False"):
+        cr.linalg.svd(cr.tensor(TALL))

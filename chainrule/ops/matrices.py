@@ -39,6 +39,9 @@ __all__ = [
     "eigvalsh",
     "norm",
     "matrix_power",
+    "svd",
+    "pinv",
+    "lstsq",
 ]
 
 defop = family("linalg")
@@ -206,6 +209,77 @@ _eigh: Op = defop("eigh", _eigh_forward,
 # fmt: on
 
 
+# -- the singular value decomposition (thin) -------------------------------------------------
+def _svd_forward(xp: Any, a: Any) -> Any:
+    u, s, vh = xp.linalg.svd(a, full_matrices=False)
+    lead = tuple(a.shape[:-2])
+    return xp.concat([xp.reshape(u, (*lead, -1)), s, xp.reshape(vh, (*lead, -1))], axis=-1)
+
+
+def _svd_parts(packed: Any, a: Any) -> tuple[Any, Any, Any]:
+    """(U, s, Vh) from the one array the svd op computes them as."""
+    from .shape import reshape
+
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    lead = tuple(a.shape[:-2])
+    u = reshape(packed[..., : m * k], shape=(*lead, m, k))
+    s = packed[..., m * k : m * k + k]
+    vh = reshape(packed[..., m * k + k :], shape=(*lead, k, n))
+    return u, s, vh
+
+
+def _svd_pack(u: Any, s: Any, vh: Any) -> Any:
+    from .shape import _concatenate, reshape
+
+    lead = tuple(s.shape[:-1])
+    return _concatenate(reshape(u, shape=(*lead, -1)), s, reshape(vh, shape=(*lead, -1)), axis=-1)
+
+
+def _svd_da(g: Any, out: Any, a: Any) -> Any:
+    # U [(F o (U^T gU - gU^T U)) S + diag(gs) + S (F o (V^T gV - gV^T V))] V^T, plus the parts
+    # of gU and gV outside the spans of U and V; F_ij = 1/(s_j^2 - s_i^2)
+    u, s, vh = _svd_parts(out, a)
+    gu, gs, gvh = _svd_parts(g, a)
+    v, gv = _mT(vh), _mT(gvh)
+    f = _gaps(s * s)
+    ut_gu, vt_gv = matmul(_mT(u), gu), matmul(_mT(v), gv)
+    col, row = expand_dims(s, axis=-2), expand_dims(s, axis=-1)  # (.., 1, k), (.., k, 1)
+    core = (
+        (f * (ut_gu - _mT(ut_gu))) * col
+        + _eye_like(f) * expand_dims(gs, axis=-2)
+        + row * (f * (vt_gv - _mT(vt_gv)))
+    )
+    out_u = (gu - matmul(u, ut_gu)) / col  # (I - U U^T) gU S^-1
+    out_v = (_mT(gv) - matmul(_mT(vt_gv), vh)) / row  # S^-1 gV^T (I - V V^T)
+    return matmul(u, matmul(core, vh)) + matmul(out_u, vh) + matmul(u, out_v)
+
+
+def _svd_ta(t: Any, out: Any, a: Any) -> Any:
+    u, s, vh = _svd_parts(out, a)
+    v = _mT(vh)
+    f = _gaps(s * s)
+    dp = matmul(_mT(u), matmul(t, v))  # U^T dA V
+    col, row = expand_dims(s, axis=-2), expand_dims(s, axis=-1)
+    ds = sum(dp * _eye_like(dp), axis=-1)
+    du = matmul(u, f * (dp * col + row * _mT(dp)))
+    du = du + (matmul(t, v) - matmul(u, dp)) / col  # (I - U U^T) dA V S^-1
+    dv = matmul(v, f * (row * dp + _mT(dp) * col))
+    dv = dv + (matmul(_mT(t), u) - matmul(v, _mT(dp))) / col  # (I - V V^T) dA^T U S^-1
+    return _svd_pack(du, ds, _mT(dv))
+
+
+# fmt: off
+_svd: Op = defop("svd", _svd_forward,
+    "The thin singular value decomposition U, s, Vh of a matrix, as one array. Where singular "
+    "values repeat, or are 0 in a non-square matrix, U and Vh are not unique and their "
+    "gradient is infinite.", numpy=(),
+    da=(_svd_da, "d svd(A): U [F o (U^T gU - gU^T U) S + diag(gs) + S F o (V^T gV - gV^T V)] V^T "
+                 "+ (I - U U^T) gU S^-1 V^T + U S^-1 gV^T (I - V V^T)"),
+    ta=_svd_ta)
+# fmt: on
+
+
 # -- the public functions, as np.linalg has them -------------------------------------------
 def _square(a: Any, name: str) -> None:
     shape = tuple(a.shape)
@@ -266,6 +340,63 @@ def eigh(a: Any, UPLO: str = "L") -> tuple[Any, Any]:
 def eigvalsh(a: Any, UPLO: str = "L") -> Any:
     """The eigenvalues of a symmetric matrix, ascending."""
     return eigh(a, UPLO)[0]
+
+
+@public(_svd, numpy=("linalg.svd",))
+def svd(
+    a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False
+) -> Any:
+    """(U, s, Vh) with ``a = U @ diag(s) @ Vh``, singular values descending; only ``s`` when
+    ``compute_uv=False``. The thin form: square matrices, or ``full_matrices=False``."""
+    if len(a.shape) < 2:
+        raise ValueError(f"svd: expected matrices (..., m, n), got shape {tuple(a.shape)}")
+    m, n = a.shape[-2:]
+    if full_matrices and compute_uv and m != n:
+        raise ValueError(
+            f"svd: the full U and Vh of a {m} x {n} matrix have no unique gradient; pass "
+            "full_matrices=False for the thin ones"
+        )
+    u, s, vh = _svd_parts(_svd(a), a)
+    return (u, s, vh) if compute_uv else s
+
+
+def _cutoff(s: Any, rcond: Any, m: int, n: int) -> Any:
+    raw = _raw(s)
+    if rcond is None:
+        rcond = max(m, n) * float(np.finfo(np.dtype(str(raw.dtype))).eps)
+    top = namespace(raw).max(raw, axis=-1, keepdims=True) if raw.shape[-1] else raw
+    return top * rcond
+
+
+@public(_svd, numpy=("linalg.pinv",), face=False)
+def pinv(a: Any, rcond: Any = None, hermitian: bool = False) -> Any:
+    """The Moore-Penrose pseudo-inverse, from the SVD: singular values below ``rcond`` times
+    the largest are taken as 0 (NumPy's cut-off by default)."""
+    m, n = a.shape[-2:]
+    u, s, vh = svd(a, full_matrices=False)
+    keep = _raw(s) > _cutoff(s, rcond, m, n)
+    xp = namespace(_raw(s))
+    inverse = where(xp.asarray(keep), 1.0 / where(xp.asarray(keep), s, 1.0), 0.0)
+    return matmul(_mT(vh), expand_dims(inverse, axis=-1) * _mT(u))
+
+
+@public(_svd, numpy=("linalg.lstsq",), face=False)
+def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, Any, Any]:
+    """(x, residuals, rank, s): the x that minimises ``||a x - b||``, as ``np.linalg.lstsq``
+    (through the pseudo-inverse; residuals only for a full-rank, tall ``a``)."""
+    if len(a.shape) != 2:
+        raise ValueError(f"lstsq: expected a matrix a, got shape {tuple(a.shape)}")
+    m, n = a.shape
+    s = svd(a, compute_uv=False, full_matrices=False)
+    rank = int(np.sum(np.asarray(_raw(s)) > np.asarray(_raw(_cutoff(s, rcond, m, n)))))
+    x = matmul(pinv(a, rcond), b)
+    xp = namespace(_raw(s))
+    if rank == n and m > n:
+        r = matmul(a, x) - b
+        residuals = sum(r * r, axis=0) if len(b.shape) == 2 else expand_dims(sum(r * r), axis=0)
+    else:
+        residuals = xp.zeros((0,), dtype=_raw(s).dtype)
+    return x, residuals, rank, s
 
 
 @public(matmul, numpy=("linalg.matrix_power",), face=False)
