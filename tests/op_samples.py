@@ -1001,6 +1001,12 @@ def _matrix_function(name: str) -> Any:
     def factory(draw: Any, kind: str) -> Sample:
         spd = name in ("cholesky", "eigh")
         a = _square_matrices(draw, kind, spd)
+        if name == "qr":
+            if kind == "any" and draw(st.booleans()):
+                a = _values(draw, (3, 2), -1, 1) + np.eye(3, 2) * 3  # a tall one
+            # NOTE: away from exactly triangular columns, where LAPACK's Householder QR flips
+            # the signs of a column of Q and a row of R (the decomposition is not continuous)
+            a = a + np.tril(np.full(a.shape[-2:], 0.4), -1)
         if name == "svd":
             # square, tall or wide, its singular values spread apart (where two are equal the
             # singular vectors are not unique: no derivative to check)
@@ -1024,6 +1030,10 @@ def _matrix_function(name: str) -> Any:
                 "cr.linalg.slogdet": (lambda a: L.slogdet(a)[1], lambda a: N.slogdet(a)[1])
             },  # fmt: skip
             "cholesky": {"cr.linalg.cholesky": (L.cholesky, N.cholesky)},
+            "qr": {
+                "Q": (lambda a: L.qr(a)[0], lambda a: N.qr(a)[0]),
+                "R": (lambda a: L.qr(a)[1], lambda a: N.qr(a)[1]),
+            },
             "svd": {
                 "singular values": (
                     lambda a: L.svd(a, compute_uv=False),
@@ -1559,6 +1569,7 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "cholesky": _matrix_function("cholesky"),
     "eigh": _matrix_function("eigh"),
     "svd": _matrix_function("svd"),
+    "qr": _matrix_function("qr"),
     "cumsum": _scan("cumsum"),
     "cumprod": _scan("cumprod"),
     "std": _spread("std"),

@@ -153,3 +153,19 @@ def test_pinv_and_lstsq_match_numpy(x):
 def test_full_svd_of_a_rectangle_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="full_matrices=False"):
         cr.linalg.svd(cr.tensor(TALL))
+
+
+@pytest.mark.parametrize("x", [A, TALL, STACK], ids=["square", "tall", "stack"])
+def test_qr_matches_numpy_and_has_the_derivative(x):
+    q, r = np.linalg.qr(cr.tensor(x))
+    want_q, want_r = np.linalg.qr(x)
+    np.testing.assert_allclose(q.numpy(), want_q, atol=1e-12)
+    np.testing.assert_allclose(r.numpy(), want_r, atol=1e-12)
+    weights = RNG.normal(size=want_q.shape)
+    assert cr.gradcheck(lambda t: cr.sum(cr.linalg.qr(t)[0] * weights), x, check_forward=True)
+    assert cr.gradcheck(lambda t: cr.sum(cr.linalg.qr(t)[1] ** 2), x, check_forward=True)
+
+
+def test_qr_of_a_wide_matrix_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="m >= n"):
+        cr.linalg.qr(cr.tensor(TALL.T.copy()))

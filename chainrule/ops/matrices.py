@@ -42,6 +42,7 @@ __all__ = [
     "svd",
     "pinv",
     "lstsq",
+    "qr",
 ]
 
 defop = family("linalg")
@@ -280,6 +281,68 @@ _svd: Op = defop("svd", _svd_forward,
 # fmt: on
 
 
+# -- QR (reduced, m >= n) ------------------------------------------------------------------------
+def _triangle_mask(x: Any, strict: bool) -> Any:
+    n = x.shape[-1]
+    i = np.arange(n)
+    keep = i[:, None] > i[None, :] if strict else i[:, None] >= i[None, :]
+    return namespace(_raw(x)).asarray(keep.astype(np.float64), dtype=_raw(x).dtype)
+
+
+def _qr_forward(xp: Any, a: Any) -> Any:
+    q, r = xp.linalg.qr(a)
+    lead = tuple(a.shape[:-2])
+    return xp.concat([xp.reshape(q, (*lead, -1)), xp.reshape(r, (*lead, -1))], axis=-1)
+
+
+def _qr_parts(packed: Any, a: Any) -> tuple[Any, Any]:
+    from .shape import reshape
+
+    m, n = a.shape[-2:]
+    lead = tuple(a.shape[:-2])
+    q = reshape(packed[..., : m * n], shape=(*lead, m, n))
+    r = reshape(packed[..., m * n :], shape=(*lead, n, n))
+    return q, r
+
+
+def _right_solve(x: Any, r: Any) -> Any:
+    """x R^-1 for an invertible R: a solve with R^T, no inverse."""
+    return _mT(_solve(_mT(r), _mT(x)))
+
+
+def _qr_da(g: Any, out: Any, a: Any) -> Any:
+    # (gQ + Q copyltu(M)) R^-T with M = R gR^T - gQ^T Q, copyltu: the lower triangle copied up
+    q, r = _qr_parts(out, a)
+    gq, gr = _qr_parts(g, a)
+    m = matmul(r, _mT(gr)) - matmul(_mT(gq), q)
+    low = m * _triangle_mask(m, strict=False)
+    copied = low + _mT(m * _triangle_mask(m, strict=True))
+    return _mT(_solve(r, _mT(gq + matmul(q, copied))))
+
+
+def _qr_ta(t: Any, out: Any, a: Any) -> Any:
+    q, r = _qr_parts(out, a)
+    x = _right_solve(t, r)  # dA R^-1
+    qt = matmul(_mT(q), x)
+    lower = qt * _triangle_mask(qt, strict=True)
+    omega = lower - _mT(lower)  # skew-symmetric
+    dq = matmul(q, omega - qt) + x
+    dr = matmul(qt - omega, r)
+    from .shape import _concatenate, reshape
+
+    lead = tuple(a.shape[:-2])
+    return _concatenate(reshape(dq, shape=(*lead, -1)), reshape(dr, shape=(*lead, -1)), axis=-1)
+
+
+# fmt: off
+_qr: Op = defop("qr", _qr_forward,
+    "The reduced QR decomposition Q, R of a matrix with m >= n (R invertible), as one array.",
+    numpy=(),
+    da=(_qr_da, "d qr(A): (gQ + Q copyltu(R gR^T - gQ^T Q)) R^-T"),
+    ta=_qr_ta)
+# fmt: on
+
+
 # -- the public functions, as np.linalg has them -------------------------------------------
 def _square(a: Any, name: str) -> None:
     shape = tuple(a.shape)
@@ -397,6 +460,22 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, Any, Any]:
     else:
         residuals = xp.zeros((0,), dtype=_raw(s).dtype)
     return x, residuals, rank, s
+
+
+@public(_qr, numpy=("linalg.qr",))
+def qr(a: Any, mode: str = "reduced") -> tuple[Any, Any]:
+    """(Q, R) with ``a = Q @ R``, Q's columns orthonormal and R upper triangular: the reduced
+    form, for matrices with at least as many rows as columns. NumPy's (Householder) QR flips
+    the signs of a column of Q and a row of R as a column crosses "already triangular": there
+    the derivative is that of the decomposition on the side it was computed."""
+    if mode != "reduced":
+        raise ValueError(f"qr: only mode='reduced' is supported, got {mode!r}")
+    if len(a.shape) < 2 or a.shape[-2] < a.shape[-1]:
+        raise ValueError(
+            f"qr: expected matrices with m >= n, got shape {tuple(a.shape)}; for a wide matrix "
+            "take the QR of its transpose"
+        )
+    return _qr_parts(_qr(a), a)
 
 
 @public(matmul, numpy=("linalg.matrix_power",), face=False)
