@@ -75,6 +75,17 @@ CASES: list[tuple[str, Callable[..., Any], tuple[np.ndarray, ...]]] = [
     ("cross", lambda a, b: np.cross(a, b), (V3, W3)),
     ("cross rows", lambda a, b: np.cross(a, b), (A23, A23[::-1].copy())),
     ("inner", lambda a, b: np.inner(a, b), (A23, A34[:, :3].copy())),
+    (
+        "einsum ...",
+        lambda a, b: np.einsum("...ij,...jk->...ik", a, b),
+        (A234, A234[..., :3, :].swapaxes(-1, -2).copy()),
+    ),
+    ("einsum implicit ...", lambda a, b: np.einsum("...i,...i", a, b), (A34, A34[0].copy())),
+    (
+        "einsum broadcast ...",
+        lambda a, b: np.einsum("i...,i...->...", a, b),
+        (A23, A23[:, :1].copy()),
+    ),
     ("convolve", lambda a, v: np.convolve(a, v), (V5, V3)),
     ("convolve same", lambda a, v: np.convolve(a, v, "same"), (V3, V5)),
     ("convolve valid", lambda a, v: np.convolve(a, v, "valid"), (V5, W3)),

@@ -95,9 +95,6 @@ def vdot(x: Any, y: Any) -> Any:
     return _sum_all(reshape(x, shape=(-1,)) * reshape(y, shape=(-1,)))
 
 
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
 def _size(v: Any) -> int:
     n = 1
     for d in v.shape:
@@ -205,5 +202,43 @@ _einsum: Op = defop("einsum", _einsum_forward, "Einstein summation over named ax
 
 @public(_einsum, numpy=("einsum",))
 def einsum(subscripts: str, *operands: Any) -> Any:
-    """Einstein summation: ``einsum("ij,jk->ik", a, b)`` is ``a @ b``."""
+    """Einstein summation: ``einsum("ij,jk->ik", a, b)`` is ``a @ b``; ``...`` stands for the
+    leading axes (broadcast as NumPy does), ``einsum("...ij,...jk->...ik", a, b)``."""
+    if "." in subscripts:
+        subscripts = _expand_ellipsis(subscripts, [len(getattr(v, "shape", ())) for v in operands])
     return _einsum(*operands, subscripts=subscripts)
+
+
+def _expand_ellipsis(subscripts: str, ndims: list[int]) -> str:
+    """``subscripts`` with each ``...`` spelled out in letters no operand uses: the axes it
+    covers, aligned from the right across operands, as NumPy broadcasts them."""
+    spec = subscripts.replace(" ", "")
+    lhs, arrow, rhs = spec.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(ndims):
+        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, got {len(ndims)}")
+    free = [c for c in _LETTERS if c not in spec]
+    counts = []
+    for sub, nd in zip(ins, ndims):
+        if (
+            sub.count("...") > 1
+            or sub.replace("...", "").count(".")
+            or ("..." not in sub and "." in sub)
+        ):
+            raise ValueError(f"einsum: {sub!r} is not a valid operand subscript")
+        counts.append(nd - len(sub.replace("...", "")) if "..." in sub else 0)
+    width = max(counts, default=0)
+    if width > len(free):
+        raise ValueError(f"einsum: {subscripts!r} has too many axes under '...' to name")
+    batch = "".join(free[:width])  # the broadcast axes, rightmost letters last
+    ins = [sub.replace("...", batch[width - k :] if k else "") for sub, k in zip(ins, counts)]
+    if arrow:
+        out = rhs.replace("...", batch)
+    else:
+        letters = "".join(ins).replace(batch, "") if batch else "".join(ins)
+        singles = sorted(c for c in set(letters) if "".join(ins).count(c) == 1)
+        out = batch + "".join(c for c in singles if c not in batch)
+    return ",".join(ins) + "->" + out
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
