@@ -86,6 +86,10 @@ CASES: list[tuple[str, Callable[..., Any], tuple[np.ndarray, ...]]] = [
         lambda a, b: np.einsum("i...,i...->...", a, b),
         (A23, A23[:, :1].copy()),
     ),
+    ("trapezoid", lambda y: np.trapezoid(y, dx=0.5), (A34,)),
+    ("trapezoid x", lambda y, x: np.trapezoid(y, x), (V5, np.sort(V5))),
+    ("trapezoid x axis", lambda y: np.trapezoid(y, np.array([0.0, 1.0, 3.0]), axis=0), (A34,)),
+    ("where", lambda x, y: np.where(x > y, x, y), (A23, A23[::-1].copy())),
     ("convolve", lambda a, v: np.convolve(a, v), (V5, V3)),
     ("convolve same", lambda a, v: np.convolve(a, v, "same"), (V3, V5)),
     ("convolve valid", lambda a, v: np.convolve(a, v, "valid"), (V5, W3)),
@@ -176,6 +180,18 @@ def test_cross_of_2_vectors_is_the_z_component():
     got = cr.cross(cr.tensor(a), cr.tensor(b)).numpy()
     np.testing.assert_allclose(got, a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0])
     assert cr.gradcheck(lambda u, v: cr.sum(cr.cross(u, v) ** 2), a, b)
+
+
+def test_the_places_of_nonzero_entries_are_integers_without_gradient():
+    x = np.array([[0.0, 1.5], [2.0, 0.0]])
+    t = cr.tensor(x, requires_grad=True)
+    for got, want in zip(np.where(t), np.where(x)):
+        assert got.numpy().tolist() == want.tolist() and not got.requires_grad
+    assert np.argwhere(t).numpy().tolist() == np.argwhere(x).tolist()
+    assert np.flatnonzero(t).numpy().tolist() == np.flatnonzero(x).tolist()
+    assert np.isclose(t, t + 1e-9).numpy().all() and np.allclose(t, x)
+    with pytest.raises(ValueError, match="both x and y"):
+        np.where(t, t)
 
 
 def test_count_nonzero_and_argsort_are_integers_without_gradient():

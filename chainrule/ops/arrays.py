@@ -63,6 +63,12 @@ __all__ = [
     "cross",
     "convolve",
     "correlate",
+    "nonzero",
+    "argwhere",
+    "flatnonzero",
+    "isclose",
+    "allclose",
+    "trapezoid",
     "sort",
     "argsort",
     "median",
@@ -437,6 +443,74 @@ def correlate(a: Any, v: Any, mode: str = "valid") -> Any:
     if mode == "same" and m > n:  # NumPy centres the longer operand's way there
         return flip(_cut(correlate(v, a, "full"), m, n, mode, "correlate"), axis=0)
     return _cut(full, n, m, mode, "correlate")
+
+
+# -- where things are ------------------------------------------------------------------------------
+@public(argmax, numpy=("nonzero",), face=False)
+def nonzero(x: Any) -> tuple[Any, ...]:
+    """The indices of the entries that are not 0, one integer array per axis (no gradient)."""
+    raw = _raw(x)
+    return tuple(Tensor(i) for i in namespace(raw).nonzero(raw))
+
+
+@public(argmax, numpy=("argwhere",), face=False)
+def argwhere(x: Any) -> Any:
+    """The indices of the entries that are not 0, one row per entry (no gradient)."""
+    raw = _raw(x)
+    xp = namespace(raw)
+    found = xp.nonzero(raw)
+    if not found:  # a 0-d array: one empty row if it is not 0
+        return Tensor(xp.zeros((int(bool(raw)), 0), dtype=xp.int64))
+    return Tensor(xp.stack(found, axis=-1))
+
+
+@public(argmax, numpy=("flatnonzero",), face=False)
+def flatnonzero(x: Any) -> Any:
+    """The indices of the entries of the flattened array that are not 0 (no gradient)."""
+    return nonzero(ravel(x))[0]
+
+
+@public(where, numpy=("where",), face=False)
+def where_nonzero(condition: Any, x: Any = None, y: Any = None) -> Any:
+    """``np.where`` on Tensors: ``where(condition, x, y)`` (recorded, as :func:`where`), or,
+    with the condition alone, its nonzero indices."""
+    if x is None and y is None:
+        return nonzero(condition)
+    if x is None or y is None:
+        raise ValueError("where: give both x and y, or neither")
+    return where(condition, x, y)
+
+
+@public(argmax, numpy=("isclose",), face=False)
+def isclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Any:
+    """Whether ``|a - b| <= atol + rtol |b|``, entry by entry (booleans: no gradient)."""
+    a_, b_ = _raw(a), _raw(b)
+    return Tensor(np.isclose(np.asarray(a_), np.asarray(b_), rtol, atol, equal_nan))
+
+
+@public(_sum, numpy=("allclose",), face=False)
+def allclose(
+    a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False
+) -> bool:
+    """Whether every entry is close (see :func:`isclose`)."""
+    return bool(np.all(isclose(a, b, rtol, atol, equal_nan).data))
+
+
+@public(_sum, numpy=("trapezoid",), face=False)
+def trapezoid(y: Any, x: Any = None, dx: float = 1.0, axis: int = -1) -> Any:
+    """The integral of ``y`` by the trapezoidal rule along ``axis`` (at the points ``x``, or
+    spaced ``dx``)."""
+    axis %= _ndim(y)
+    lead = (slice(None),) * axis
+    ends = getitem(y, index=(*lead, slice(1, None))) + getitem(y, index=(*lead, slice(None, -1)))
+    if x is None:
+        return sum(ends, axis=axis) * (dx / 2)
+    widths = diff(x, axis=-1 if _ndim(x) == 1 else axis)
+    if _ndim(x) == 1 and _ndim(y) > 1:
+        shape = [1] * _ndim(y)
+        shape[axis] = _shape(widths)[0]
+        widths = reshape(widths, shape=tuple(shape))
+    return sum(ends * widths, axis=axis) / 2
 
 
 # -- sorting and order statistics -----------------------------------------------------------------
