@@ -169,3 +169,20 @@ def test_qr_matches_numpy_and_has_the_derivative(x):
 def test_qr_of_a_wide_matrix_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="m >= n"):
         cr.linalg.qr(cr.tensor(TALL.T.copy()))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda a: np.linalg.vector_norm(a),
+        lambda a: np.linalg.vector_norm(a, axis=1, ord=1),
+        lambda a: np.linalg.vector_norm(a, axis=(1, 2), keepdims=True),
+        lambda a: np.linalg.matrix_norm(a),
+        lambda a: np.linalg.matrix_norm(a, ord=2),
+        lambda a: np.linalg.multi_dot([a[0], a[1].T, a[0]]),
+    ],
+)
+def test_numpy_2_s_norms_and_multi_dot(call):
+    x = RNG.normal(size=(2, 3, 4))
+    np.testing.assert_allclose(call(cr.tensor(x)).numpy(), call(x), rtol=1e-12)
+    assert cr.gradcheck(lambda t: cr.sum(call(t) ** 2), x, check_forward=True)

@@ -43,6 +43,9 @@ __all__ = [
     "pinv",
     "lstsq",
     "qr",
+    "vector_norm",
+    "matrix_norm",
+    "multi_dot",
 ]
 
 defop = family("linalg")
@@ -562,6 +565,38 @@ def _squeeze(v: Any, axes: tuple[int, int]) -> Any:
     from .shape import squeeze
 
     return squeeze(v, axis=tuple(sorted(axes)))
+
+
+@public(_sum, numpy=("linalg.vector_norm",), face=False)
+def vector_norm(x: Any, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:
+    """The vector norm over ``axis`` (all axes, flattened, when None), as NumPy 2's."""
+    if axis is None:
+        from .shape import reshape
+
+        flat = _vector_norm(reshape(x, shape=(-1,)), ord, 0, False)
+        return reshape(flat, shape=(1,) * len(x.shape)) if keepdims else flat
+    if isinstance(axis, int):
+        return _vector_norm(x, ord, axis % len(x.shape), keepdims)
+    return _vector_norm(x, ord, tuple(a % len(x.shape) for a in axis), keepdims)
+
+
+@public(_sum, numpy=("linalg.matrix_norm",), face=False)
+def matrix_norm(x: Any, keepdims: bool = False, ord: Any = "fro") -> Any:
+    """The matrix norm of the last two axes, as NumPy 2's."""
+    n = len(x.shape)
+    return _matrix_norm(x, ord, (n - 2, n - 1), keepdims)
+
+
+@public(matmul, numpy=("linalg.multi_dot",), face=False)
+def multi_dot(arrays: Any) -> Any:
+    """The product of a chain of matrices (1-D ends as vectors), left to right."""
+    arrays = list(arrays)
+    if len(arrays) < 2:
+        raise ValueError("multi_dot: expected at least two arrays")
+    out = arrays[0]
+    for a in arrays[1:]:
+        out = matmul(out, a)
+    return out
 
 
 @public(_sum, numpy=("linalg.norm",), face=False)
