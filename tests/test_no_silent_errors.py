@@ -372,3 +372,28 @@ def test_inner_matches_numpy_and_its_gradient_finite_differences(xs, ys):
 def test_vdot_flattens_both():
     a, b = np.arange(6.0).reshape(2, 3), np.arange(6.0).reshape(3, 2)
     assert float(np.vdot(cr.tensor(a), cr.tensor(b))) == np.vdot(a, b)
+
+
+# -- checkpoint: the same gradients, of any order, with the intermediates dropped ----------------
+def test_checkpoint_gives_the_gradients_of_the_plain_function():
+    w = np.random.default_rng(0).normal(size=(3, 3))
+    f = lambda x, v: cr.tanh(x @ v) * x  # noqa: E731
+    g = cr.checkpoint(f)
+    x0 = np.array([0.2, -0.4, 0.9])
+    plain = cr.grad(lambda x, v: cr.sum(f(x, v) ** 2), argnums=(0, 1))(x0, w)
+    kept = cr.grad(lambda x, v: cr.sum(g(x, v) ** 2), argnums=(0, 1))(x0, w)
+    for a, b in zip(plain, kept):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(
+        cr.hessian(lambda x: cr.sum(g(x, w) ** 2))(x0),
+        cr.hessian(lambda x: cr.sum(f(x, w) ** 2))(x0),
+        rtol=1e-12,
+    )
+    assert cr.gradcheck(lambda x: cr.sum(g(x, w) ** 2), x0, check_forward=True)
+
+
+def test_checkpoint_keeps_no_intermediate_node():
+    block = cr.checkpoint(lambda x: cr.tanh(cr.tanh(x) * 2.0) + x * x)
+    x = cr.tensor(np.array([0.1, -0.3]), requires_grad=True)
+    ops = [n.op for n in cr.graph(cr.sum(block(x))).nodes if n.op is not None]
+    assert ops == ["function", "sum"]  # one node for the whole block

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from . import tree
 from .check import GradcheckError, gradcheck, numerical_grad, numerical_jacobian
+from .checkpoint import checkpoint
 from .compile import CompiledFunction, compile
 from .derivatives import (
     elementwise_grad,
@@ -33,6 +34,7 @@ __all__ = [
     "elementwise_grad",
     "hvp",
     "stop_gradient",
+    "checkpoint",
     "compile",
     "CompiledFunction",
     "numerical_grad",
