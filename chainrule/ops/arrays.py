@@ -72,6 +72,9 @@ __all__ = [
     "sort",
     "argsort",
     "median",
+    "partition",
+    "interp",
+    "meshgrid",
     "quantile",
     "percentile",
     "ptp",
@@ -599,6 +602,60 @@ def median(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """The median along ``axis``: the middle entry, or the mean of the two middle ones. Ties
     and the two middles each get their share of the gradient."""
     return quantile(x, 0.5, axis, keepdims)
+
+
+@public(take_along_axis, numpy=("partition",), face=False)
+def partition(x: Any, kth: Any, axis: int = -1, kind: Any = None, order: Any = None) -> Any:
+    """The entries rearranged so that the kth is where sorting would put it, those before it no
+    larger and those after no smaller (NumPy's own arrangement); gradients go back to where
+    each entry came from."""
+    if axis is None:
+        x, axis = ravel(x), 0
+    raw = _raw(x)
+    order_ = np.argpartition(np.asarray(raw), kth, axis=axis)
+    return take_along_axis(x, namespace(raw).asarray(order_), axis=axis)
+
+
+@public(take_along_axis, numpy=("interp",), face=False)
+def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None) -> Any:
+    """The piecewise linear interpolant through (xp, fp), increasing xp, at x; constant
+    ``fp[0]`` (or ``left``) below and ``fp[-1]`` (or ``right``) above. Differentiable in x, xp
+    and fp; at a breakpoint, the slope of the segment to its right."""
+    xs, knots = np.asarray(_raw(x)), np.asarray(_raw(xp))
+    n = knots.shape[0]
+    if n < 2:
+        raise ValueError("interp: needs at least two points (xp, fp)")
+    at = np.clip(np.searchsorted(knots, xs, side="right") - 1, 0, n - 2)
+    ns = namespace(_raw(fp))
+    i0, i1 = ns.asarray(at), ns.asarray(at + 1)
+    x0, x1 = getitem(xp, index=i0), getitem(xp, index=i1)
+    f0, f1 = getitem(fp, index=i0), getitem(fp, index=i1)
+    inside = f0 + (x - x0) / (x1 - x0) * (f1 - f0)
+    below = fp[0] if left is None else left
+    above = fp[-1] if right is None else right
+    out = where(ns.asarray(xs < knots[0]), below, inside)
+    return where(ns.asarray(xs > knots[-1]), above, out)
+
+
+@public(broadcast_to, numpy=("meshgrid",), face=False)
+def meshgrid(*xi: Any, indexing: str = "xy", sparse: bool = False, copy: bool = True) -> list[Any]:
+    """Coordinate arrays from coordinate vectors, as ``np.meshgrid`` (``indexing="xy"``:
+    the first two axes swapped, as for plotting)."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    vectors = [ravel(v) for v in xi]
+    shape = [_shape(v)[0] for v in vectors]
+    swap = indexing == "xy" and len(vectors) >= 2  # x along the columns, y along the rows
+    if swap:
+        shape[0], shape[1] = shape[1], shape[0]
+    grids = []
+    for k, v in enumerate(vectors):
+        axis = {0: 1, 1: 0}.get(k, k) if swap else k
+        place = [1] * len(vectors)
+        place[axis] = _shape(v)[0]
+        g = reshape(v, shape=tuple(place))
+        grids.append(g if sparse else broadcast_to(g, shape=tuple(shape)))
+    return grids
 
 
 # -- spreads, weighted means and the NaN-skipping reductions ---------------------------------------
