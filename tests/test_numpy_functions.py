@@ -123,6 +123,9 @@ CASES: list[tuple[str, Callable[..., Any], tuple[np.ndarray, ...]]] = [
     ("quantile", lambda x: np.quantile(x, 0.3), (A34,)),
     ("quantile array", lambda x: np.quantile(x, [0.1, 0.9], axis=1), (A34,)),
     ("percentile", lambda x: np.percentile(x, 75, axis=0), (A34,)),
+    ("nanmedian", lambda x: np.nanmedian(x, axis=1), (A34,)),
+    ("nanquantile", lambda x: np.nanquantile(x, [0.25, 0.5], axis=0), (A34,)),
+    ("nanpercentile", lambda x: np.nanpercentile(x, 60), (A34,)),
     ("ptp", lambda x: np.ptp(x, axis=1), (A34,)),
     ("average", lambda x: np.average(x), (A34,)),
     ("average weights", lambda x, w: np.average(x, axis=1, weights=w), (A23, W3 + 2)),
@@ -175,6 +178,21 @@ def test_nan_skipping_reductions_skip_nan_and_give_it_no_gradient():
         np.testing.assert_allclose(out.detach().numpy(), fn(x, axis=1))
         cr.sum(out).backward()
         assert np.all(t.grad.numpy()[np.isnan(x)] == 0) and np.all(np.isfinite(t.grad.numpy()))
+
+
+def test_nan_skipping_order_statistics_rank_only_the_numbers():
+    x = A34.copy()
+    x[0, 1] = x[1, [0, 2]] = np.nan
+    for fn in (
+        lambda a: np.nanmedian(a, axis=1),
+        lambda a: np.nanquantile(a, [0.2, 0.9], axis=1),
+        lambda a: np.nanpercentile(a, 30),
+    ):
+        t = cr.tensor(x, requires_grad=True)
+        out = fn(t)
+        np.testing.assert_allclose(out.detach().numpy(), fn(x), rtol=1e-12)
+        cr.sum(out).backward()
+        assert np.all(t.grad.numpy()[np.isnan(x)] == 0)
 
 
 def test_sort_sends_each_gradient_back_to_where_the_entry_came_from():

@@ -77,6 +77,9 @@ __all__ = [
     "meshgrid",
     "quantile",
     "percentile",
+    "nanquantile",
+    "nanpercentile",
+    "nanmedian",
     "ptp",
     "average",
     "nansum",
@@ -560,33 +563,62 @@ def _restore(v: Any, x: Any, axis: Any, keepdims: bool, lead: tuple[int, ...] = 
     return reshape(v, shape=(*lead, *shape))
 
 
+def _quantile(x: Any, q: Any, axis: Any, keepdims: bool, method: str, skip_nan: bool) -> Any:
+    name = "nanquantile" if skip_nan else "quantile"
+    if method != "linear":
+        raise ValueError(f"{name}: only method='linear' is supported, got {method!r}")
+    qs = np.asarray(_raw(q), dtype=np.float64)
+    if np.any((qs < 0) | (qs > 1)) or np.any(np.isnan(qs)):
+        raise ValueError(f"{name}: q must be in [0, 1]")
+    flat, _ = _flat_axes(x, axis)
+    s = sort(flat, axis=-1)  # NaN last
+    n = _shape(s)[-1]
+    if n == 0:
+        raise ValueError(f"{name}: the slice is empty")
+    raw = np.asarray(_raw(flat))
+    # how many entries each slice ranks: all of them, or those that are not NaN
+    counts = n - np.isnan(raw).sum(axis=-1) if skip_nan else np.full(raw.shape[:-1], n)
+    where_ = np.maximum(counts[..., None] - 1, 0) * qs.reshape(-1)  # (..., number of q)
+    lo = np.floor(where_).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(counts[..., None] - 1, 0))
+    xp = namespace(_raw(x))
+    low = take_along_axis(s, xp.asarray(lo), axis=-1)
+    high = take_along_axis(s, xp.asarray(hi), axis=-1)
+    out = low + (high - low) * xp.asarray(where_ - lo, dtype=_raw(s).dtype)
+    out = moveaxis(out, -1, 0)  # the q axis first, as NumPy puts it
+    out = reshape(out, shape=(*qs.shape, *_shape(out)[1:]))
+    return _restore(out, x, axis, keepdims, qs.shape)
+
+
 @public(take_along_axis, numpy=("quantile",), face=False)
 def quantile(
     x: Any, q: Any, axis: Any = None, keepdims: bool = False, method: str = "linear"
 ) -> Any:
     """The q-th quantiles (q in [0, 1]) along ``axis``, interpolating linearly between the
     sorted entries (NumPy's default method). An array of q gives its axes first."""
-    if method != "linear":
-        raise ValueError(f"quantile: only method='linear' is supported, got {method!r}")
-    qs = np.asarray(_raw(q), dtype=np.float64)
-    if np.any((qs < 0) | (qs > 1)) or np.any(np.isnan(qs)):
-        raise ValueError("quantile: q must be in [0, 1]")
-    flat, _ = _flat_axes(x, axis)
-    s = sort(flat, axis=-1)
-    n = _shape(s)[-1]
-    if n == 0:
-        raise ValueError("quantile: the slice is empty")
-    where_ = qs.reshape(-1) * (n - 1)
-    lo = np.floor(where_).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    frac = where_ - lo
-    xp = namespace(_raw(x))
-    low = getitem(s, index=(Ellipsis, xp.asarray(lo)))
-    high = getitem(s, index=(Ellipsis, xp.asarray(hi)))
-    out = low + (high - low) * xp.asarray(frac, dtype=_raw(s).dtype)
-    out = moveaxis(out, -1, 0)  # the q axis first, as NumPy puts it
-    out = reshape(out, shape=(*qs.shape, *_shape(out)[1:]))
-    return _restore(out, x, axis, keepdims, qs.shape)
+    return _quantile(x, q, axis, keepdims, method, skip_nan=False)
+
+
+@public(take_along_axis, numpy=("nanquantile",), face=False)
+def nanquantile(
+    x: Any, q: Any, axis: Any = None, keepdims: bool = False, method: str = "linear"
+) -> Any:
+    """:func:`quantile` of the entries that are not NaN (they get no gradient)."""
+    return _quantile(x, q, axis, keepdims, method, skip_nan=True)
+
+
+@public(take_along_axis, numpy=("nanpercentile",), face=False)
+def nanpercentile(
+    x: Any, q: Any, axis: Any = None, keepdims: bool = False, method: str = "linear"
+) -> Any:
+    """:func:`percentile` of the entries that are not NaN."""
+    return nanquantile(x, np.asarray(_raw(q), dtype=np.float64) / 100, axis, keepdims, method)
+
+
+@public(take_along_axis, numpy=("nanmedian",), face=False)
+def nanmedian(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """The median of the entries that are not NaN."""
+    return nanquantile(x, 0.5, axis, keepdims)
 
 
 @public(take_along_axis, numpy=("percentile",), face=False)
