@@ -678,3 +678,28 @@ def test_programs_are_generated_straight_line_code() -> None:
     f(x).backward()
     assert np.array_equal(w.grad.numpy(), grads[0]) and np.array_equal(b.grad.numpy(), grads[1])
     assert len(f.programs) == 1
+
+
+def test_container_arguments_are_traced_once_per_structure() -> None:
+    def loss(p: Any, x: Any) -> Any:
+        return cr.sum(cr.tanh(p["w"] * x + p["b"][0]) ** 2)
+
+    compiled = cr.compile(loss)
+    x = np.array([0.3, -1.2])
+    for w0 in ([1.0, 0.5], [-2.0, 0.25], [0.1, 3.0]):
+        p = {"w": cr.tensor(w0, requires_grad=True), "b": [cr.tensor(0.2, requires_grad=True)]}
+        q = {"w": cr.tensor(w0, requires_grad=True), "b": [cr.tensor(0.2, requires_grad=True)]}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # traced, not run eagerly
+            got = compiled(p, x)
+        want = loss(q, x)
+        got.backward()
+        want.backward()
+        assert float(got) == float(want)
+        np.testing.assert_array_equal(p["w"].grad.numpy(), q["w"].grad.numpy())
+        assert float(p["b"][0].grad) == float(q["b"][0].grad)
+    assert len(compiled.by_structure) == 1
+    (inner,) = compiled.by_structure.values()
+    assert len(inner.programs) == 1
+    compiled({"w": cr.tensor([1.0, 1.0]), "b": (0.5,)}, x)  # another structure: its own trace
+    assert len(compiled.by_structure) == 2

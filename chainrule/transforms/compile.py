@@ -66,6 +66,7 @@ from ..engine.modes import TraceAbort, next_seq, state, tracing
 from ..engine.op import NO_PARAMS, Op
 from ..engine.registry import OPS, SAVED
 from ..engine.tensor import MANY, Tensor, wrap
+from . import tree
 
 __all__ = ["compile", "CompiledFunction"]
 
@@ -337,6 +338,8 @@ class CompiledFunction:
         self.programs: dict[Any, _Program] = {}
         self.eager: set[Any] = set()
         self.warned = False
+        # per structure of container arguments: the function of their leaves, compiled
+        self.by_structure: dict[Any, CompiledFunction] = {}
         # name and docstring of fn, but never its attributes: they would overwrite ours
         functools.update_wrapper(self, fn, updated=())
 
@@ -356,6 +359,8 @@ class CompiledFunction:
     def __call__(self, *args: Any) -> Any:
         if state.special:
             return self.fn(*args)  # forward mode, nested traces, anomaly checks: eager
+        if any(_is_container(a) for a in args):
+            return self._call_with_containers(args)
         try:
             key = self._signature(args)
         except TraceAbort as why:
@@ -373,6 +378,22 @@ class CompiledFunction:
                 return self._eager(why, args)
             self.programs[key] = program
         return self._replay(program, args)
+
+    def _call_with_containers(self, args: tuple[Any, ...]) -> Any:
+        """Arguments that are containers (a dict of parameters): the function of their leaves
+        is compiled, once per structure, and called with the leaves."""
+        leaves, spec = tree.flatten(list(args))
+        inner = self.by_structure.get(spec)
+        if inner is None:
+            fn = self.fn
+
+            def of_leaves(*values: Any) -> Any:
+                return fn(*tree.unflatten(spec, values))
+
+            inner = self.by_structure[spec] = CompiledFunction(of_leaves)
+        result = inner(*leaves)
+        self.warned = self.warned or inner.warned
+        return result
 
     def _eager(self, why: Any, args: tuple[Any, ...]) -> Any:
         if not self.warned:
@@ -403,6 +424,10 @@ class CompiledFunction:
             out._seq = next_seq()
             out._scope = state.scope
         return out
+
+
+def _is_container(value: Any) -> bool:
+    return tree.structure(value).kind is not None and value is not None
 
 
 def compile(fn: Callable[..., Any]) -> CompiledFunction:  # noqa: A001 (cr.compile, like torch's)
