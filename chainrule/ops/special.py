@@ -34,6 +34,9 @@ __all__ = [
     "xlog1py",
     "i0",
     "i1",
+    "ndtr",
+    "log_ndtr",
+    "ndtri",
     "logsumexp",
     "softmax",
     "log_softmax",
@@ -42,6 +45,7 @@ __all__ = [
 defop = family("special", symmetric=True)  # (elementwise: diagonal Jacobians)
 
 _SQRT_PI = math.sqrt(math.pi)
+_SQRT_2PI = math.sqrt(2 * math.pi)
 
 
 # the forward of an op that is scipy.special's function of that name, its inputs named
@@ -133,6 +137,24 @@ i0: Op = defop("i0", _of_x("i0"), "The modified Bessel function of order 0.",
 i1: Op = defop("i1", _of_x("i1"), "The modified Bessel function of order 1.", numpy=("i1",),
     kink="i1'(0) = 1/2, the limit of i0(x) - i1(x)/x",
     dx=(_i1_dx,                                    "d i1(x)/dx = i0(x) - i1(x)/x"))
+# fmt: on
+
+# fmt: off
+ndtr: Op = defop("ndtr", _of_x("ndtr"), "The standard normal distribution function Phi(x).",
+    numpy=("ndtr",),
+    dx=(lambda g, out, x: g * exp(-0.5 * x * x) / _SQRT_2PI,
+        "d ndtr(x)/dx = exp(-x^2/2) / sqrt(2 pi)"))
+
+log_ndtr: Op = defop("log_ndtr", _of_x("log_ndtr"), "log Phi(x), accurate far into the left tail.",
+    numpy=("log_ndtr",),
+    # NOTE: phi(x) / Phi(x) as exp(-x^2/2 - log Phi(x)) / sqrt(2 pi): finite where Phi(x) is
+    # below the smallest float
+    dx=(lambda g, out, x: g * exp(-0.5 * x * x - out) / _SQRT_2PI,
+        "d log_ndtr(x)/dx = phi(x) / Phi(x)"))
+
+ndtri: Op = defop("ndtri", _of_x("ndtri"), "The inverse of ndtr, on (0, 1).", numpy=("ndtri",),
+    dx=(lambda g, out, x: g * _SQRT_2PI * exp(0.5 * out * out),
+        "d ndtri(p)/dp = sqrt(2 pi) exp(ndtri(p)^2 / 2)"))
 # fmt: on
 
 expit = sigmoid  # scipy.special.expit(t) dispatches to it
