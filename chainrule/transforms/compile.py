@@ -266,12 +266,8 @@ compile_source = compile  # the builtin, before this module's compile() shadows 
 
 
 def _frozen(value: Any) -> Any:
-    """A hashable stand-in for an argument's value (lists become tuples); an argument with
-    no such value cannot key a program."""
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_frozen(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple(sorted((k, _frozen(v)) for k, v in value.items())))
+    """An argument's value, to key a program by (containers arrive flattened, see
+    ``_call_with_containers``); an argument that cannot be hashed cannot key one."""
     try:
         hash(value)
     except TypeError:

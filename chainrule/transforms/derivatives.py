@@ -443,13 +443,8 @@ def _reaches_outer(outs: Sequence[Tensor], start: int) -> bool:
 
 
 def _unwrap(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        return value.data
-    if isinstance(value, (tuple, list)):
-        return type(value)(_unwrap(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _unwrap(v) for k, v in value.items()}
-    return value
+    """``value``'s Tensors as their arrays, containers kept."""
+    return tree.map(lambda v: v.data if isinstance(v, Tensor) else v, value)
 
 
 def _shape(x: Any) -> tuple[int, ...]:
