@@ -267,6 +267,24 @@ def _special(name: str, ranges: Sequence[tuple[float, float]], first: Any = None
     return factory
 
 
+def _special_q(name: str) -> Any:
+    """Samples of zeta(x, q): x a constant above 1 (no derivative in x), q the input."""
+
+    @st.composite
+    def factory(draw: Any, kind: str) -> Sample:
+        x = draw(st.sampled_from([2.0, 3.5]))
+        q = _values(draw, _shape(draw, kind), 0.5, 3)
+        ours, theirs = getattr(cr.special, name), getattr(sp, name)
+        label, f = _variant(draw, {f"cr.special.{name}": ours, f"scipy.special.{name}": theirs})
+        s = _sample(
+            draw, kind, name, lambda c, q: f(x, q), [q], ref=lambda q: theirs(x, q), note=label
+        )
+        s.forward_mode = True  # (x, whose rule is not provided, is a constant here)
+        return s
+
+    return factory
+
+
 _SQRT_2PI = math.sqrt(2 * math.pi)
 
 
@@ -1565,6 +1583,7 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "ndtr": _special("ndtr", [(-3, 3)]),
     "log_ndtr": _special("log_ndtr", [(-6, 3)]),
     "ndtri": _special("ndtri", [(0.05, 0.95)]),
+    "zeta": _special_q("zeta"),
     "inv": _matrix_function("inv"),
     "solve": _matrix_function("solve"),
     "det": _matrix_function("det"),

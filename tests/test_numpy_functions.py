@@ -104,6 +104,7 @@ CASES: list[tuple[str, Callable[..., Any], tuple[np.ndarray, ...]]] = [
         lambda u, v: np.meshgrid(u, v, indexing="ij")[1] - 2 * np.meshgrid(u, v, indexing="ij")[0],
         (V3, V5),
     ),
+    ("select", lambda x: np.select([x < -1, x < 1], [2 * x, x**2], default=10 * x), (A34,)),
     ("convolve", lambda a, v: np.convolve(a, v), (V5, V3)),
     ("convolve same", lambda a, v: np.convolve(a, v, "same"), (V3, V5)),
     ("convolve valid", lambda a, v: np.convolve(a, v, "valid"), (V5, W3)),

@@ -64,6 +64,7 @@ __all__ = [
     "convolve",
     "correlate",
     "nonzero",
+    "select",
     "argwhere",
     "flatnonzero",
     "isclose",
@@ -485,6 +486,19 @@ def where_nonzero(condition: Any, x: Any = None, y: Any = None) -> Any:
     if x is None or y is None:
         raise ValueError("where: give both x and y, or neither")
     return where(condition, x, y)
+
+
+@public(where, numpy=("select",), face=False)
+def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
+    """Entry by entry, the choice of the first condition that holds, else ``default``
+    (recorded through where: gradients go to the choice taken)."""
+    conditions, choices = list(condlist), list(choicelist)
+    if len(conditions) != len(choices):
+        raise ValueError("select: condlist and choicelist must have the same length")
+    out = default
+    for c, v in zip(reversed(conditions), reversed(choices)):
+        out = where(c, v, out)
+    return out
 
 
 @public(argmax, numpy=("isclose",), face=False)

@@ -12,6 +12,7 @@ from typing import Any
 from ..backends import scipy_special
 from ..engine.declare import family
 from ..engine.op import Op
+from ..engine.registry import NOT_IMPLEMENTED
 from .elementwise import abs, equal, erf, exp, less, log, log1p, logical_and, where
 from .nn import log_softmax as _log_softmax_op
 from .nn import logsumexp as _logsumexp_op
@@ -37,6 +38,7 @@ __all__ = [
     "ndtr",
     "log_ndtr",
     "ndtri",
+    "zeta",
     "logsumexp",
     "softmax",
     "log_softmax",
@@ -59,6 +61,10 @@ def _of_xy(name: str) -> Any:
 
 def _of_ab(name: str) -> Any:
     return lambda xp, a, b: scipy_special(xp, name, a, b)
+
+
+def _of_xq(name: str) -> Any:
+    return lambda xp, x, q: scipy_special(xp, name, x, q)
 
 
 def _of_nx(name: str) -> Any:
@@ -140,6 +146,11 @@ i1: Op = defop("i1", _of_x("i1"), "The modified Bessel function of order 1.", nu
 # fmt: on
 
 # fmt: off
+zeta: Op = defop("zeta", _of_xq("zeta"), "The Hurwitz zeta function sum_k (k + q)^-x.",
+    numpy=("zeta", "_zeta"),  # (SciPy's zeta calls its ufunc _zeta)
+    dx=(NOT_IMPLEMENTED, "d zeta(x, q)/dx: no closed form, not provided"),
+    dq=(lambda g, out, x, q: -g * x * zeta(x + 1, q), "d zeta(x, q)/dq = -x zeta(x + 1, q)"))
+
 ndtr: Op = defop("ndtr", _of_x("ndtr"), "The standard normal distribution function Phi(x).",
     numpy=("ndtr",),
     dx=(lambda g, out, x: g * exp(-0.5 * x * x) / _SQRT_2PI,
