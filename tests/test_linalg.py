@@ -186,3 +186,12 @@ def test_numpy_2_s_norms_and_multi_dot(call):
     x = RNG.normal(size=(2, 3, 4))
     np.testing.assert_allclose(call(cr.tensor(x)).numpy(), call(x), rtol=1e-12)
     assert cr.gradcheck(lambda t: cr.sum(call(t) ** 2), x, check_forward=True)
+
+
+@pytest.mark.parametrize("m", [np.eye(3) * 2.0, np.diag([3.0, 3.0, 4.0])], ids=["I", "repeated"])
+def test_values_alone_have_their_gradient_where_values_repeat(m):
+    # d sum(lambda_i^2)/dA = 2A for symmetric A, whether or not eigenvalues repeat; the
+    # eigenvectors' gaps must not turn it into 0 * inf
+    for values in (cr.linalg.eigvalsh, lambda a: cr.linalg.svd(a, compute_uv=False)):
+        g = cr.grad(lambda a: cr.sum(values(a) ** 2))(m)
+        np.testing.assert_allclose(g, 2 * m, rtol=1e-12)

@@ -169,17 +169,20 @@ def _eigh_forward(xp: Any, a: Any) -> Any:
     return xp.concat([xp.expand_dims(w, axis=-2), v], axis=-2)
 
 
-def _gaps(w: Any) -> Any:
-    """F[i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 on it."""
+def _over_gaps(w: Any, m: Any) -> Any:
+    """m_ij / (w_j - w_i) off the diagonal, 0 on it: the eigenvector (singular vector) part of
+    a rule. Exactly 0 wherever m_ij is 0, so that a gradient reaching only the eigenvalues
+    needs no gap and repeated eigenvalues give no 0/0; where m_ij is not 0 and the values
+    repeat, it is infinite, as the derivative is."""
     d = expand_dims(w, axis=-2) - expand_dims(w, axis=-1)
-    eye = _eye_like(d)
-    return where(equal(eye, 1.0), 0.0, 1.0 / where(equal(eye, 1.0), 1.0, d))
+    m = m * (1.0 - _eye_like(d))
+    return m / where(equal(m, 0.0), 1.0, d)
 
 
 def _eigh_da(g: Any, out: Any, a: Any) -> Any:
     w, v = out[..., 0, :], out[..., 1:, :]
     gw, gv = g[..., 0, :], g[..., 1:, :]
-    inner = expand_dims(gw, axis=-1) * _eye_like(v) + _gaps(w) * matmul(_mT(v), gv)
+    inner = expand_dims(gw, axis=-1) * _eye_like(v) + _over_gaps(w, matmul(_mT(v), gv))
     return _lower(matmul(v, matmul(inner, _mT(v))))
 
 
@@ -187,7 +190,7 @@ def _eigh_ta(t: Any, out: Any, a: Any) -> Any:
     w, v = out[..., 0, :], out[..., 1:, :]
     m = matmul(_mT(v), matmul(_symmetric(t), v))
     dw = sum(m * _eye_like(m), axis=-1)
-    dv = matmul(v, _gaps(w) * m)
+    dv = matmul(v, _over_gaps(w, m))
     return _concat_rows(expand_dims(dw, axis=-2), dv)
 
 
@@ -242,17 +245,17 @@ def _svd_pack(u: Any, s: Any, vh: Any) -> Any:
 
 def _svd_da(g: Any, out: Any, a: Any) -> Any:
     # U [(F o (U^T gU - gU^T U)) S + diag(gs) + S (F o (V^T gV - gV^T V))] V^T, plus the parts
-    # of gU and gV outside the spans of U and V; F_ij = 1/(s_j^2 - s_i^2)
+    # of gU and gV outside the spans of U and V; F_ij = 1/(s_j^2 - s_i^2) (see _over_gaps)
     u, s, vh = _svd_parts(out, a)
     gu, gs, gvh = _svd_parts(g, a)
     v, gv = _mT(vh), _mT(gvh)
-    f = _gaps(s * s)
+    s2 = s * s
     ut_gu, vt_gv = matmul(_mT(u), gu), matmul(_mT(v), gv)
     col, row = expand_dims(s, axis=-2), expand_dims(s, axis=-1)  # (.., 1, k), (.., k, 1)
     core = (
-        (f * (ut_gu - _mT(ut_gu))) * col
-        + _eye_like(f) * expand_dims(gs, axis=-2)
-        + row * (f * (vt_gv - _mT(vt_gv)))
+        _over_gaps(s2, ut_gu - _mT(ut_gu)) * col
+        + _eye_like(ut_gu) * expand_dims(gs, axis=-2)
+        + row * _over_gaps(s2, vt_gv - _mT(vt_gv))
     )
     out_u = (gu - matmul(u, ut_gu)) / col  # (I - U U^T) gU S^-1
     out_v = (_mT(gv) - matmul(_mT(vt_gv), vh)) / row  # S^-1 gV^T (I - V V^T)
@@ -262,13 +265,13 @@ def _svd_da(g: Any, out: Any, a: Any) -> Any:
 def _svd_ta(t: Any, out: Any, a: Any) -> Any:
     u, s, vh = _svd_parts(out, a)
     v = _mT(vh)
-    f = _gaps(s * s)
+    s2 = s * s
     dp = matmul(_mT(u), matmul(t, v))  # U^T dA V
     col, row = expand_dims(s, axis=-2), expand_dims(s, axis=-1)
     ds = sum(dp * _eye_like(dp), axis=-1)
-    du = matmul(u, f * (dp * col + row * _mT(dp)))
+    du = matmul(u, _over_gaps(s2, dp * col + row * _mT(dp)))
     du = du + (matmul(t, v) - matmul(u, dp)) / col  # (I - U U^T) dA V S^-1
-    dv = matmul(v, f * (row * dp + _mT(dp) * col))
+    dv = matmul(v, _over_gaps(s2, row * dp + _mT(dp) * col))
     dv = dv + (matmul(_mT(t), u) - matmul(v, _mT(dp))) / col  # (I - V V^T) dA^T U S^-1
     return _svd_pack(du, ds, _mT(dv))
 
