@@ -1008,7 +1008,11 @@ def _square_matrices(draw: Any, kind: str, spd: bool) -> np.ndarray:
     b = _values(draw, (*batch, n, n), -1, 1)
     eye = np.eye(n)
     if spd:
-        return b @ np.swapaxes(b, -1, -2) + n * eye + np.diag(np.arange(n) * 0.5)
+        # Q diag(values) Q^T, the eigenvalues 1 apart: eigenvectors have a derivative that
+        # finite differences resolve (it grows as 1/gap)
+        q, _ = np.linalg.qr(b + 2 * eye)
+        values = n + 1.0 + np.arange(n)
+        return (q * values[..., None, :]) @ np.swapaxes(q, -1, -2)
     return b + (n + 1) * eye
 
 
