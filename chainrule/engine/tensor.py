@@ -28,7 +28,7 @@ from .modes import check_not_tracing, next_seq, state
 from .registry import OPS
 from .tensor_methods import TensorMethods, raw_index
 
-__all__ = ["Tensor", "tensor", "ONE", "MANY", "FREED", "inputs_of", "wrap"]
+__all__ = ["Tensor", "tensor", "ONE", "MANY", "FREED", "inputs_of", "wrap", "data_of"]
 
 
 class _Mark:
@@ -451,6 +451,11 @@ def _check_float(data: Any, what: str) -> None:
             f"{data.dtype}; make it with dtype=float64 (or float32), e.g. "
             "cr.tensor([1, 2], dtype='float64', requires_grad=True)"
         )
+
+
+def data_of(value: Any) -> Any:
+    """The array inside a Tensor; anything else as it is (the value, outside the graph)."""
+    return value.data if isinstance(value, Tensor) else value
 
 
 def wrap(data: Any) -> Tensor:

@@ -19,15 +19,16 @@ import numpy as np
 from ..backends import namespace
 from ..engine.declare import public
 from ..engine.op import gather
-from ..engine.tensor import Tensor
+from ..engine.tensor import Tensor, data_of
 from .elementwise import isnan, not_equal, where
 from .indexing import getitem, scatter_add, take_along_axis
-from .linalg import _einsum, einsum, matmul
+from .linalg import _LETTERS, _einsum, einsum, matmul
 from .reductions import _max, _min, _sum, argmax, axes_of, mean, sum
 from .reductions import max as _amax
 from .reductions import min as _amin
 from .shape import (
     _concatenate,
+    _ndim,
     _permute,
     astype,
     broadcast_to,
@@ -91,20 +92,12 @@ __all__ = [
 ]
 
 
-def _raw(v: Any) -> Any:
-    return v.data if isinstance(v, Tensor) else v
-
-
 def _shape(v: Any) -> tuple[int, ...]:
     return tuple(getattr(v, "shape", ()))
 
 
-def _ndim(v: Any) -> int:
-    return len(_shape(v))
-
-
 def _arange(v: Any, n: int) -> Any:
-    return namespace(_raw(v)).arange(n)
+    return namespace(data_of(v)).arange(n)
 
 
 def _along(x: Any, index: Any, axis: int) -> Any:
@@ -179,7 +172,7 @@ def _triangle(x: Any, k: int, lower: bool) -> Any:
     rows = np.arange(n)[:, None]
     cols = np.arange(m)[None, :]
     keep = cols - rows <= k if lower else cols - rows >= k
-    xp = namespace(_raw(x))
+    xp = namespace(data_of(x))
     return where(xp.asarray(keep), x, 0.0)
 
 
@@ -203,7 +196,7 @@ def diagonal(x: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
     count = max(0, min(n, m - offset) if offset >= 0 else min(n + offset, m))
     rows = np.arange(count) + (0 if offset >= 0 else -offset)
     cols = rows + offset
-    xp = namespace(_raw(x))
+    xp = namespace(data_of(x))
     return getitem(moved, index=(Ellipsis, xp.asarray(rows), xp.asarray(cols)))
 
 
@@ -217,7 +210,7 @@ def diag(v: Any, k: int = 0) -> Any:
     n = _shape(v)[0]
     size = n + abs(k)
     rows = np.arange(n) + (0 if k >= 0 else -k)
-    xp = namespace(_raw(v))
+    xp = namespace(data_of(v))
     index = (xp.asarray(rows), xp.asarray(rows + k))
     return scatter_add(v, index=index, shape=(size, size))
 
@@ -241,7 +234,7 @@ def repeat(x: Any, repeats: Any, axis: Any = None) -> Any:
         x, axis = ravel(x), 0
     n = _shape(x)[axis]
     index = np.repeat(np.arange(n), repeats)
-    return _along(x, namespace(_raw(x)).asarray(index), axis)
+    return _along(x, namespace(data_of(x)).asarray(index), axis)
 
 
 @public(broadcast_to, numpy=("tile",), face=False)
@@ -273,7 +266,7 @@ def roll(x: Any, shift: Any, axis: Any = None) -> Any:
         n = _shape(out)[a]
         if n:
             index = (np.arange(n) - s) % n
-            out = _along(out, namespace(_raw(x)).asarray(index), a)
+            out = _along(out, namespace(data_of(x)).asarray(index), a)
     return out
 
 
@@ -282,7 +275,7 @@ def take(x: Any, indices: Any, axis: Any = None) -> Any:
     """Entries at ``indices`` along ``axis`` (of the flattened array when None)."""
     if axis is None:
         x, axis = ravel(x), 0
-    return _along(x, _raw(indices), axis)
+    return _along(x, data_of(indices), axis)
 
 
 def _split_points(n: int, sections: Any, even: bool, name: str) -> list[int]:
@@ -349,9 +342,6 @@ def diff(x: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = 
 
 
 # -- products ------------------------------------------------------------------------------------
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
 @public(_einsum, numpy=("tensordot",), face=False)
 def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
     """The sum of products over the last ``axes`` axes of ``a`` and the first of ``b``, or
@@ -411,7 +401,7 @@ def _windows(a: Any, m: int) -> Any:
     n = _shape(a)[0]
     padded = pad(a, (m - 1, m - 1))
     index = np.arange(n + m - 1)[:, None] + np.arange(m)[None, :]
-    return getitem(padded, index=namespace(_raw(a)).asarray(index))
+    return getitem(padded, index=namespace(data_of(a)).asarray(index))
 
 
 def _cut(full: Any, n: int, m: int, mode: str, name: str) -> Any:
@@ -456,14 +446,14 @@ def correlate(a: Any, v: Any, mode: str = "valid") -> Any:
 @public(argmax, numpy=("nonzero",), face=False)
 def nonzero(x: Any) -> tuple[Any, ...]:
     """The indices of the entries that are not 0, one integer array per axis (no gradient)."""
-    raw = _raw(x)
+    raw = data_of(x)
     return tuple(Tensor(i) for i in namespace(raw).nonzero(raw))
 
 
 @public(argmax, numpy=("argwhere",), face=False)
 def argwhere(x: Any) -> Any:
     """The indices of the entries that are not 0, one row per entry (no gradient)."""
-    raw = _raw(x)
+    raw = data_of(x)
     xp = namespace(raw)
     found = xp.nonzero(raw)
     if not found:  # a 0-d array: one empty row if it is not 0
@@ -504,7 +494,7 @@ def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
 @public(argmax, numpy=("isclose",), face=False)
 def isclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Any:
     """Whether ``|a - b| <= atol + rtol |b|``, entry by entry (booleans: no gradient)."""
-    a_, b_ = _raw(a), _raw(b)
+    a_, b_ = data_of(a), data_of(b)
     return Tensor(np.isclose(np.asarray(a_), np.asarray(b_), rtol, atol, equal_nan))
 
 
@@ -536,7 +526,7 @@ def trapezoid(y: Any, x: Any = None, dx: float = 1.0, axis: int = -1) -> Any:
 # -- sorting and order statistics -----------------------------------------------------------------
 def _order(x: Any, axis: int) -> Any:
     """The permutation that sorts ``x`` along ``axis``, from its values (a constant)."""
-    raw = _raw(x)
+    raw = data_of(x)
     return namespace(raw).argsort(raw, axis=axis, stable=True)
 
 
@@ -581,7 +571,7 @@ def _quantile(x: Any, q: Any, axis: Any, keepdims: bool, method: str, skip_nan: 
     name = "nanquantile" if skip_nan else "quantile"
     if method != "linear":
         raise ValueError(f"{name}: only method='linear' is supported, got {method!r}")
-    qs = np.asarray(_raw(q), dtype=np.float64)
+    qs = np.asarray(data_of(q), dtype=np.float64)
     if np.any((qs < 0) | (qs > 1)) or np.any(np.isnan(qs)):
         raise ValueError(f"{name}: q must be in [0, 1]")
     flat, _ = _flat_axes(x, axis)
@@ -589,16 +579,16 @@ def _quantile(x: Any, q: Any, axis: Any, keepdims: bool, method: str, skip_nan: 
     n = _shape(s)[-1]
     if n == 0:
         raise ValueError(f"{name}: the slice is empty")
-    raw = np.asarray(_raw(flat))
+    raw = np.asarray(data_of(flat))
     # how many entries each slice ranks: all of them, or those that are not NaN
     counts = n - np.isnan(raw).sum(axis=-1) if skip_nan else np.full(raw.shape[:-1], n)
     where_ = np.maximum(counts[..., None] - 1, 0) * qs.reshape(-1)  # (..., number of q)
     lo = np.floor(where_).astype(np.int64)
     hi = np.minimum(lo + 1, np.maximum(counts[..., None] - 1, 0))
-    xp = namespace(_raw(x))
+    xp = namespace(data_of(x))
     low = take_along_axis(s, xp.asarray(lo), axis=-1)
     high = take_along_axis(s, xp.asarray(hi), axis=-1)
-    out = low + (high - low) * xp.asarray(where_ - lo, dtype=_raw(s).dtype)
+    out = low + (high - low) * xp.asarray(where_ - lo, dtype=data_of(s).dtype)
     out = moveaxis(out, -1, 0)  # the q axis first, as NumPy puts it
     out = reshape(out, shape=(*qs.shape, *_shape(out)[1:]))
     return _restore(out, x, axis, keepdims, qs.shape)
@@ -626,7 +616,7 @@ def nanpercentile(
     x: Any, q: Any, axis: Any = None, keepdims: bool = False, method: str = "linear"
 ) -> Any:
     """:func:`percentile` of the entries that are not NaN."""
-    return nanquantile(x, np.asarray(_raw(q), dtype=np.float64) / 100, axis, keepdims, method)
+    return nanquantile(x, np.asarray(data_of(q), dtype=np.float64) / 100, axis, keepdims, method)
 
 
 @public(take_along_axis, numpy=("nanmedian",), face=False)
@@ -640,7 +630,7 @@ def percentile(
     x: Any, q: Any, axis: Any = None, keepdims: bool = False, method: str = "linear"
 ) -> Any:
     """The q-th percentiles (q in [0, 100]): :func:`quantile` of q / 100."""
-    return quantile(x, np.asarray(_raw(q), dtype=np.float64) / 100, axis, keepdims, method)
+    return quantile(x, np.asarray(data_of(q), dtype=np.float64) / 100, axis, keepdims, method)
 
 
 @public(take_along_axis, numpy=("median",), face=False)
@@ -657,7 +647,7 @@ def partition(x: Any, kth: Any, axis: int = -1, kind: Any = None, order: Any = N
     each entry came from."""
     if axis is None:
         x, axis = ravel(x), 0
-    raw = _raw(x)
+    raw = data_of(x)
     order_ = np.argpartition(np.asarray(raw), kth, axis=axis)
     return take_along_axis(x, namespace(raw).asarray(order_), axis=axis)
 
@@ -667,12 +657,12 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None) -> Any
     """The piecewise linear interpolant through (xp, fp), increasing xp, at x; constant
     ``fp[0]`` (or ``left``) below and ``fp[-1]`` (or ``right``) above. Differentiable in x, xp
     and fp; at a breakpoint, the slope of the segment to its right."""
-    xs, knots = np.asarray(_raw(x)), np.asarray(_raw(xp))
+    xs, knots = np.asarray(data_of(x)), np.asarray(data_of(xp))
     n = knots.shape[0]
     if n < 2:
         raise ValueError("interp: needs at least two points (xp, fp)")
     at = np.clip(np.searchsorted(knots, xs, side="right") - 1, 0, n - 2)
-    ns = namespace(_raw(fp))
+    ns = namespace(data_of(fp))
     i0, i1 = ns.asarray(at), ns.asarray(at + 1)
     x0, x1 = getitem(xp, index=i0), getitem(xp, index=i1)
     f0, f1 = getitem(fp, index=i0), getitem(fp, index=i1)
@@ -749,7 +739,7 @@ def nansum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 @public(_sum, numpy=("nanmean",), face=False)
 def nanmean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """The mean of the entries that are not NaN."""
-    present = astype(not_equal(isnan(x), True), dtype=_raw(x).dtype)
+    present = astype(not_equal(isnan(x), True), dtype=data_of(x).dtype)
     return nansum(x, axis, keepdims) / sum(present, axis=axis, keepdims=keepdims)
 
 

@@ -13,7 +13,7 @@ from ..backends import erf as _erf
 from ..backends import namespace
 from ..engine.declare import family
 from ..engine.op import Op
-from ..engine.tensor import Tensor
+from ..engine.tensor import data_of
 
 __all__ = [
     "add",
@@ -102,7 +102,7 @@ def _like(xp: Any, value: Any, other: Any) -> Any:
 
 def _flat(g: Any, out: Any, *inputs: Any, **params: Any) -> Any:
     """The derivative of a piecewise constant function: zeros of g's shape (never inf * 0)."""
-    raw = g.data if isinstance(g, Tensor) else g
+    raw = data_of(g)
     return namespace(raw).zeros_like(raw)
 
 

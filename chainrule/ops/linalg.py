@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..engine.declare import family, public
@@ -96,10 +97,7 @@ def vdot(x: Any, y: Any) -> Any:
 
 
 def _size(v: Any) -> int:
-    n = 1
-    for d in v.shape:
-        n *= d
-    return n
+    return math.prod(v.shape)
 
 
 def _sum_all(v: Any) -> Any:

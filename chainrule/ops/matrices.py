@@ -21,7 +21,7 @@ import numpy as np
 from ..backends import namespace
 from ..engine.declare import family, public
 from ..engine.op import Op
-from ..engine.tensor import Tensor
+from ..engine.tensor import Tensor, data_of
 from .elementwise import abs, equal, sqrt, where
 from .linalg import matmul
 from .reductions import _sum, sum
@@ -55,12 +55,8 @@ def _mT(a: Any) -> Any:
     return matrix_transpose(a)
 
 
-def _raw(v: Any) -> Any:
-    return v.data if isinstance(v, Tensor) else v
-
-
 def _eye_like(a: Any) -> Any:
-    raw = _raw(a)
+    raw = data_of(a)
     return namespace(raw).eye(raw.shape[-1], dtype=raw.dtype)
 
 
@@ -69,7 +65,7 @@ def _phi(x: Any) -> Any:
     n = x.shape[-1]
     i = np.arange(n)
     weight = np.where(i[:, None] > i[None, :], 1.0, np.where(i[:, None] == i[None, :], 0.5, 0.0))
-    return x * namespace(_raw(x)).asarray(weight, dtype=_raw(x).dtype)
+    return x * namespace(data_of(x)).asarray(weight, dtype=data_of(x).dtype)
 
 
 def _lower(g_full: Any) -> Any:
@@ -292,7 +288,7 @@ def _triangle_mask(x: Any, strict: bool) -> Any:
     n = x.shape[-1]
     i = np.arange(n)
     keep = i[:, None] > i[None, :] if strict else i[:, None] >= i[None, :]
-    return namespace(_raw(x)).asarray(keep.astype(np.float64), dtype=_raw(x).dtype)
+    return namespace(data_of(x)).asarray(keep.astype(np.float64), dtype=data_of(x).dtype)
 
 
 def _qr_forward(xp: Any, a: Any) -> Any:
@@ -430,7 +426,7 @@ def svd(
 
 
 def _cutoff(s: Any, rcond: Any, m: int, n: int) -> Any:
-    raw = _raw(s)
+    raw = data_of(s)
     if rcond is None:
         rcond = max(m, n) * float(np.finfo(np.dtype(str(raw.dtype))).eps)
     top = namespace(raw).max(raw, axis=-1, keepdims=True) if raw.shape[-1] else raw
@@ -443,8 +439,8 @@ def pinv(a: Any, rcond: Any = None, hermitian: bool = False) -> Any:
     the largest are taken as 0 (NumPy's cut-off by default)."""
     m, n = a.shape[-2:]
     u, s, vh = svd(a, full_matrices=False)
-    keep = _raw(s) > _cutoff(s, rcond, m, n)
-    xp = namespace(_raw(s))
+    keep = data_of(s) > _cutoff(s, rcond, m, n)
+    xp = namespace(data_of(s))
     inverse = where(xp.asarray(keep), 1.0 / where(xp.asarray(keep), s, 1.0), 0.0)
     return matmul(_mT(vh), expand_dims(inverse, axis=-1) * _mT(u))
 
@@ -457,14 +453,14 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, Any, Any]:
         raise ValueError(f"lstsq: expected a matrix a, got shape {tuple(a.shape)}")
     m, n = a.shape
     s = svd(a, compute_uv=False, full_matrices=False)
-    rank = int(np.sum(np.asarray(_raw(s)) > np.asarray(_raw(_cutoff(s, rcond, m, n)))))
+    rank = int(np.sum(np.asarray(data_of(s)) > np.asarray(data_of(_cutoff(s, rcond, m, n)))))
     x = matmul(pinv(a, rcond), b)
-    xp = namespace(_raw(s))
+    xp = namespace(data_of(s))
     if rank == n and m > n:
         r = matmul(a, x) - b
         residuals = sum(r * r, axis=0) if len(b.shape) == 2 else expand_dims(sum(r * r), axis=0)
     else:
-        residuals = xp.zeros((0,), dtype=_raw(s).dtype)
+        residuals = xp.zeros((0,), dtype=data_of(s).dtype)
     return x, residuals, rank, s
 
 
@@ -517,7 +513,7 @@ def _vector_norm(x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:
     if ord == -math.inf:
         return _amin(abs(x), axis=axis, keepdims=keepdims)
     if ord == 0:
-        nonzero = astype(equal(x, 0.0), dtype=_raw(x).dtype) * -1.0 + 1.0
+        nonzero = astype(equal(x, 0.0), dtype=data_of(x).dtype) * -1.0 + 1.0
         count = sum(nonzero, axis=axis, keepdims=keepdims)
         return count.detach() if isinstance(count, Tensor) else count
     if ord == 1:

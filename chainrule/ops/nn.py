@@ -14,7 +14,7 @@ import numpy as np
 from ..backends import namespace
 from ..engine.declare import family, public
 from ..engine.op import Op
-from ..engine.tensor import Tensor
+from ..engine.tensor import data_of
 from .elementwise import erf, exp, greater, tanh, where
 from .linalg import matmul
 from .reductions import _mean, _sum, _xp_mean, _xp_sum, kept
@@ -208,7 +208,7 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
 
 def _constant(v: Any) -> Any:
     """The value of ``v`` as a constant of a rule: no gradient flows through it."""
-    return v.data if isinstance(v, Tensor) else v
+    return data_of(v)
 
 
 def _lse_weights(x: Any, axis: Any) -> Any:

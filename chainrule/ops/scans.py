@@ -13,7 +13,7 @@ from typing import Any
 from ..backends import namespace
 from ..engine.declare import family, public
 from ..engine.op import Op
-from ..engine.tensor import Tensor
+from ..engine.tensor import data_of
 from .reductions import _as_axis, _sum, axes_of, expand
 from .shape import _concatenate, flip, reshape, stack, transpose
 
@@ -31,13 +31,9 @@ def _reverse_cumsum(g: Any, axis: int) -> Any:
     return flip(_cumsum(flip(g, axis=axis), axis=axis), axis=axis)
 
 
-def _raw(v: Any) -> Any:
-    return v.data if isinstance(v, Tensor) else v
-
-
 def _ones_slice(v: Any) -> Any:
     """Ones shaped as ``v`` with its last axis of length 1 (a constant)."""
-    raw = _raw(v)
+    raw = data_of(v)
     return namespace(raw).ones((*raw.shape[:-1], 1), dtype=raw.dtype)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from ..backends import namespace
 from ..engine.declare import family, public
 from ..engine.op import Op, gather
-from ..engine.tensor import Tensor
+from ..engine.tensor import Tensor, data_of
 
 __all__ = [
     "reshape",
@@ -336,13 +336,9 @@ def _pad_by_index(x: Any, widths: tuple[tuple[int, int], ...], mode: str) -> Any
             if n == 0:
                 raise ValueError(f"pad: mode {mode!r} cannot pad an empty axis {axis}")
             source = np.pad(np.arange(n), (before, after), mode=mode)  # type: ignore[call-overload]
-            index = (slice(None),) * axis + (namespace(_raw_data(out)).asarray(source),)
+            index = (slice(None),) * axis + (namespace(data_of(out)).asarray(source),)
             out = getitem(out, index=index)
     return out
-
-
-def _raw_data(v: Any) -> Any:
-    return v.data if isinstance(v, Tensor) else v
 
 
 def _astype(xp: Any, x: Any, *, dtype: Any) -> Any:
