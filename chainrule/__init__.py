@@ -54,6 +54,7 @@ from .transforms import (
     tree,
     value_and_grad,
     vjp,
+    vmap,
 )
 from .viz import Graph, Node, graph
 
@@ -88,6 +89,7 @@ __all__ = [
     "jacrev",
     "elementwise_grad",
     "hvp",
+    "vmap",
     "stop_gradient",
     "checkpoint",
     "compile",

@@ -1349,6 +1349,36 @@ def _take_along_axis(draw: Any, kind: str) -> Sample:
     )
 
 
+# -- the edges of cr.vmap -----------------------------------------------------------------------
+@st.composite
+def _vmapped(draw: Any, kind: str) -> Sample:
+    """``batch`` and ``unbatch`` as cr.vmap uses them: a mapped argument in at ``axis``, a
+    shared one (in_axes None, its gradient summed over the batch), the result out at
+    ``out_axis``."""
+    shape = _shape(draw, kind, min_dims=1)
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    out_axis = draw(st.integers(-len(shape), len(shape) - 1))
+    example = shape[: axis % len(shape)] + shape[axis % len(shape) + 1 :]
+    x, w = _values(draw, shape, -2, 2), _values(draw, example, -2, 2)
+
+    def fn(c: Any, x: Any, w: Any) -> Any:
+        per_example = cr.vmap(lambda v, u: cr.tanh(v) * u, in_axes=(axis, None), out_axes=out_axis)
+        return per_example(x, w)
+
+    def ref(x: Any, w: Any) -> Any:
+        return np.moveaxis(np.tanh(np.moveaxis(x, axis, 0)) * w, 0, out_axis)
+
+    return _sample(
+        draw,
+        kind,
+        "batch",
+        fn,
+        [x, w],
+        ref,
+        note=f"cr.vmap(in_axes=({axis}, None), out_axes={out_axis})",
+    )
+
+
 # -- custom Function -----------------------------------------------------------------------------
 class ScaledSquare(cr.Function):
     """f(x, y) = x^2 y, with a hand-written backward (2 x y g, x^2 g)."""
@@ -1620,6 +1650,9 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "log_softmax": _normalizer("log_softmax", sp.log_softmax),
     "cross_entropy": _cross_entropy,
     "linear": _linear,
+    # cr.vmap's edges (one sample exercises both)
+    "batch": _vmapped,
+    "unbatch": _vmapped,
     # custom
     "function": _function,
     "compiled": _compiled,

@@ -32,6 +32,7 @@ from chainrule.ops import NOT_IMPLEMENTED, OPS
 ROWS = {row["name"]: row for row in cr.ops.table()}
 ALL = sorted(OPS)
 DIFF = sorted(n for n, op in OPS.items() if op.differentiable)
+VMAP_EDGES = ("batch", "unbatch")  # cr.vmap's ops: NumPy arrays (and NEP 18 ones) only
 NONDIFF = sorted(n for n, op in OPS.items() if not op.differentiable)
 SECOND = sorted(n for n in DIFF if ROWS[n]["second_order"])
 STRICT_ARRAY = type(xps.asarray(0.0))
@@ -802,6 +803,10 @@ def test_op_runs_under_array_api_strict(name: str) -> None:
         out_shape = np.shape(_to_numpy(s.call(np_const, *s.args)))
         w = np.random.default_rng(seed).standard_normal(out_shape)
         out_np, xs_np = run(s, np_const, np_const, w)
+        if name in VMAP_EDGES:  # batches are NumPy's (its dispatch protocols): a clear refusal
+            with pytest.raises(TypeError, match="vmap.*array_api_strict"):
+                run(s, _strict, _strict, w)
+            return
         out_st, xs_st = run(s, _strict, _strict, w)
         assert isinstance(out_st.data, STRICT_ARRAY), (
             f"{s}: result is {type(out_st.data).__name__}, not an array_api_strict array"
@@ -831,6 +836,14 @@ def test_jvp_runs_under_array_api_strict(name: str) -> None:
         rng = np.random.default_rng(seed)
         tangents = [rng.standard_normal(a.shape) for a in s.args]
         out_np, t_np = cr.jvp(lambda *a: s.call(np_const, *a), s.args, tangents)
+        if name in VMAP_EDGES:  # see test_op_runs_under_array_api_strict
+            with pytest.raises(TypeError, match="vmap.*array_api_strict"):
+                cr.jvp(
+                    lambda *a: s.call(_strict, *a),
+                    [xps.asarray(a) for a in s.args],
+                    [xps.asarray(t) for t in tangents],
+                )
+            return
         out_st, t_st = cr.jvp(
             lambda *a: s.call(_strict, *a),
             [xps.asarray(a) for a in s.args],

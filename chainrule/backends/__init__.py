@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from . import batching_rules  # noqa: F401 (fills Batched's rules)
+from .batched import Batched
+
 __all__ = [
     "namespace",
     "is_array",
@@ -22,6 +25,8 @@ __all__ = [
     "index_add",
     "default_float",
     "owned",
+    "zeros_for",
+    "Batched",
 ]
 
 # NOTE: NumPy returns scalars (np.float64, ...) from 0-d operations; they are arrays for our
@@ -36,6 +41,9 @@ for _t in set(np.sctypeDict.values()):
     if isinstance(_t, type) and issubclass(_t, np.generic):
         NAMESPACES[_t] = _NP
 _SCALARS = (bool, int, float, complex)
+
+# Inside cr.vmap arrays are Batched: NumPy hands every NumPy call on them to their rules.
+NAMESPACES[Batched] = _NP
 
 
 def namespace(*values: Any) -> Any:
@@ -165,7 +173,7 @@ def index_add(xp: Any, target: Any, index: Any, values: Any) -> Any:
     (``np.add.at``); for other namespaces the sum is done in NumPy and brought back.
     """
     if xp is _NP:
-        out = np.array(target, copy=True)
+        out = target.copy()  # (a method: a Batched target copies itself)
         np.add.at(out, index, values)
         return out
     host = np.array(to_numpy(target), copy=True)
@@ -176,6 +184,14 @@ def index_add(xp: Any, target: Any, index: Any, values: Any) -> Any:
     )
     np.add.at(host, host_index, to_numpy(values))
     return xp.asarray(host, dtype=target.dtype)
+
+
+def zeros_for(xp: Any, values: Any, shape: tuple[int, ...]) -> Any:
+    """Zeros of ``shape`` to put ``values`` into: a batch of them inside ``cr.vmap`` when the
+    values are batched."""
+    if isinstance(values, Batched):
+        return np.zeros_like(values, shape=shape)
+    return xp.zeros(shape, dtype=values.dtype)
 
 
 def _index_to_numpy(i: Any) -> Any:

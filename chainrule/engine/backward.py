@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace, owned
+from ..backends.batched import levels
 from .errors import check_finite, complex_error, format_where, is_complex
 from .modes import set_grad_enabled, state
 from .op import NO_PARAMS
@@ -249,7 +250,11 @@ def _chain_rule(
         if c is None:  # a custom Function may return None for "no gradient"
             c = _zeros_like(a)
         data = a.data
-        if c.shape != data.shape or (c.dtype is not data.dtype and c.dtype != data.dtype):
+        if (
+            type(c) is not type(data)  # a Tensor (create_graph), a batch (vmap), a scalar
+            or c.shape != data.shape
+            or (c.dtype is not data.dtype and c.dtype != data.dtype)
+        ):
             c = fit_to(c, a, op)
         if owned is not None and type(c) is np.ndarray and c.size >= REUSE_MIN and not custom:
             if (writable and c is g) or _fresh(c, g, out, args, params, sent):
@@ -421,6 +426,8 @@ def topological_order(sink: Tensor) -> list[Tensor]:
 # -- broadcasting: summed back once, here, for every rule --------------------------------------
 def fit_to(c: Any, a: Tensor, op: Any) -> Any:
     """Sum a gradient back over broadcast dimensions and cast it to its input's dtype."""
+    if type(c) is not np.ndarray:
+        c = _fit_batches(c, a.data)
     shape = tuple(a.data.shape)
     if tuple(c.shape) != shape:
         c = _unbroadcast(c, shape, op)
@@ -428,6 +435,20 @@ def fit_to(c: Any, a: Tensor, op: Any) -> Any:
         if is_complex(c.dtype) and not is_complex(a.data.dtype):
             raise TypeError(complex_error(op, "gradient", a.data.dtype))
         c = OPS["astype"](c, dtype=a.data.dtype)
+    return c
+
+
+def _fit_batches(c: Any, data: Any) -> Any:
+    """Sum ``c`` over each ``cr.vmap`` batch that its input was shared by (not batched at)
+    and that closed before this pass: a batch is a broadcast dimension too. A batch whose
+    vmap is still running stays apart: there the gradients asked for are per example."""
+    batches = levels(c.data if isinstance(c, Tensor) else c)
+    if not batches:
+        return c
+    shared = levels(data)
+    for level, size in batches.items():
+        if level not in shared and level not in state.vmap_levels:
+            c = OPS["unbatch"](c, axis=None, level=level, size=size)
     return c
 
 

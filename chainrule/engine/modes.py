@@ -57,6 +57,10 @@ class _ThreadState(threading.local):
         self.transforms = 0
         # anomaly or tracing or a forward level: the one test the recording path makes
         self.special = False
+        # The cr.vmap levels whose function is running, outermost first: a backward pass
+        # inside one keeps each example's gradient apart (per-example gradients); a batch
+        # that closed before the pass began is summed where it meets a shared value.
+        self.vmap_levels: list[int] = []
         # The Modules whose forward is running, outermost first (set by Module.__call__), so
         # that a graph picture can group the nodes of one layer.
         self.scope: tuple[Any, ...] = ()

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..backends import namespace, to_numpy
+from ..backends.batched import Batched
 from .modes import check_not_tracing, next_seq, state
 from .registry import OPS
 from .tensor_methods import TensorMethods, raw_index
@@ -509,6 +510,8 @@ def tensor(
 
 
 def _copy(xp: Any, data: Any) -> Any:
+    if isinstance(data, Batched):  # inside cr.vmap: a batch copies itself
+        return data.copy()
     try:
         return xp.asarray(data, copy=True)
     except TypeError:  # NumPy < 2 has no copy= on asarray

@@ -24,6 +24,7 @@ from . import (
     shape,
     special,
 )
+from . import batching as batching  # the edges of cr.vmap (not public functions)
 from . import kernels as kernels  # attaches the fast kernels to their ops
 from .arrays import *  # noqa: F403
 from .creation import *  # noqa: F403

@@ -1,4 +1,4 @@
-"""Functional transforms: grad, value_and_grad, vjp, jvp, jacobian, hessian; cr.compile;
+"""Functional transforms: grad, value_and_grad, vjp, jvp, jacobian, hessian, vmap; cr.compile;
 numerical checks; custom Functions."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .derivatives import (
     vjp,
 )
 from .function import Context, Function
+from .vmap import vmap
 
 __all__ = [
     "grad",
@@ -33,6 +34,7 @@ __all__ = [
     "jacrev",
     "elementwise_grad",
     "hvp",
+    "vmap",
     "stop_gradient",
     "checkpoint",
     "compile",

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import ops as F
 from ..backends import namespace
+from ..backends.batched import Batched
 from ..engine.backward import gradients
 from ..engine.modes import enable_grad, forward_level, next_seq, state, transforming
 from ..engine.tensor import Tensor
@@ -49,7 +50,7 @@ def _as_float_array(value: Any, name: str) -> Any:
     if isinstance(value, int):
         value = float(value)
     xp = namespace(value)
-    arr = xp.asarray(value)
+    arr = value if isinstance(value, Batched) else xp.asarray(value)
     kind = getattr(arr.dtype, "kind", None)
     if kind is not None and kind != "f":
         raise TypeError(
