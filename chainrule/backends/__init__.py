@@ -13,19 +13,20 @@ from typing import Any
 import numpy as np
 
 from . import batching_rules  # noqa: F401 (fills Batched's rules)
-from .batched import Batched
+from .batched import Batched, concrete_error, elementwise
 
 __all__ = [
     "namespace",
     "is_array",
     "asarray",
+    "as_array",
     "to_numpy",
     "erf",
     "scipy_special",
     "index_add",
     "default_float",
     "owned",
-    "zeros_for",
+    "full_for",
     "Batched",
 ]
 
@@ -98,10 +99,20 @@ def asarray(data: Any, dtype: Any = None, xp: Any = None) -> Any:
     return xp.asarray(data, dtype=dtype)
 
 
+def as_array(value: Any) -> Any:
+    """``value`` if it is an array of any namespace (a batch inside ``cr.vmap`` too), else
+    ``value`` made an array (NumPy's for Python numbers and lists)."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return value
+    return namespace(value).asarray(value)
+
+
 def to_numpy(value: Any) -> np.ndarray:
     """Copy-free where possible conversion of an array of any namespace to a NumPy array."""
     if isinstance(value, (np.ndarray, np.generic)):
         return np.asarray(value)
+    if isinstance(value, Batched):
+        raise concrete_error("a NumPy array of the value (.numpy(), printing it)")
     if hasattr(value, "get") and type(value).__module__.startswith("cupy"):
         return value.get()  # CuPy: device to host
     if hasattr(value, "compute") and type(value).__module__.startswith("dask"):
@@ -160,6 +171,8 @@ def scipy_special(xp: Any, name: str, *args: Any) -> Any:
         )
     fn = getattr(special, name)
     if xp is _NP:
+        if not isinstance(fn, np.ufunc) and any(isinstance(a, Batched) for a in args):
+            return elementwise(fn, args)  # (a Python function around ufuncs: polygamma)
         return fn(*args)
     arrays = [a for a in args if hasattr(a, "dtype")]
     out = fn(*[to_numpy(a) if hasattr(a, "dtype") else a for a in args])
@@ -186,12 +199,12 @@ def index_add(xp: Any, target: Any, index: Any, values: Any) -> Any:
     return xp.asarray(host, dtype=target.dtype)
 
 
-def zeros_for(xp: Any, values: Any, shape: tuple[int, ...]) -> Any:
-    """Zeros of ``shape`` to put ``values`` into: a batch of them inside ``cr.vmap`` when the
-    values are batched."""
-    if isinstance(values, Batched):
-        return np.zeros_like(values, shape=shape)
-    return xp.zeros(shape, dtype=values.dtype)
+def full_for(xp: Any, like: Any, shape: tuple[int, ...], value: Any = 0) -> Any:
+    """A new array of ``shape`` filled with ``value``, to write ``like`` (or values computed
+    from it) into: of its namespace and dtype, and a batch of them inside ``cr.vmap``."""
+    if isinstance(like, Batched):
+        return np.full_like(like, value, shape=shape)
+    return xp.full(shape, value, dtype=like.dtype)
 
 
 def _index_to_numpy(i: Any) -> Any:

@@ -44,6 +44,7 @@ __all__ = [
     "ndim_of",
     "wrap",
     "loop",
+    "elementwise",
     "concrete_error",
 ]
 
@@ -392,6 +393,14 @@ def _elementwise(ufunc: Any, level: int, inputs: Any, kwargs: dict[str, Any]) ->
             ufunc(*lifted, **kwargs)
             return out[0] if len(out) == 1 else out
     return wrap(ufunc(*lifted, **kwargs), level)
+
+
+def elementwise(func: Any, args: Any) -> Any:
+    """``func(*args)``, elementwise with broadcasting, for a function that is not a ufunc (a
+    SciPy function around ufuncs): each example's arguments lined up, then one call."""
+    level = _top(args)
+    rank = max(ndim_of(a) for a in args)
+    return wrap(func(*(lift(a, level, rank) for a in args)), level)
 
 
 def _ufunc_along(ufunc: Any, method: str, level: int, x: Any, **kwargs: Any) -> Any:

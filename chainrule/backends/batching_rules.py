@@ -20,6 +20,7 @@ from .batched import (
     Batched,
     at_level,
     batch_size,
+    elementwise,
     full,
     lift,
     loop,
@@ -79,16 +80,11 @@ def _isrealobj(level: int, x: Any) -> bool:
 
 
 # -- elementwise functions that are not ufuncs --------------------------------------------------
-def _broadcasting(func: Any, level: int, arrays: list[Any], **kwargs: Any) -> Any:
-    rank = max(ndim_of(a) for a in arrays)
-    return wrap(func(*(lift(a, level, rank) for a in arrays), **kwargs), level)
-
-
 @_rule(np.where)
 def _where(level: int, condition: Any, *xy: Any) -> Any:
     if not xy:
         return loop(np.where, level, (condition,), {})  # the places: a different count each
-    return _broadcasting(np.where, level, [condition, *xy])
+    return elementwise(np.where, (condition, *xy))
 
 
 @_rule(np.clip)
@@ -181,13 +177,13 @@ def _flattening(func: Any, default: Any = None) -> None:
             axis, args = args[0], args[1:]
         else:
             axis = kwargs.pop("axis", default)
-        value = a.value
-        if axis is None:
-            value, axis = np.reshape(value, (a.batch_size, a.size)), 0
-            ndim = 1
-        else:
-            ndim = a.ndim
-        return wrap(func(value, *args, axis=per_example_axes(axis, ndim), **kwargs), level)
+        if axis is not None:
+            return wrap(func(a.value, *args, axis=per_example_axes(axis, a.ndim), **kwargs), level)
+        flat = np.reshape(a.value, (a.batch_size, a.size))
+        out = func(flat, *args, axis=1, **kwargs)
+        if kwargs.get("keepdims"):  # one size-1 axis for each of the example's
+            out = np.reshape(out, (a.batch_size,) + (1,) * a.ndim)
+        return wrap(out, level)
 
     RULES[func] = rule
 
@@ -398,3 +394,43 @@ def _solve(level: int, a: Any, b: Any) -> Any:
     rank = max(ndim_of(a), ndim_of(b))
     out = np.linalg.solve(lift(a, level, rank), lift(b, level, rank))
     return Batched(np.squeeze(out, -1) if vector else out, level)
+
+
+def _cumulative_rule(func: Any) -> None:
+    def rule(level: int, x: Any, /, *, axis: Any = None, **kwargs: Any) -> Any:
+        if not at_level(x, level):
+            return loop(func, level, (x,), dict(kwargs, axis=axis))
+        if axis is None:  # allowed for one axis only, as NumPy says
+            if x.ndim != 1:
+                return func(np.ones((2,) * x.ndim), axis=None)  # NumPy's own error
+            axis = 0
+        return Batched(func(x.value, axis=per_example_axes(axis, x.ndim), **kwargs), level)
+
+    RULES[func] = rule
+
+
+for _f in (np.cumulative_sum, np.cumulative_prod):
+    _cumulative_rule(_f)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@_rule(np.einsum)
+def _einsum(level: int, subscripts: Any, *operands: Any, **kwargs: Any) -> Any:
+    """einsum with one more letter, for the batch, on the batched operands and the result."""
+    if not isinstance(subscripts, str) or "out" in kwargs:
+        return loop(np.einsum, level, (subscripts, *operands), kwargs)
+    spec = subscripts.replace(" ", "")
+    inputs, _, output = spec.partition("->")
+    terms = inputs.split(",")
+    if "->" not in spec:  # NumPy's implicit output: the letters used once, in order
+        letters = [c for c in inputs if c.isalpha()]
+        output = ("..." if "..." in inputs else "") + "".join(
+            sorted(c for c in set(letters) if letters.count(c) == 1)
+        )
+    b = next(c for c in _LETTERS if c not in spec)
+    terms = [b + t if at_level(op, level) else t for t, op in zip(terms, operands)]
+    values = [op.value if at_level(op, level) else op for op in operands]
+    out = np.einsum(f"{','.join(terms)}->{b}{output}", *values, **kwargs)
+    return Batched(out, level)

@@ -251,7 +251,8 @@ def _chain_rule(
             c = _zeros_like(a)
         data = a.data
         if (
-            type(c) is not type(data)  # a Tensor (create_graph), a batch (vmap), a scalar
+            type(c) is not np.ndarray  # a Tensor (create_graph), a batch (vmap), a scalar
+            or type(data) is not np.ndarray
             or c.shape != data.shape
             or (c.dtype is not data.dtype and c.dtype != data.dtype)
         ):

@@ -267,6 +267,8 @@ class Tensor(TensorMethods):
     def __repr__(self) -> str:
         import numpy as np
 
+        if isinstance(self.data, Batched):  # inside cr.vmap: no one value to print
+            return f"tensor({self.data!r})"
         body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(")
         extra = ""
         if self._op is not None:

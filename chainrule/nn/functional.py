@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import ops
 from ..backends import namespace, to_numpy
+from ..backends.batched import Batched
 from ..engine.modes import check_not_tracing
 from ..engine.tensor import Tensor
 from ..ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
@@ -73,24 +74,26 @@ def _class_targets(logits: Any, targets: Any, name: str) -> Any:
     t = _data(targets)
     xp = namespace(z)
     t = xp.asarray(t) if not hasattr(t, "dtype") else t
-    if len(z.shape) != 2:
+    if len(z.shape) not in (1, 2):
         raise ValueError(
-            f"{name}: logits must have shape (N, classes), got {tuple(z.shape)}; "
-            "for one sample use logits[None] and a target of shape (1,)"
+            f"{name}: logits must have shape (N, classes), or (classes,) for one sample, got "
+            f"{tuple(z.shape)}"
         )
     if getattr(t.dtype, "kind", "i") not in "iu":
         raise TypeError(f"{name}: targets must be integer class indices, got dtype {t.dtype}")
-    if tuple(t.shape) != (z.shape[0],):
+    if tuple(t.shape) != tuple(z.shape[:-1]):
         raise ValueError(
             f"{name}: targets shape {tuple(t.shape)} does not match logits {tuple(z.shape)}; "
-            f"expected ({z.shape[0]},)"
+            f"expected {tuple(z.shape[:-1])}"
         )
+    if isinstance(t, Batched):  # inside cr.vmap: an index out of range raises when used
+        return targets
     host = to_numpy(t)
     if host.size:
         low, high = np.minimum.reduce(host, axis=None), np.maximum.reduce(host, axis=None)
-        if low < 0 or high >= z.shape[1]:  # (the reductions themselves: 1 us each, not 3)
+        if low < 0 or high >= z.shape[-1]:  # (the reductions themselves: 1 us each, not 3)
             raise ValueError(
-                f"{name}: targets must lie in [0, {z.shape[1]}) for {z.shape[1]} classes, got "
+                f"{name}: targets must lie in [0, {z.shape[-1]}) for {z.shape[-1]} classes, got "
                 f"values from {low} to {high}"
             )
     return targets if isinstance(targets, Tensor) else t
@@ -99,7 +102,8 @@ def _class_targets(logits: Any, targets: Any, name: str) -> Any:
 def cross_entropy(
     logits: Any, targets: Any, reduction: str = "mean", label_smoothing: float = 0.0
 ) -> Any:
-    """Softmax cross-entropy of logits (N, K) against integer targets (N,), fused and stable:
+    """Softmax cross-entropy of logits (N, K) against integer targets (N,) (or of one sample,
+    logits (K,) and a target ()), fused and stable:
     ``logsumexp(z) - z[target]``; its gradient is ``softmax(z) - onehot(target)``.
     ``label_smoothing`` mixes the one-hot target with the uniform distribution."""
     if not 0.0 <= label_smoothing <= 1.0:

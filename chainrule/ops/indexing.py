@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backends import index_add, namespace, zeros_for
+from ..backends import full_for, index_add, namespace
 from ..engine.declare import family
 from ..engine.op import Op
 from ..engine.tensor import Tensor
@@ -27,7 +27,7 @@ def _has_integer_array(index: Any) -> bool:
 def _scatter_add(xp: Any, values: Any, *, index: Any, shape: tuple[int, ...]) -> Any:
     # NOTE: an index that repeats an entry (x[[0, 0]]) must add both gradients there, which
     # plain assignment would not; only integer-array indices can repeat.
-    out = zeros_for(xp, values, shape)
+    out = full_for(xp, values, shape)
     if _has_integer_array(index):
         return index_add(xp, out, index, values)
     parts = index if isinstance(index, tuple) else (index,)

@@ -144,7 +144,7 @@ def cross_entropy_dlogits(
     NOTE: 1 is taken off at the targets in place, in a new array (never in the saved one,
     which a retained graph reads again): N entries touched instead of an N x K one-hot built
     and subtracted."""
-    if not _arrays(g, z) or label_smoothing:
+    if not _arrays(g, z) or label_smoothing or z.ndim != 2:
         return cross_entropy.vjps[0](g, out, z, targets, label_smoothing, reduction)
     if saved is None:
         _, e, s = _lse_parts(np, z, -1)

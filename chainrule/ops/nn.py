@@ -266,7 +266,7 @@ log_softmax: Op = defop("log_softmax", _log_softmax, "x - logsumexp(x) along axi
 
 def _target(xp: Any, targets: Any, k: int, dtype: Any, label_smoothing: float) -> Any:
     """q, the one-hot target mixed with the uniform distribution: (1 - eps) onehot + eps/K."""
-    q = xp.astype(xp.reshape(targets, (-1, 1)) == xp.arange(k), dtype)
+    q = xp.astype(xp.expand_dims(targets, -1) == xp.arange(k), dtype)
     return q * (1 - label_smoothing) + label_smoothing / k if label_smoothing else q
 
 
@@ -294,7 +294,8 @@ def _ce_forward(
         raise ValueError(f"reduction must be one of {_CE_REDUCTIONS}, got {reduction!r}")
     m, e, s = _lse_parts(xp, logits, -1)
     lse = _lse_value(xp, logits, m, _at_least_1(xp, s), -1, False)
-    picked = logits[xp.arange(logits.shape[0]), targets]  # not sum(z * onehot): inf * 0 = NaN
+    # (not sum(z * onehot): inf * 0 = NaN)
+    picked = xp.take_along_axis(logits, xp.expand_dims(targets, -1), axis=-1)[..., 0]
     if label_smoothing:
         picked = (1 - label_smoothing) * picked + label_smoothing * xp.mean(logits, axis=-1)
     losses = lse - picked
@@ -313,7 +314,7 @@ def _ce_scale(g: Any, z: Any, reduction: str) -> Any:
     for the mean, g for the sum."""
     if reduction == "none":
         return g[..., None]
-    return g / z.shape[0] if reduction == "mean" else g
+    return g / math.prod(z.shape[:-1]) if reduction == "mean" else g
 
 
 def _ce_reduce(per_sample: Any, reduction: str) -> Any:
@@ -331,8 +332,8 @@ def _ce_residual(z: Any, targets: Any, label_smoothing: float) -> Any:
 
 # fmt: off
 cross_entropy: Op = defop("cross_entropy", _cross_entropy,
-    "Softmax cross-entropy of logits (N, K) against class indices (N,): per sample, or its mean "
-    "or sum over the batch (reduction).",
+    "Softmax cross-entropy of logits (N, K) against class indices (N,) (or (K,) against ()): "
+    "per sample, or its mean or sum over the batch (reduction).",
     dlogits=(lambda g, out, z, targets, label_smoothing=0.0, reduction="none":
                  _ce_scale(g, z, reduction) * _ce_residual(z, targets, label_smoothing),
              "d CE(z, y)/dz = softmax(z) - onehot(y)  (smoothed: q = (1-e) onehot + e/K)"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backends import namespace
+from ..backends import full_for, namespace
 from ..engine.declare import family, public
 from ..engine.op import Op, gather
 from ..engine.tensor import Tensor, data_of
@@ -271,7 +271,7 @@ flip: Op = defop("flip", lambda xp, x, axis=None: xp.flip(x, axis=axis),
 
 def _pad_forward(xp: Any, x: Any, *, widths: tuple[tuple[int, int], ...], value: Any) -> Any:
     shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
-    out = xp.full(shape, value, dtype=x.dtype)
+    out = full_for(xp, x, shape, value)
     out[tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, widths))] = x
     return out
 

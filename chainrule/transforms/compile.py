@@ -353,8 +353,8 @@ class CompiledFunction:
         return tuple(key)
 
     def __call__(self, *args: Any) -> Any:
-        if state.special:
-            return self.fn(*args)  # forward mode, nested traces, anomaly checks: eager
+        if state.special or state.vmap_levels:
+            return self.fn(*args)  # forward mode, nested traces, anomaly checks, vmap: eager
         if any(_is_container(a) for a in args):
             return self._call_with_containers(args)
         try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backends import namespace
+from ..backends import as_array, namespace
 from ..engine.declare import defop
 from ..engine.errors import user_frame
 from ..engine.modes import check_not_tracing, next_seq, no_grad, set_grad_enabled, state
@@ -105,7 +105,7 @@ class Function:
         ctx = Context(needs)
         with no_grad():
             result = cls.forward(ctx, *inputs, **kwargs)
-        data = result.data if isinstance(result, Tensor) else namespace(result).asarray(result)
+        data = result.data if isinstance(result, Tensor) else as_array(result)
         out = Tensor(data)
         if any(needs) and state.grad_enabled:
             out._rg = True

@@ -1,9 +1,9 @@
 """``cr.vmap(f)``: ``f`` written for one example, run on a whole batch at once.
 
-Each mapped argument enters ``f`` as one Tensor whose array is a
-:class:`~chainrule.backends.batched.Batched`: it answers as one example (its shape, its
-axes, its indexing), and every NumPy call on it runs once over the batch by that function's
-batching rule. Since the batching happens below the Tensors, the op sheet's forwards, VJP and
+Each mapped argument enters ``f`` as a :class:`~chainrule.backends.batched.Batched` array
+(inside a Tensor, for a Tensor argument): it answers as one example (its shape, its axes, its
+indexing), and every NumPy call on it runs once over the batch by that function's batching
+rule. Since the batching happens below the Tensors, the op sheet's forwards, VJP and
 JVP rules all batch, so vmap composes with every transform:
 
 - ``cr.vmap(cr.grad(loss), in_axes=(None, 0, 0))(w, x, y)``: per-example gradients, one
@@ -146,7 +146,9 @@ def _enter(value: Any, axis: Any, level: int, size: int) -> Any:
         )
     if isinstance(value, Tensor):
         return batch(value, axis=axis, level=level, size=size)  # recorded: gradients flow back
-    return Tensor(batch(np.asarray(value), axis=axis, level=level, size=size))
+    # an array stays an array (a batch of them): NumPy functions, chainrule's functions and
+    # transforms inside f take it as they take one example
+    return batch(_array(value), axis=axis, level=level, size=size)
 
 
 def _leave(value: Any, axis: Any, level: int, size: int, plain: bool) -> Any:
@@ -163,8 +165,12 @@ def _leave(value: Any, axis: Any, level: int, size: int, plain: bool) -> Any:
         out = unbatch(value, axis=axis, level=level, size=size)
         return out.data if plain and not out.requires_grad else out
     if not batched:
-        value = promote(np.asarray(value), level, size)
+        value = promote(_array(value), level, size)
     return unbatch(value, axis=axis, level=level, size=size)
+
+
+def _array(value: Any) -> Any:
+    return value if isinstance(value, Batched) else np.asarray(value)
 
 
 def _has_level(data: Any, level: int) -> bool:
