@@ -117,22 +117,28 @@ def test_per_example_gradients_of_every_op_equal_a_loop(name: str) -> None:
     _run(_samples(name), check, 5)
 
 
-def test_the_table_batches_by_rules_not_by_loops() -> None:
-    # every op of these families has batching rules for everything its forward and rules call
-    families = {"elementwise", "reduction", "shape", "nn", "indexing", "linalg", "scan"}
-    looped = {}
-    for name in NAMES:
-        if name not in OPS or OPS[name].family not in families or name in PER_EXAMPLE:
-            continue
-        s = SAMPLES[name]("any").example()
+# every op of these families has batching rules for all that its forward and rules call
+RULED = [
+    n
+    for n in NAMES
+    if n in OPS
+    and OPS[n].family in {"elementwise", "reduction", "shape", "nn", "indexing", "linalg", "scan"}
+    and n not in PER_EXAMPLE
+]
+
+
+@pytest.mark.parametrize("name", RULED)
+def test_the_table_batches_by_rules_not_by_loops(name: str) -> None:
+    def check(drawn: tuple[Sample, int]) -> None:
+        s, _ = drawn
         FALLBACKS.clear()
         batches = [np.stack(_examples(a)) for a in s.args]
         cr.vmap(lambda *xs: s.call(np_const, *xs))(*batches)
         if OPS[name].differentiable and s.args[0].dtype.kind == "f":
             cr.vmap(cr.grad(lambda *xs: cr.sum(s.call(np_const, *xs))))(*batches)
-        if FALLBACKS:
-            looped[name] = dict(FALLBACKS)
-    assert not looped, f"ops whose batch ran once per example: {looped}"
+        assert not FALLBACKS, f"{s}: ran once per example: {dict(FALLBACKS)}"
+
+    _run(_samples(name), check, 3)
 
 
 # -- per-example gradients of a network ---------------------------------------------------------
@@ -329,3 +335,34 @@ def test_a_value_leaking_out_of_vmap_still_says_what_it_is() -> None:
     assert "batch of 4 arrays" in repr(kept[1])
     with pytest.raises(TypeError, match="vmap"):
         kept[1].numpy()
+
+
+# -- NumPy's functions, on arrays and on Tensors ------------------------------------------------
+def _numpy_cases() -> list[Any]:
+    from test_numpy_functions import CASES
+
+    return [pytest.param(fn, args, id=name) for name, fn, args in CASES]
+
+
+@pytest.mark.parametrize("fn, args", _numpy_cases())
+def test_numpy_functions_on_a_batch_of_arrays_equal_a_loop(fn: Any, args: Any) -> None:
+    batches = [np.stack(_examples(a)) for a in args]
+    got = cr.vmap(fn)(*batches)
+    want = np.stack([np.asarray(fn(*[b[k] for b in batches])) for k in range(3)])
+    _close(got, want, "on arrays")
+
+
+@pytest.mark.parametrize("fn, args", _numpy_cases())
+def test_numpy_functions_on_a_batch_of_tensors_and_their_gradients(fn: Any, args: Any) -> None:
+    batches = [np.stack(_examples(a)) for a in args]
+    xs = [cr.tensor(b, requires_grad=True) for b in batches]
+    out = cr.vmap(fn)(*xs)
+    w = np.random.default_rng(0).standard_normal(out.shape)
+    (out * w).sum().backward()
+    for k in range(3):
+        one = [cr.tensor(b[k], requires_grad=True) for b in batches]
+        y = fn(*one)
+        _close(out[k], y.numpy(), f"example {k}")
+        (y * w[k]).sum().backward()
+        for x, o in zip(xs, one):
+            _close(x.grad.numpy()[k], o.grad.numpy(), f"gradient of example {k}")

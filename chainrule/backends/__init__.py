@@ -21,6 +21,8 @@ __all__ = [
     "asarray",
     "as_array",
     "to_numpy",
+    "to_host",
+    "from_host",
     "erf",
     "scipy_special",
     "index_add",
@@ -105,6 +107,17 @@ def as_array(value: Any) -> Any:
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return value
     return namespace(value).asarray(value)
+
+
+def to_host(value: Any) -> Any:
+    """``value`` as a NumPy array, for index arithmetic done in NumPy (a sort order, a count);
+    inside ``cr.vmap`` a batch stays a batch (NumPy's functions batch it)."""
+    return value if isinstance(value, Batched) else to_numpy(value)
+
+
+def from_host(xp: Any, value: Any) -> Any:
+    """An array computed by NumPy (from :func:`to_host`) back in namespace ``xp``."""
+    return value if isinstance(value, Batched) else xp.asarray(value)
 
 
 def to_numpy(value: Any) -> np.ndarray:

@@ -36,6 +36,7 @@ __all__ = [
     "levels",
     "sum_level",
     "promote",
+    "index",
     "full",
     "lift",
     "at_level",
@@ -319,6 +320,15 @@ def sum_level(x: Any, level: int) -> Any:
     return Batched(sum_level(x.value, level), x.level)
 
 
+def index(x: Any, where: Any) -> Any:
+    """``x[where]``, where ``x`` may be one array and ``where`` hold a batch of indices: then
+    each example indexes its copy of ``x``."""
+    outer = _top(where)
+    if outer > level_of(x):
+        x = promote(x, outer, batch_size(outer, where))
+    return x[where]
+
+
 def promote(x: Any, level: int, size: int) -> Batched:
     """``x`` (unbatched at ``level``) as a batch of ``size`` copies of it (a broadcast view)."""
     return Batched(np.broadcast_to(np.expand_dims(x, 0), (size, *np.shape(x))), level)
@@ -599,9 +609,11 @@ def loop(func: Any, level: int, args: Any, kwargs: dict[str, Any]) -> Any:
 
 def _stack(results: list[Any], level: int, name: str) -> Any:
     first = results[0]
-    if isinstance(first, tuple):
+    if isinstance(first, (tuple, list)):
+        if len({len(r) for r in results}) > 1:
+            raise concrete_error(f"{name}, whose result has a different length for each example")
         parts = [_stack([r[k] for r in results], level, name) for k in range(len(first))]
-        return type(first)(*parts) if hasattr(first, "_fields") else tuple(parts)
+        return type(first)(*parts) if hasattr(first, "_fields") else type(first)(parts)
     shapes = {np.shape(r) for r in results}
     if len(shapes) > 1:
         raise concrete_error(f"{name}, whose result has a different shape for each example")

@@ -111,7 +111,7 @@ def _values_rule(func: Any) -> None:
     RULES[func] = rule
 
 
-for _f in (np.round, np.around, np.nan_to_num, np.real, np.imag, np.i0, np.sinc, np.angle):
+for _f in (np.round, np.around, np.fix, np.nan_to_num, np.real, np.imag, np.i0, np.sinc, np.angle):
     _values_rule(_f)
 
 
@@ -434,3 +434,27 @@ def _einsum(level: int, subscripts: Any, *operands: Any, **kwargs: Any) -> Any:
     values = [op.value if at_level(op, level) else op for op in operands]
     out = np.einsum(f"{','.join(terms)}->{b}{output}", *values, **kwargs)
     return Batched(out, level)
+
+
+def _partition_rule(func: Any) -> None:
+    def rule(level: int, a: Any, kth: Any, axis: Any = -1, **kwargs: Any) -> Any:
+        if not at_level(a, level) or isinstance(kth, Batched):
+            return loop(func, level, (a, kth), dict(kwargs, axis=axis))
+        if axis is None:
+            flat = np.reshape(a.value, (a.batch_size, a.size))
+            return Batched(func(flat, kth, axis=1, **kwargs), level)
+        return Batched(func(a.value, kth, axis=per_example_axes(axis, a.ndim), **kwargs), level)
+
+    RULES[func] = rule
+
+
+for _f in (np.partition, np.argpartition):
+    _partition_rule(_f)
+
+
+@_rule(np.searchsorted)
+def _searchsorted(level: int, a: Any, v: Any, *args: Any, **kwargs: Any) -> Any:
+    """Sorted knots shared by the examples, a batch of values to place among them."""
+    if at_level(a, level) or any(isinstance(x, Batched) for x in (*args, *kwargs.values())):
+        return loop(np.searchsorted, level, (a, v, *args), kwargs)
+    return Batched(np.searchsorted(a, v.value, *args, **kwargs), level)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import namespace
+from ..backends import from_host, namespace, to_host
 from ..engine.declare import public
 from ..engine.op import gather
 from ..engine.tensor import Tensor, data_of
@@ -495,7 +495,7 @@ def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
 def isclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Any:
     """Whether ``|a - b| <= atol + rtol |b|``, entry by entry (booleans: no gradient)."""
     a_, b_ = data_of(a), data_of(b)
-    return Tensor(np.isclose(np.asarray(a_), np.asarray(b_), rtol, atol, equal_nan))
+    return Tensor(np.isclose(to_host(a_), to_host(b_), rtol, atol, equal_nan))
 
 
 @public(_sum, numpy=("allclose",), face=False)
@@ -571,7 +571,7 @@ def _quantile(x: Any, q: Any, axis: Any, keepdims: bool, method: str, skip_nan: 
     name = "nanquantile" if skip_nan else "quantile"
     if method != "linear":
         raise ValueError(f"{name}: only method='linear' is supported, got {method!r}")
-    qs = np.asarray(data_of(q), dtype=np.float64)
+    qs = to_host(data_of(q)).astype(np.float64)
     if np.any((qs < 0) | (qs > 1)) or np.any(np.isnan(qs)):
         raise ValueError(f"{name}: q must be in [0, 1]")
     flat, _ = _flat_axes(x, axis)
@@ -579,16 +579,16 @@ def _quantile(x: Any, q: Any, axis: Any, keepdims: bool, method: str, skip_nan: 
     n = _shape(s)[-1]
     if n == 0:
         raise ValueError(f"{name}: the slice is empty")
-    raw = np.asarray(data_of(flat))
+    raw = to_host(data_of(flat))
     # how many entries each slice ranks: all of them, or those that are not NaN
     counts = n - np.isnan(raw).sum(axis=-1) if skip_nan else np.full(raw.shape[:-1], n)
     where_ = np.maximum(counts[..., None] - 1, 0) * qs.reshape(-1)  # (..., number of q)
     lo = np.floor(where_).astype(np.int64)
     hi = np.minimum(lo + 1, np.maximum(counts[..., None] - 1, 0))
     xp = namespace(data_of(x))
-    low = take_along_axis(s, xp.asarray(lo), axis=-1)
-    high = take_along_axis(s, xp.asarray(hi), axis=-1)
-    out = low + (high - low) * xp.asarray(where_ - lo, dtype=data_of(s).dtype)
+    low = take_along_axis(s, from_host(xp, lo), axis=-1)
+    high = take_along_axis(s, from_host(xp, hi), axis=-1)
+    out = low + (high - low) * from_host(xp, (where_ - lo).astype(data_of(s).dtype))
     out = moveaxis(out, -1, 0)  # the q axis first, as NumPy puts it
     out = reshape(out, shape=(*qs.shape, *_shape(out)[1:]))
     return _restore(out, x, axis, keepdims, qs.shape)
@@ -616,7 +616,7 @@ def nanpercentile(
     x: Any, q: Any, axis: Any = None, keepdims: bool = False, method: str = "linear"
 ) -> Any:
     """:func:`percentile` of the entries that are not NaN."""
-    return nanquantile(x, np.asarray(data_of(q), dtype=np.float64) / 100, axis, keepdims, method)
+    return nanquantile(x, to_host(data_of(q)).astype(np.float64) / 100, axis, keepdims, method)
 
 
 @public(take_along_axis, numpy=("nanmedian",), face=False)
@@ -630,7 +630,7 @@ def percentile(
     x: Any, q: Any, axis: Any = None, keepdims: bool = False, method: str = "linear"
 ) -> Any:
     """The q-th percentiles (q in [0, 100]): :func:`quantile` of q / 100."""
-    return quantile(x, np.asarray(data_of(q), dtype=np.float64) / 100, axis, keepdims, method)
+    return quantile(x, to_host(data_of(q)).astype(np.float64) / 100, axis, keepdims, method)
 
 
 @public(take_along_axis, numpy=("median",), face=False)
@@ -648,8 +648,8 @@ def partition(x: Any, kth: Any, axis: int = -1, kind: Any = None, order: Any = N
     if axis is None:
         x, axis = ravel(x), 0
     raw = data_of(x)
-    order_ = np.argpartition(np.asarray(raw), kth, axis=axis)
-    return take_along_axis(x, namespace(raw).asarray(order_), axis=axis)
+    order_ = np.argpartition(to_host(raw), kth, axis=axis)
+    return take_along_axis(x, from_host(namespace(raw), order_), axis=axis)
 
 
 @public(take_along_axis, numpy=("interp",), face=False)
@@ -657,20 +657,20 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None) -> Any
     """The piecewise linear interpolant through (xp, fp), increasing xp, at x; constant
     ``fp[0]`` (or ``left``) below and ``fp[-1]`` (or ``right``) above. Differentiable in x, xp
     and fp; at a breakpoint, the slope of the segment to its right."""
-    xs, knots = np.asarray(data_of(x)), np.asarray(data_of(xp))
+    xs, knots = to_host(data_of(x)), to_host(data_of(xp))
     n = knots.shape[0]
     if n < 2:
         raise ValueError("interp: needs at least two points (xp, fp)")
     at = np.clip(np.searchsorted(knots, xs, side="right") - 1, 0, n - 2)
     ns = namespace(data_of(fp))
-    i0, i1 = ns.asarray(at), ns.asarray(at + 1)
+    i0, i1 = from_host(ns, at), from_host(ns, at + 1)
     x0, x1 = getitem(xp, index=i0), getitem(xp, index=i1)
     f0, f1 = getitem(fp, index=i0), getitem(fp, index=i1)
     inside = f0 + (x - x0) / (x1 - x0) * (f1 - f0)
     below = fp[0] if left is None else left
     above = fp[-1] if right is None else right
-    out = where(ns.asarray(xs < knots[0]), below, inside)
-    return where(ns.asarray(xs > knots[-1]), above, out)
+    out = where(from_host(ns, xs < knots[0]), below, inside)
+    return where(from_host(ns, xs > knots[-1]), above, out)
 
 
 @public(broadcast_to, numpy=("meshgrid",), face=False)

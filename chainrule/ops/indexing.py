@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends import full_for, index_add, namespace
+from ..backends.batched import index as batched_index
 from ..engine.declare import family
 from ..engine.op import Op
 from ..engine.tensor import Tensor
@@ -44,7 +45,7 @@ def _scatter_add(xp: Any, values: Any, *, index: Any, shape: tuple[int, ...]) ->
 
 # Both are linear: each tangent rule is the op itself, applied to the tangent.
 # fmt: off
-getitem: Op = defop("getitem", lambda xp, x, *, index: x[index],
+getitem: Op = defop("getitem", lambda xp, x, *, index: batched_index(x, index),
     "x[index]: basic (slices, ints, None, ...) or advanced (arrays, masks) indices.",
     dx=(lambda g, out, x, index: scatter_add(g, index=index, shape=tuple(x.shape)),
         "d x[index]/dx: the gradient scattered back to the indexed places (repeats add)"),
