@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo examples test lint typecheck browser bench profile clean
+.PHONY: test-peers demo examples test lint typecheck browser bench profile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,10 +54,11 @@ browser:
 # compiled modules, imported ahead of the installed one (python -S: no .pth, so the editable
 # install's finder stays out; the venv's packages come from PYTHONPATH).
 PLAIN_TESTS := test_compiled test_graph test_errors test_tensor test_transforms test_kernels \
-  test_optim test_ops test_compile test_nn test_check test_training test_engine_memory test_modes
+  test_optim test_ops test_compile test_nn test_check test_training test_engine_memory test_modes \
+  test_vmap
 PURELIB = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 test: $(STAMP) lint typecheck browser
-	$(BIN)/python -m pytest chainrule tests
+	$(BIN)/python -m pytest chainrule tests --ignore=tests/peers
 	rm -rf build/plain && mkdir -p build/plain && cp -r chainrule build/plain/
 	find build/plain -name '*.so' -delete
 	cd build/plain && CHAINRULE_EXPECT=plain PYTHONPATH=.:$(PURELIB) $(abspath $(BIN))/python -S \
@@ -71,6 +72,13 @@ $(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml setup.py $(
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r benchmarks/requirements.txt
 	touch $@
+
+# Differential tests against PyTorch and JAX (tests/peers): every op both have, values and
+# gradients in float64 to 1e-10, and the transforms. They need the peers, so they run in the
+# benchmark venv, not in make test.
+test-peers: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r tests/peers/requirements.txt
+	$(BENCH_VENV)/bin/python -m pytest tests/peers
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/run.py

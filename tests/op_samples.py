@@ -1038,6 +1038,16 @@ def _matrix_function(name: str) -> Any:
             q2, _ = np.linalg.qr(_values(draw, (n, n), -1, 1) + 2 * np.eye(n))
             k = min(m, n)
             a = q1[:, :k] @ np.diag(np.arange(k, 0, -1) + 0.5) @ q2[:, :k].T
+        if name == "pinv":
+            # square, tall or wide, of full rank; singular values spread apart or all equal
+            # (pinv of c Q is smooth where an SVD-based rule divides by zero)
+            shapes = [(3, 2), (2, 3), (2, 2), (3, 3), (1, 3)] if kind == "any" else [(2, 2)]
+            m, n = draw(st.sampled_from(shapes)) if kind != "size1" else (1, 1)
+            q1, _ = np.linalg.qr(_values(draw, (m, m), -1, 1) + 2 * np.eye(m))
+            q2, _ = np.linalg.qr(_values(draw, (n, n), -1, 1) + 2 * np.eye(n))
+            k = min(m, n)
+            spread = np.arange(k, 0, -1) + 0.5 if draw(st.booleans()) else np.full(k, 2.0)
+            a = q1[:, :k] @ np.diag(spread) @ q2[:, :k].T
         L, N = cr.linalg, np.linalg
         if name == "solve":
             n = a.shape[-1]
@@ -1047,6 +1057,7 @@ def _matrix_function(name: str) -> Any:
             return _sample(draw, kind, name, lambda c, a, b: f(a, b), [a, b], N.solve, note=label)
         faces = {
             "inv": {"cr.linalg.inv": (L.inv, N.inv), "np.linalg.inv": (N.inv, N.inv)},
+            "pinv": {"cr.linalg.pinv": (L.pinv, N.pinv), "np.linalg.pinv": (N.pinv, N.pinv)},
             "det": {"cr.linalg.det": (L.det, N.det), "np.linalg.det": (N.det, N.det)},
             "slogdet": {
                 "cr.linalg.slogdet": (lambda a: L.slogdet(a)[1], lambda a: N.slogdet(a)[1])
@@ -1619,6 +1630,7 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "ndtri": _special("ndtri", [(0.05, 0.95)]),
     "zeta": _special_q("zeta"),
     "inv": _matrix_function("inv"),
+    "pinv": _matrix_function("pinv"),
     "solve": _matrix_function("solve"),
     "det": _matrix_function("det"),
     "slogdet": _matrix_function("slogdet"),

@@ -181,7 +181,7 @@ ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line mu
     "chainrule/engine/backward.py:152": "heappop(heap)",
     "chainrule/engine/backward.py:193": "def _chain_rule(",
     "chainrule/engine/backward.py:249": "rule(g, out, *args",
-    "chainrule/ops/elementwise.py:185": "dx=(lambda g, out, x: g * (1 - out * out),",
+    "chainrule/ops/elementwise.py:187": "dx=(lambda g, out, x: g * (1 - out * out),",
     "chainrule/engine/backward.py:228": "rules = op.vjps if create_graph else op.fast_vjps",
     "chainrule/engine/backward.py:259": "fit_to(c, a, op)",
     "chainrule/engine/backward.py:428": "def fit_to(",

@@ -378,7 +378,7 @@ def _matrices(func: Any) -> None:
 for _f in (
     np.tril, np.triu, np.linalg.inv, np.linalg.det, np.linalg.slogdet, np.linalg.cholesky,
     np.linalg.eigh, np.linalg.eigvalsh, np.linalg.qr, np.linalg.svd, np.linalg.matrix_power,
-    np.linalg.eig, np.linalg.eigvals,
+    np.linalg.eig, np.linalg.eigvals, np.linalg.pinv,
 ):  # fmt: skip
     _matrices(_f)
 
@@ -458,3 +458,28 @@ def _searchsorted(level: int, a: Any, v: Any, *args: Any, **kwargs: Any) -> Any:
     if at_level(a, level) or any(isinstance(x, Batched) for x in (*args, *kwargs.values())):
         return loop(np.searchsorted, level, (a, v, *args), kwargs)
     return Batched(np.searchsorted(a, v.value, *args, **kwargs), level)
+
+
+@_rule(np.matrix_transpose)
+def _matrix_transpose(level: int, x: Any) -> Any:
+    return (
+        Batched(np.swapaxes(x.value, -1, -2), level)
+        if x.ndim >= 2
+        else loop(np.matrix_transpose, level, (x,), {})
+    )
+
+
+@_rule(np.linalg.norm)
+def _norm(level: int, x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
+    if not at_level(x, level) or x.ndim == 0:
+        return loop(np.linalg.norm, level, (x, ord, axis, keepdims), {})
+    if axis is None and ord is None:  # the 2-norm of the flattened example
+        flat = np.reshape(x.value, (x.batch_size, x.size))
+        out = np.linalg.norm(flat, axis=1)
+        if keepdims:
+            out = np.reshape(out, (x.batch_size,) + (1,) * x.ndim)
+        return Batched(out, level)
+    if axis is None:
+        axis = tuple(range(x.ndim))
+    axes = per_example_axes(axis, x.ndim)
+    return Batched(np.linalg.norm(x.value, ord, axes, keepdims), level)

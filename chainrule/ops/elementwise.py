@@ -139,8 +139,10 @@ def _power_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
     # NOTE: d(x^0)/dx = 0 everywhere, x = 0 included (where y x^(y-1) would be 0 * inf)
     if isinstance(y, (int, float)):
         return g * y * x ** (y - 1) if y != 0 else g * 0.0
-    zero = equal(y, 0)
-    return where(zero, 0.0, g * y * x ** where(zero, 1.0, y - 1))
+    # only 0^0 is guarded (x taken as 1 there: y x^(y-1) = 0), so that elsewhere the rule
+    # keeps its dependence on y: d/dy (y x^(y-1)) at y = 0 is 1/x, not 0
+    both = logical_and(equal(y, 0), equal(x, 0))
+    return g * y * where(both, 1.0, x) ** (y - 1)
 
 
 power: Op = defop("power", lambda xp, x, y: x**y, "x ** y, broadcasting.",

@@ -428,21 +428,71 @@ def svd(
 def _cutoff(s: Any, rcond: Any, m: int, n: int) -> Any:
     raw = data_of(s)
     if rcond is None:
-        rcond = max(m, n) * float(np.finfo(np.dtype(str(raw.dtype))).eps)
+        rcond = max(m, n) * float(namespace(raw).finfo(raw.dtype).eps)
     top = namespace(raw).max(raw, axis=-1, keepdims=True) if raw.shape[-1] else raw
     return top * rcond
 
 
-@public(_svd, numpy=("linalg.pinv",), face=False)
+def _pinv_forward(xp: Any, a: Any, *, rcond: Any = None) -> Any:
+    u, s, vh = xp.linalg.svd(a, full_matrices=False)
+    cutoff = _cutoff(s, rcond, *a.shape[-2:])
+    keep = s > cutoff
+    inverse = xp.where(keep, 1 / xp.where(keep, s, 1), 0)
+    return xp.matmul(xp.matrix_transpose(vh) * inverse[..., None, :], xp.matrix_transpose(u))
+
+
+def _identity(x: Any, n: int) -> Any:
+    raw = data_of(x)
+    return namespace(raw).eye(n, dtype=raw.dtype)
+
+
+def _pinv_da(g: Any, out: Any, a: Any, rcond: Any = None) -> Any:
+    # NOTE: the derivative of the pseudo-inverse at constant rank (Golub and Pereyra), not the
+    # chain rule through the SVD, whose singular vectors have no derivative where singular
+    # values repeat (pinv of 4 I is smooth; its SVD is not)
+    p, pt = out, _mT(out)
+    m, n = a.shape[-2:]
+    left = _identity(a, m) - matmul(a, p)  # I - A P, the projector off A's range
+    right = _identity(a, n) - matmul(p, a)  # I - P A, off its row space
+    return (
+        -matmul(pt, matmul(g, pt))
+        + matmul(left, matmul(_mT(g), matmul(p, pt)))
+        + matmul(matmul(pt, p), matmul(_mT(g), right))
+    )
+
+
+def _pinv_ta(t: Any, out: Any, a: Any, rcond: Any = None) -> Any:
+    p, pt, tt = out, _mT(out), _mT(t)
+    m, n = a.shape[-2:]
+    left = _identity(a, m) - matmul(a, p)
+    right = _identity(a, n) - matmul(p, a)
+    return (
+        -matmul(p, matmul(t, p))
+        + matmul(matmul(p, pt), matmul(tt, left))
+        + matmul(right, matmul(tt, matmul(pt, p)))
+    )
+
+
+# fmt: off
+_pinv: Op = defop("pinv", _pinv_forward,
+    "The Moore-Penrose pseudo-inverse, from the SVD, singular values below rcond times the "
+    "largest taken as 0.", numpy=(),
+    da=(_pinv_da, "dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P, at constant rank"),
+    ta=_pinv_ta)
+# fmt: on
+
+
+@public(_pinv, numpy=("linalg.pinv",))
 def pinv(a: Any, rcond: Any = None, hermitian: bool = False) -> Any:
     """The Moore-Penrose pseudo-inverse, from the SVD: singular values below ``rcond`` times
-    the largest are taken as 0 (NumPy's cut-off by default)."""
-    m, n = a.shape[-2:]
-    u, s, vh = svd(a, full_matrices=False)
-    keep = data_of(s) > _cutoff(s, rcond, m, n)
-    xp = namespace(data_of(s))
-    inverse = where(xp.asarray(keep), 1.0 / where(xp.asarray(keep), s, 1.0), 0.0)
-    return matmul(_mT(vh), expand_dims(inverse, axis=-1) * _mT(u))
+    the largest are taken as 0 (NumPy's cut-off by default). Its derivative is that of the
+    pseudo-inverse at constant rank: smooth where singular values repeat (pinv of 4 I), not
+    defined where one crosses the cut-off (the rank changes)."""
+    if len(a.shape) < 2:
+        raise ValueError(
+            f"pinv: expected a matrix (or a stack of them), got shape {tuple(a.shape)}"
+        )
+    return _pinv(a, rcond=rcond)
 
 
 @public(_svd, numpy=("linalg.lstsq",), face=False)
