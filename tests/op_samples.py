@@ -1025,7 +1025,9 @@ def _matrix_function(name: str) -> Any:
         a = _square_matrices(draw, kind, spd)
         if name == "qr":
             if kind == "any" and draw(st.booleans()):
-                a = _values(draw, (3, 2), -1, 1) + np.eye(3, 2) * 3  # a tall one
+                tall = draw(st.booleans())  # a tall one, or a wide one (QR of its square part)
+                shape = (3, 2) if tall else (2, 3)
+                a = _values(draw, shape, -1, 1) + np.eye(*shape) * 3
             # NOTE: away from exactly triangular columns, where LAPACK's Householder QR flips
             # the signs of a column of Q and a row of R (the decomposition is not continuous)
             a = a + np.tril(np.full(a.shape[-2:], 0.4), -1)

@@ -166,9 +166,17 @@ def test_qr_matches_numpy_and_has_the_derivative(x):
     assert cr.gradcheck(lambda t: cr.sum(cr.linalg.qr(t)[1] ** 2), x, check_forward=True)
 
 
-def test_qr_of_a_wide_matrix_is_refused_with_the_fix():
-    with pytest.raises(ValueError, match="m >= n"):
-        cr.linalg.qr(cr.tensor(TALL.T.copy()))
+def test_qr_of_a_wide_matrix_matches_numpy_and_differentiates():
+    wide = TALL.T.copy()
+    q, r = np.linalg.qr(cr.tensor(wide))
+    want_q, want_r = np.linalg.qr(wide)
+    np.testing.assert_allclose(q.numpy(), want_q, atol=1e-12)
+    np.testing.assert_allclose(r.numpy(), want_r, atol=1e-12)
+    np.testing.assert_allclose((q @ r).numpy(), wide, atol=1e-12)
+    weights = RNG.normal(size=want_r.shape)
+    assert cr.gradcheck(lambda t: cr.sum(cr.linalg.qr(t)[1] * weights), wide, check_forward=True)
+    with pytest.raises(ValueError, match="mode='reduced'"):
+        cr.linalg.qr(cr.tensor(wide), mode="complete")
 
 
 @pytest.mark.parametrize(

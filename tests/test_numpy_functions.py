@@ -251,3 +251,19 @@ def test_count_nonzero_and_argsort_are_integers_without_gradient():
 def test_bad_arguments_say_what_is_wrong(call, message):
     with pytest.raises(ValueError, match=message):
         call(cr.tensor(A34))
+
+
+def test_numpy_like_constructors_on_tensors_give_constants():
+    t = cr.tensor(A23, requires_grad=True)
+    for fn, value in [(np.zeros_like, 0.0), (np.ones_like, 1.0), (np.empty_like, 0.0)]:
+        out = fn(t)
+        assert isinstance(out, cr.Tensor) and not out.requires_grad
+        assert out.shape == (2, 3) and out.dtype == t.dtype
+        np.testing.assert_array_equal(out.numpy(), np.full((2, 3), value))
+    assert np.full_like(t, 2.5, dtype="float32").dtype == np.float32
+    assert np.ones_like(t, shape=(4,)).shape == (4,)
+    # inside a transform, as HIPS autograd code writes them
+    g = cr.grad(lambda x: np.sum(x * x + np.ones_like(x) * 3.0 - np.zeros_like(x)))(A23)
+    np.testing.assert_allclose(g, 2 * A23)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        np.zeros_like(t, like=t)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends import namespace
+from ..engine.declare import public
 from ..engine.tensor import Tensor
+from .reductions import argmax
 
 __all__ = [
     "zeros",
@@ -18,6 +20,7 @@ __all__ = [
     "zeros_like",
     "ones_like",
     "full_like",
+    "empty_like",
 ]
 
 
@@ -98,26 +101,62 @@ def eye(
     return _leaf(xp.eye(n, m, k=k, dtype=_dtype(xp, dtype, xp.float64)), requires_grad)
 
 
-def _like(x: Any) -> tuple[Any, Any]:
+def _like(x: Any, numpy: dict[str, Any]) -> tuple[Any, Any]:
+    unknown = set(numpy) - {"order", "subok", "device"}  # NumPy's, with no meaning here
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
     data = x.data if isinstance(x, Tensor) else x
     if not hasattr(data, "shape"):
         data = namespace(data).asarray(data)
     return namespace(data), data
 
 
-def zeros_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Zeros with the shape, dtype and array namespace of ``x``."""
-    xp, data = _like(x)
+# The *_like family answers NumPy's calls on Tensors too (np.zeros_like(t)): a constant of
+# t's shape and dtype, which records nothing. (Declared on argmax, an op of no gradient, for
+# the table: they are "composed" functions without a derivative.)
+@public(argmax, numpy=("zeros_like",), face=False)
+def zeros_like(
+    x: Any, dtype: Any = None, requires_grad: bool = False, *, shape: Any = None, **numpy: Any
+) -> Tensor:
+    """Zeros with the shape (or ``shape``), dtype and array namespace of ``x``."""
+    xp, data = _like(x, numpy)
+    if shape is not None:
+        return _leaf(xp.zeros(_shape(shape), dtype=_dtype(xp, dtype, data.dtype)), requires_grad)
     return _leaf(xp.zeros_like(data, dtype=_dtype(xp, dtype)), requires_grad)
 
 
-def ones_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Ones with the shape, dtype and array namespace of ``x``."""
-    xp, data = _like(x)
+@public(argmax, numpy=("ones_like",), face=False)
+def ones_like(
+    x: Any, dtype: Any = None, requires_grad: bool = False, *, shape: Any = None, **numpy: Any
+) -> Tensor:
+    """Ones with the shape (or ``shape``), dtype and array namespace of ``x``."""
+    xp, data = _like(x, numpy)
+    if shape is not None:
+        return _leaf(xp.ones(_shape(shape), dtype=_dtype(xp, dtype, data.dtype)), requires_grad)
     return _leaf(xp.ones_like(data, dtype=_dtype(xp, dtype)), requires_grad)
 
 
-def full_like(x: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """``fill_value`` with the shape, dtype and array namespace of ``x``."""
-    xp, data = _like(x)
-    return _leaf(xp.full_like(data, fill_value, dtype=_dtype(xp, dtype)), requires_grad)
+@public(argmax, numpy=("full_like",), face=False)
+def full_like(
+    x: Any,
+    fill_value: Any,
+    dtype: Any = None,
+    requires_grad: bool = False,
+    *,
+    shape: Any = None,
+    **numpy: Any,
+) -> Tensor:
+    """``fill_value`` with the shape (or ``shape``), dtype and array namespace of ``x``."""
+    xp, data = _like(x, numpy)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.detach().data
+    target = _shape(shape) if shape is not None else tuple(data.shape)
+    return _leaf(xp.full(target, fill_value, dtype=_dtype(xp, dtype, data.dtype)), requires_grad)
+
+
+@public(argmax, numpy=("empty_like",), face=False)
+def empty_like(
+    x: Any, dtype: Any = None, requires_grad: bool = False, *, shape: Any = None, **numpy: Any
+) -> Tensor:
+    """Zeros like ``x`` (reading uninitialised memory helps nobody)."""
+    return zeros_like(x, dtype, requires_grad, shape=shape, **numpy)

@@ -27,7 +27,7 @@ from .linalg import matmul
 from .reductions import _sum, sum
 from .reductions import max as _amax
 from .reductions import min as _amin
-from .shape import astype, expand_dims, matrix_transpose, stack
+from .shape import astype, concatenate, expand_dims, matrix_transpose, stack
 
 __all__ = [
     "inv",
@@ -517,16 +517,19 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, Any, Any]:
 @public(_qr, numpy=("linalg.qr",))
 def qr(a: Any, mode: str = "reduced") -> tuple[Any, Any]:
     """(Q, R) with ``a = Q @ R``, Q's columns orthonormal and R upper triangular: the reduced
-    form, for matrices with at least as many rows as columns. NumPy's (Householder) QR flips
-    the signs of a column of Q and a row of R as a column crosses "already triangular": there
-    the derivative is that of the decomposition on the side it was computed."""
+    form (Q m x k, R k x n, k = min(m, n)). A wide matrix ``[X | Y]`` (m < n) is
+    ``Q [R_X | Q^T Y]`` with ``Q R_X`` the QR of its square part X, so its derivative is that
+    of the square QR (X of full rank). NumPy's (Householder) QR flips the signs of a column of
+    Q and a row of R as a column crosses "already triangular": there the derivative is that of
+    the decomposition on the side it was computed."""
     if mode != "reduced":
         raise ValueError(f"qr: only mode='reduced' is supported, got {mode!r}")
-    if len(a.shape) < 2 or a.shape[-2] < a.shape[-1]:
-        raise ValueError(
-            f"qr: expected matrices with m >= n, got shape {tuple(a.shape)}; for a wide matrix "
-            "take the QR of its transpose"
-        )
+    if len(a.shape) < 2:
+        raise ValueError(f"qr: expected a matrix (or a stack of them), got shape {tuple(a.shape)}")
+    m, n = a.shape[-2:]
+    if m < n:
+        q, r_square = _qr_parts(_qr(a[..., :m]), a[..., :m])
+        return q, concatenate([r_square, matmul(_mT(q), a[..., m:])], axis=-1)
     return _qr_parts(_qr(a), a)
 
 
