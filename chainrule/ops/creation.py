@@ -159,4 +159,5 @@ def empty_like(
     x: Any, dtype: Any = None, requires_grad: bool = False, *, shape: Any = None, **numpy: Any
 ) -> Tensor:
     """Zeros like ``x`` (reading uninitialised memory helps nobody)."""
-    return zeros_like(x, dtype, requires_grad, shape=shape, **numpy)
+    out: Tensor = zeros_like(x, dtype, requires_grad, shape=shape, **numpy)
+    return out
