@@ -23,7 +23,9 @@ traced as ops, those values would be frozen into the program from the first call
 rule itself recomputes them from the values of each call.
 
 The compiled function returns a Tensor made by one node whose inputs are the Tensors it was
-given and the parameters it closed over (read afresh on every call, so an optimizer's updates
+given and the parameters it closed over (a function returning a container of Tensors of one
+dtype - a loss and its parts - gets its leaves raveled into that one Tensor by the program and
+taken apart again as views, so that each has its gradient) (read afresh on every call, so an optimizer's updates
 are seen); ``backward()``, ``cr.grad`` and optimizers work through that node as through any
 other. A function whose Python control flow depends on values (``if t > 0``, ``float(t)``),
 or that draws random numbers (dropout), cannot be traced: it runs eagerly instead, with a
@@ -47,6 +49,7 @@ True
 from __future__ import annotations
 
 import functools
+import math
 import operator
 import warnings
 from collections.abc import Callable
@@ -96,8 +99,11 @@ class _Program:
                 traced.append(a)
         with tracing():
             out = fn(*traced)
-        if not isinstance(out, Tensor):
-            raise TraceAbort("the function must return one Tensor")
+            # a container of Tensors (a loss and its parts, a dict of outputs) is returned as
+            # one flat Tensor, its leaves raveled end to end, and taken apart after each replay
+            self.results: tuple[Any, list[tuple[int, ...]]] | None = None
+            if not isinstance(out, Tensor):
+                out = self._packed(out)
         self.names: dict[int, str] = {}  # id(tensor) -> its variable in the generated code
         self.env: dict[str, Any] = {}  # the generated code's globals: ops, rules, constants
         self.consts: dict[int, str] = {}
@@ -160,6 +166,28 @@ class _Program:
             [f"g{self.names[id(out)]}", "saved"],
             [*unpack, *backward_lines, f"return ({grads}{',' if len(sources) == 1 else ''})"],
         )
+
+    def _packed(self, out: Any) -> Tensor:
+        leaves, structure = tree.flatten(out)
+        if structure.kind is None or not leaves or not all(isinstance(v, Tensor) for v in leaves):
+            raise TraceAbort("the function must return a Tensor or a container of Tensors")
+        if len({v.dtype for v in leaves}) > 1:
+            raise TraceAbort("the Tensors it returns have different dtypes")
+        self.results = (structure, [tuple(v.shape) for v in leaves])
+        return OPS["concatenate"](*[OPS["reshape"](v, shape=(-1,)) for v in leaves], axis=0)
+
+    def unpack(self, out: Tensor) -> Any:
+        """The replayed result in the structure the function returned."""
+        if self.results is None:
+            return out
+        structure, shapes = self.results
+        leaves, start = [], 0
+        for shape in shapes:
+            size = math.prod(shape)
+            piece = OPS["getitem"](out, index=(slice(start, start + size),))
+            leaves.append(OPS["reshape"](piece, shape=shape))
+            start += size
+        return tree.unflatten(structure, leaves)
 
     # -- naming ---------------------------------------------------------------------------
     def _name(self, t: Tensor) -> str:
@@ -403,7 +431,7 @@ class CompiledFunction:
             )
         return self.fn(*args)
 
-    def _replay(self, program: _Program, args: tuple[Any, ...]) -> Tensor:
+    def _replay(self, program: _Program, args: tuple[Any, ...]) -> Any:
         inputs = [_data(args[k]) for k in program.arg_positions]
         inputs += map(_DATA, program.closure)  # the parameters as they are now
         value, saved = program.forward(*inputs)
@@ -419,7 +447,7 @@ class CompiledFunction:
             out._params = NO_PARAMS
             out._seq = next_seq()
             out._scope = state.scope
-        return out
+        return program.unpack(out)
 
 
 def _is_container(value: Any) -> bool:
