@@ -23,15 +23,15 @@ traced as ops, those values would be frozen into the program from the first call
 rule itself recomputes them from the values of each call.
 
 The compiled function returns a Tensor made by one node whose inputs are the Tensors it was
-given and the parameters it closed over (a function returning a container of Tensors of one
-dtype - a loss and its parts - gets its leaves raveled into that one Tensor by the program and
-taken apart again as views, so that each has its gradient) (read afresh on every call, so an optimizer's updates
-are seen); ``backward()``, ``cr.grad`` and optimizers work through that node as through any
-other. A function whose Python control flow depends on values (``if t > 0``, ``float(t)``),
-or that draws random numbers (dropout), cannot be traced: it runs eagerly instead, with a
-one-time warning. In forward mode (``cr.jvp``) the function runs eagerly; gradients of
-gradients (``create_graph=True``) are not available through a compiled function — call the
-function itself for those.
+given and the parameters it closed over (read afresh on every call, so an optimizer's updates
+are seen); a function returning a container of Tensors of one dtype (a loss and its parts)
+gets their leaves raveled into that one result by the program and taken apart again as
+views, each with its gradient. ``backward()``, ``cr.grad`` and optimizers work through that
+node as through any other. A function whose Python control flow depends on values
+(``if t > 0``, ``float(t)``), or that draws random numbers (dropout), cannot be traced: it
+runs eagerly instead, with a one-time warning. In forward mode (``cr.jvp``) the function
+runs eagerly; gradients of gradients (``create_graph=True``) are not available through a
+compiled function — call the function itself for those.
 
 >>> import chainrule as cr, numpy as np
 >>> w = cr.tensor([0.5, -1.0], requires_grad=True)
