@@ -19,6 +19,7 @@ the namespace under test (identity for NumPy, ``xps.asarray`` under array-api-st
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -1362,6 +1363,62 @@ def _take_along_axis(draw: Any, kind: str) -> Sample:
     )
 
 
+# -- sliding windows (convolution and pooling) ---------------------------------------------------
+@st.composite
+def _windows(draw: Any, kind: str, op: str) -> Sample:
+    """``unfold`` (the windows of x) and ``fold`` (windows added back), 1 or 2 spatial axes,
+    with strides, padding and dilation that fit."""
+    from chainrule.ops.conv import fold, unfold, window_geometry
+
+    d = 1 if kind == "0d" else draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 2 if kind != "any" else 3)) for _ in range(d))
+    stride = tuple(draw(st.integers(1, 2)) for _ in range(d)) if kind == "any" else (1,) * d
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(d)) if kind == "any" else (1,) * d
+    padding = tuple(
+        (draw(st.integers(0, 1)), draw(st.integers(0, 1))) if kind == "any" else (0, 0)
+        for _ in range(d)
+    )
+    spatial = tuple(
+        draw(st.integers(max(1, di * (k - 1) + 1 - lo - hi), 5))
+        for k, di, (lo, hi) in zip(kernel, dilation, padding)
+    )
+    n, c = (1, 1) if kind != "any" else (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    params = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+    note = ", ".join(f"{k}={v}" for k, v in params.items())
+    out = window_geometry(spatial, kernel, stride, padding, dilation)
+
+    def places() -> Any:  # (kernel taps, window position, the padded input's index) by loops
+        for taps in itertools.product(*(range(k) for k in kernel)):
+            for pos in itertools.product(*(range(o) for o in out)):
+                at = tuple(p * s + t * di for p, s, t, di in zip(pos, stride, taps, dilation))
+                yield taps, pos, at
+
+    def unfold_ref(x: np.ndarray) -> np.ndarray:
+        padded = np.pad(x, ((0, 0), (0, 0), *padding))
+        cols = np.zeros((*x.shape[:2], *kernel, *out))
+        for taps, pos, at in places():
+            cols[(slice(None), slice(None), *taps, *pos)] = padded[(slice(None), slice(None), *at)]
+        return cols
+
+    def fold_ref(cols: np.ndarray) -> np.ndarray:
+        size = tuple(m + lo + hi for m, (lo, hi) in zip(spatial, padding))
+        padded = np.zeros((*cols.shape[:2], *size))
+        for taps, pos, at in places():
+            padded[(slice(None), slice(None), *at)] += cols[(slice(None), slice(None), *taps, *pos)]
+        crop = tuple(slice(lo, lo + m) for m, (lo, _) in zip(spatial, padding))
+        return padded[(slice(None), slice(None), *crop)]
+
+    if op == "unfold":
+        x = _values(draw, (n, c, *spatial), -2, 2)
+        return _sample(
+            draw, kind, op, lambda c_, x: unfold(x, **params), [x], unfold_ref, note=note
+        )
+    cols = _values(draw, (n, c, *kernel, *out), -2, 2)
+    return _sample(
+        draw, kind, op, lambda c_, v: fold(v, size=spatial, **params), [cols], fold_ref, note=note
+    )
+
+
 # -- the edges of cr.vmap -----------------------------------------------------------------------
 @st.composite
 def _vmapped(draw: Any, kind: str) -> Sample:
@@ -1664,6 +1721,9 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "log_softmax": _normalizer("log_softmax", sp.log_softmax),
     "cross_entropy": _cross_entropy,
     "linear": _linear,
+    # sliding windows
+    "unfold": lambda kind: _windows(kind, "unfold"),
+    "fold": lambda kind: _windows(kind, "fold"),
     # cr.vmap's edges (one sample exercises both)
     "batch": _vmapped,
     "unbatch": _vmapped,

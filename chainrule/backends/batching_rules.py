@@ -483,3 +483,19 @@ def _norm(level: int, x: Any, ord: Any = None, axis: Any = None, keepdims: bool 
         axis = tuple(range(x.ndim))
     axes = per_example_axes(axis, x.ndim)
     return Batched(np.linalg.norm(x.value, ord, axes, keepdims), level)
+
+
+@_rule(np.lib.stride_tricks.sliding_window_view)
+def _sliding_window_view(
+    level: int, x: Any, window_shape: Any, axis: Any = None, **kwargs: Any
+) -> Any:
+    if not at_level(x, level):
+        return loop(
+            np.lib.stride_tricks.sliding_window_view, level, (x, window_shape, axis), kwargs
+        )
+    if axis is None:
+        axis = tuple(range(x.ndim))
+    view = np.lib.stride_tricks.sliding_window_view(
+        x.value, window_shape, axis=per_example_axes(axis, x.ndim), **kwargs
+    )
+    return Batched(view, level)

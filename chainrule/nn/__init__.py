@@ -9,6 +9,19 @@
 from __future__ import annotations
 
 from . import functional, init
+from .containers import ModuleDict, ModuleList
+from .conv import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    Flatten,
+    MaxPool1d,
+    MaxPool2d,
+    Unflatten,
+)
 from .layers import (
     ACTIVATION_LAYERS,
     GELU,
@@ -24,14 +37,32 @@ from .layers import (
     activation,
 )
 from .module import Module, Parameter, Sequential, StateDictError
+from .normalization import BatchNorm1d, BatchNorm2d, Embedding, GroupNorm, LayerNorm
 
 __all__ = [
     "Module",
     "Parameter",
     "Sequential",
+    "ModuleList",
+    "ModuleDict",
     "StateDictError",
     "Linear",
     "MLP",
+    "Conv1d",
+    "Conv2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "Flatten",
+    "Unflatten",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "GroupNorm",
+    "Embedding",
     "Dropout",
     "Identity",
     "ReLU",

@@ -20,8 +20,35 @@ from ..engine.modes import check_not_tracing
 from ..engine.tensor import Tensor
 from ..ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from .init import generator
+from .norms import batch_norm, embedding, group_norm, layer_norm
+from .windows import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    flatten,
+    max_pool1d,
+    max_pool2d,
+    unflatten,
+)
 
 __all__ = [
+    "conv1d",
+    "conv2d",
+    "max_pool1d",
+    "max_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "flatten",
+    "unflatten",
+    "batch_norm",
+    "layer_norm",
+    "group_norm",
+    "embedding",
     "mse_loss",
     "cross_entropy",
     "binary_cross_entropy_with_logits",

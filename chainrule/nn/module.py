@@ -63,11 +63,15 @@ class Module:
 
     _parameters: dict[str, Parameter]
     _modules: dict[str, Module]
+    _buffers: dict[str, Tensor | None]
+    _persistent: set[str]
     training: bool
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_persistent", set())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -76,14 +80,19 @@ class Module:
             raise AttributeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
-        modules = self.__dict__["_modules"]
+        modules, buffers = self.__dict__["_modules"], self.__dict__["_buffers"]
         # a replacement keeps its place in the registration order (as in PyTorch)
         if isinstance(value, Parameter):
             modules.pop(name, None)
+            buffers.pop(name, None)
             params[name] = value
         elif isinstance(value, Module):
             params.pop(name, None)
+            buffers.pop(name, None)
             modules[name] = value
+        elif name in buffers:  # a new value for a buffer (a running mean) stays a buffer
+            value = _buffer(name, value)
+            buffers[name] = value
         else:
             params.pop(name, None)
             modules.pop(name, None)
@@ -92,7 +101,24 @@ class Module:
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
+        self._buffers.pop(name, None)
+        self._persistent.discard(name)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
+        """Keep ``tensor`` as state that is not a parameter (a running mean): no gradient, not
+        in ``parameters()``, but in ``state_dict()`` (unless ``persistent=False``) and moved
+        with the module. ``None`` reserves the name."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: {name!r} is not a valid name (no dots, not empty)")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"register_buffer: {name!r} is already a parameter or a submodule")
+        self._buffers[name] = None
+        if persistent:
+            self._persistent.add(name)
+        else:
+            self._persistent.discard(name)
+        setattr(self, name, tensor)
 
     # -- calling ----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -125,6 +151,42 @@ class Module:
         for _, p in self.named_parameters():
             yield p
 
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, buffer) for every buffer that is not None."""
+        for name, b in self._buffers.items():
+            if b is not None:
+                yield prefix + name, b
+        for name, m in self._modules.items():
+            yield from m.named_buffers(prefix + name + ".")
+
+    def buffers(self) -> Iterator[Tensor]:
+        for _, b in self.named_buffers():
+            yield b
+
+    def _state_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        for name, b in self._buffers.items():
+            if b is not None and name in self._persistent:
+                yield prefix + name, b
+        for name, m in self._modules.items():
+            yield from m._state_buffers(prefix + name + ".")
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def apply(self, fn: Any) -> Module:
+        """Call ``fn(module)`` on every submodule, then on this one (PyTorch's order: an
+        initialiser sees the leaves first); returns the module."""
+        for m in self._modules.values():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (False) or unfreeze every parameter; returns the module."""
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         yield prefix.rstrip("."), self
         for name, m in self._modules.items():
@@ -137,35 +199,46 @@ class Module:
     def children(self) -> Iterator[Module]:
         yield from self._modules.values()
 
-    def zero_grad(self) -> None:
-        """Drop the accumulated gradients of every parameter."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop the accumulated gradients of every parameter (or, with ``set_to_none=False``,
+        set them to zeros)."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = Tensor(namespace(p.data).zeros_like(p.data))
 
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
     # -- modes ------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
-        """Training mode (dropout active); returns the module."""
+        """Training mode (dropout active, batch statistics in BatchNorm); returns the
+        module."""
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> Module:
-        """Evaluation mode (dropout off); returns the module."""
+        """Evaluation mode (dropout off, running statistics in BatchNorm); returns the
+        module."""
         return self.train(False)
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Parameter name -> a NumPy copy of its value (a snapshot, not a view)."""
-        return {name: np.array(to_numpy(p.data), copy=True) for name, p in self.named_parameters()}
+        """Parameter and persistent buffer name -> a NumPy copy of its value (a snapshot, not
+        a view), parameters first, in registration order."""
+        out = {name: np.array(to_numpy(p.data), copy=True) for name, p in self.named_parameters()}
+        for name, b in self._state_buffers():
+            out[name] = np.array(to_numpy(b.data), copy=True)
+        return out
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
         """Copy values into the parameters. Every key and shape is checked first: on any
         mismatch nothing changes and :class:`StateDictError` lists all of them (key,
         checkpoint shape, model shape)."""
-        own = dict(self.named_parameters())
+        own: dict[str, Tensor] = dict(self.named_parameters())
+        own.update(self._state_buffers())
         problems = []
         for name, p in own.items():
             if name not in state:
@@ -210,6 +283,20 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
+def _buffer(name: str, value: Any) -> Tensor | None:
+    """A buffer's value as a Tensor that needs no gradient (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        if value.requires_grad:
+            raise ValueError(
+                f"buffer {name!r}: a buffer needs no gradient; register a Parameter instead, or "
+                "pass value.detach()"
+            )
+        return value
+    return Tensor(namespace(value).asarray(value) if not hasattr(value, "shape") else value)
+
+
 class Sequential(Module):
     """Modules applied in order; indexable and iterable.
 
@@ -219,12 +306,25 @@ class Sequential(Module):
     (4, 1)
     """
 
-    def __init__(self, *layers: Module) -> None:
+    def __init__(self, *layers: Any) -> None:
         super().__init__()
-        for i, layer in enumerate(layers):
+        named = (
+            list(layers[0].items())
+            if len(layers) == 1 and isinstance(layers[0], dict)  # Sequential(OrderedDict(...))
+            else [(str(i), layer) for i, layer in enumerate(layers)]
+        )
+        for name, layer in named:
             if not isinstance(layer, Module):
-                raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, not a Module")
-            setattr(self, str(i), layer)
+                raise TypeError(
+                    f"Sequential: item {name} is a {type(layer).__name__}, not a Module"
+                )
+            setattr(self, name, layer)
+
+    def append(self, layer: Module) -> Sequential:
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential.append: a {type(layer).__name__} is not a Module")
+        setattr(self, str(len(self._modules)), layer)
+        return self
 
     def forward(self, x: Any) -> Any:
         for layer in self._modules.values():

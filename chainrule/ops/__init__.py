@@ -25,6 +25,7 @@ from . import (
     special,
 )
 from . import batching as batching  # the edges of cr.vmap (not public functions)
+from . import conv as conv  # sliding windows, for cr.nn's convolution and pooling
 from . import kernels as kernels  # attaches the fast kernels to their ops
 from .arrays import *  # noqa: F403
 from .creation import *  # noqa: F403
