@@ -1395,16 +1395,20 @@ def _windows(draw: Any, kind: str, op: str) -> Sample:
 
     def unfold_ref(x: np.ndarray) -> np.ndarray:
         padded = np.pad(x, ((0, 0), (0, 0), *padding))
-        cols = np.zeros((*x.shape[:2], *kernel, *out))
+        cols = np.zeros((x.shape[1], *kernel, x.shape[0], *out))  # (C, *kernel, N, *out)
         for taps, pos, at in places():
-            cols[(slice(None), slice(None), *taps, *pos)] = padded[(slice(None), slice(None), *at)]
+            cols[(slice(None), *taps, slice(None), *pos)] = padded[
+                (slice(None), slice(None), *at)
+            ].T
         return cols
 
     def fold_ref(cols: np.ndarray) -> np.ndarray:
         size = tuple(m + lo + hi for m, (lo, hi) in zip(spatial, padding))
-        padded = np.zeros((*cols.shape[:2], *size))
+        padded = np.zeros((cols.shape[1 + len(kernel)], cols.shape[0], *size))
         for taps, pos, at in places():
-            padded[(slice(None), slice(None), *at)] += cols[(slice(None), slice(None), *taps, *pos)]
+            padded[(slice(None), slice(None), *at)] += cols[
+                (slice(None), *taps, slice(None), *pos)
+            ].T
         crop = tuple(slice(lo, lo + m) for m, (lo, _) in zip(spatial, padding))
         return padded[(slice(None), slice(None), *crop)]
 
@@ -1413,7 +1417,7 @@ def _windows(draw: Any, kind: str, op: str) -> Sample:
         return _sample(
             draw, kind, op, lambda c_, x: unfold(x, **params), [x], unfold_ref, note=note
         )
-    cols = _values(draw, (n, c, *kernel, *out), -2, 2)
+    cols = _values(draw, (c, *kernel, n, *out), -2, 2)
     return _sample(
         draw, kind, op, lambda c_, v: fold(v, size=spatial, **params), [cols], fold_ref, note=note
     )

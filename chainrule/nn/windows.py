@@ -114,9 +114,11 @@ def _conv(
     out_size = window_geometry(_shape(x)[2:], kernel, stride_, pads, dilation_, name)
     cols = unfold(x, kernel=kernel, stride=stride_, padding=pads, dilation=dilation_)
     taps = per_group * math.prod(kernel)
-    cols = ops.reshape(cols, shape=(n, groups, taps, math.prod(out_size)))
+    # one matrix product per group: (C_out / g, C / g * kernel) @ (C / g * kernel, N * out)
+    cols = ops.reshape(cols, shape=(groups, taps, n * math.prod(out_size)))
     w = ops.reshape(weight, shape=(groups, out_channels // groups, taps))
-    out = ops.reshape(ops.matmul(w, cols), shape=(n, out_channels, *out_size))
+    out = ops.reshape(ops.matmul(w, cols), shape=(out_channels, n, *out_size))
+    out = ops.transpose(out, (1, 0, *range(2, 2 + d)))  # (N, C_out, *out)
     if bias is not None:
         out = out + ops.reshape(bias, shape=(out_channels,) + (1,) * d)
     return out[0] if single else out
@@ -179,6 +181,11 @@ def _pool_windows(
     return cols, single, kernel
 
 
+def _channels_second(x: Any) -> Any:
+    """(C, N, *out), what a reduction over the kernel axes leaves, as (N, C, *out)."""
+    return ops.transpose(x, (1, 0, *range(2, len(_shape(x)))))
+
+
 def _check_ceil(ceil_mode: bool, name: str) -> None:
     if ceil_mode:
         raise ValueError(f"{name}: ceil_mode=True is not supported; pad the input instead")
@@ -194,7 +201,7 @@ def max_pool1d(
     cols, single, _ = _pool_windows(
         input, kernel_size, stride, padding, dilation, 1, "max_pool1d", -math.inf
     )
-    out = ops.max(cols, axis=2)
+    out = _channels_second(ops.max(cols, axis=1))
     return out[0] if single else out
 
 
@@ -207,7 +214,7 @@ def max_pool2d(
     cols, single, _ = _pool_windows(
         input, kernel_size, stride, padding, dilation, 2, "max_pool2d", -math.inf
     )
-    out = ops.max(cols, axis=(2, 3))
+    out = _channels_second(ops.max(cols, axis=(1, 2)))
     return out[0] if single else out
 
 
@@ -217,8 +224,8 @@ def _avg_pool(
 ) -> Any:  # fmt: skip
     _check_ceil(ceil_mode, name)
     cols, single, kernel = _pool_windows(input, kernel_size, stride, padding, 1, d, name, 0.0)
-    axes = tuple(range(2, 2 + d))
-    total = ops.sum(cols, axis=axes)
+    axes = tuple(range(1, 1 + d))  # the kernel's axes of (C, *kernel, N, *out)
+    total = _channels_second(ops.sum(cols, axis=axes))
     if divisor_override is not None:
         if divisor_override <= 0:
             raise ValueError(f"{name}: divisor_override must be > 0, got {divisor_override}")
