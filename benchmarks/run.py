@@ -9,6 +9,8 @@ Workloads (``--only`` takes these names; the issue numbers the first five 1-5):
     cost          4. cr.cost_report(sizes=(10, 50, 100)); backward/forward time of the big MLP
     blas          5. NumPy's matmul GFLOP/s at the MLP's shapes; each step's share of it
     deep          3. a chain of 10^4, 10^5, 10^6 scalar ops: time, memory per node, the collector
+    layers        8. Conv2d, BatchNorm2d, LayerNorm, attention forward + backward, and one
+                  MNIST-1D CNN training epoch, against PyTorch
     per_example   7. per-example gradients of the 784-256-256-10 MLP: cr.vmap(cr.grad(...))
                   against a loop, torch.func, jax and NumPy by hand
     instructions  6. the cases behind the targets against NumPy, counted under valgrind (CPU
@@ -54,6 +56,7 @@ from benchmarks import (  # noqa: E402
     cost,
     deep,
     instructions,
+    layers,
     mlp,
     overhead,
     peers,
@@ -61,7 +64,7 @@ from benchmarks import (  # noqa: E402
 )
 from benchmarks.harness import fmt_table, log  # noqa: E402
 
-WORKLOADS = ["overhead", "mlp", "cost", "blas", "deep", "per_example", "instructions"]
+WORKLOADS = ["overhead", "mlp", "cost", "blas", "deep", "per_example", "layers", "instructions"]
 
 
 def _cpu_model() -> str:
@@ -490,6 +493,8 @@ def main() -> None:
             text, data = deep.run(args.quick, args.full, base)
         elif name == "per_example":
             text, data = per_example.run(args.quick, base)
+        elif name == "layers":
+            text, data = layers.run(args.quick, base)
         else:
             text, data = instructions.run(args.quick)
         emit(name, text, data, time.perf_counter() - t0)

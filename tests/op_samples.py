@@ -1363,6 +1363,33 @@ def _take_along_axis(draw: Any, kind: str) -> Sample:
     )
 
 
+# -- normalisation ----------------------------------------------------------------------------
+@st.composite
+def _normalize(draw: Any, kind: str) -> Sample:
+    """``normalize`` over some axes (at least two entries normalised together: one alone has
+    no spread), eps small or not."""
+    from chainrule.ops.nn import normalize
+
+    shape = (2,) if kind == "0d" else (1, 2) if kind == "size1" else _shape(draw, kind, 1)
+    if math.prod(shape) < 2:
+        shape = (*shape, 2)
+    candidates = [a for a in range(len(shape))]
+    axes = tuple(sorted(draw(st.sets(st.sampled_from(candidates), min_size=1))))
+    if math.prod(shape[a] for a in axes) < 2:
+        axes = tuple(range(len(shape)))
+    eps = draw(st.sampled_from([1e-5, 0.1]))
+    x = _values(draw, shape, -2, 2) + np.arange(math.prod(shape)).reshape(shape) * 0.3
+
+    def ref(x: np.ndarray) -> np.ndarray:
+        mean = x.mean(axis=axes, keepdims=True)
+        return (x - mean) / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+
+    return _sample(
+        draw, kind, "normalize", lambda c, x: normalize(x, axes=axes, eps=eps), [x], ref,
+        note=f"axes={axes}, eps={eps}",
+    )  # fmt: skip
+
+
 # -- sliding windows (convolution and pooling) ---------------------------------------------------
 @st.composite
 def _windows(draw: Any, kind: str, op: str) -> Sample:
@@ -1725,6 +1752,7 @@ SAMPLES: dict[str, Callable[[str], st.SearchStrategy[Sample]]] = {
     "log_softmax": _normalizer("log_softmax", sp.log_softmax),
     "cross_entropy": _cross_entropy,
     "linear": _linear,
+    "normalize": _normalize,
     # sliding windows
     "unfold": lambda kind: _windows(kind, "unfold"),
     "fold": lambda kind: _windows(kind, "fold"),

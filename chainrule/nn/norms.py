@@ -1,8 +1,8 @@
 """Normalisation and embedding as functions (``cr.nn.functional.batch_norm``, ``layer_norm``,
 ``group_norm``, ``embedding``), with PyTorch's arguments and statistics: the variance that
 normalises is the biased one (divided by n), the running variance is updated with the unbiased
-one (n - 1). Built from the op sheet's mean, subtraction and division, so every derivative
-comes from the table.
+one (n - 1). The normalisation is one op of the sheet (``normalize``, with the closed-form
+rule), the scale and shift ordinary products: every derivative comes from the table.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 
 from .. import ops
 from ..backends import namespace
-from ..engine.modes import no_grad
 from ..engine.tensor import Tensor
+from ..ops.nn import normalize
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "embedding"]
 
@@ -29,12 +29,10 @@ def _check_eps(eps: float, name: str) -> None:
         raise ValueError(f"{name}: eps must be a finite number >= 0, got {eps!r}")
 
 
-def _normalized(x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any, Any]:
-    """(x - mean) / sqrt(var + eps) over ``axes``, the mean and the biased variance."""
-    mean = ops.mean(x, axis=axes, keepdims=True)
-    centred = x - mean
-    var = ops.mean(centred * centred, axis=axes, keepdims=True)
-    return centred / ops.sqrt(var + eps), mean, var
+def _normalized(x: Any, axes: tuple[int, ...], eps: float) -> Any:
+    """(x - mean) / sqrt(var + eps) over ``axes``: one node of the op sheet (``normalize``),
+    whose rule is the closed form rather than the chain through five elementwise ops."""
+    return normalize(x, axes=tuple(a % len(_shape(x)) for a in axes), eps=float(eps))
 
 
 def _per_channel(v: Any, ndim: int) -> Any:
@@ -79,9 +77,9 @@ def batch_norm(
             raise ValueError(
                 f"batch_norm: training needs more than one value per channel, got input {shape}"
             )
-        out, mean, var = _normalized(input, axes, eps)
+        out = _normalized(input, axes, eps)
         if training and running_mean is not None:
-            _update_running(running_mean, running_var, mean, var, count, momentum)
+            _update_running(running_mean, running_var, _raw(input), axes, count, momentum)
     else:
         mean = _per_channel(running_mean, len(shape))
         var = _per_channel(running_var, len(shape))
@@ -94,21 +92,22 @@ def batch_norm(
 
 
 def _update_running(
-    running_mean: Any, running_var: Any, mean: Any, var: Any, count: int, momentum: float
-) -> None:
-    """running = (1 - momentum) running + momentum * batch statistic, in place, recording
-    nothing (the unbiased variance, as PyTorch)."""
-    with no_grad():
-        batch_mean = _raw(ops.reshape(mean, shape=(-1,)))
-        batch_var = _raw(ops.reshape(var, shape=(-1,))) * (count / (count - 1))
-        for running, stat in ((running_mean, batch_mean), (running_var, batch_var)):
-            if running is None:
-                continue
-            target = running.data if isinstance(running, Tensor) else running
-            target *= 1 - momentum
-            target += momentum * stat.astype(target.dtype, copy=False)
-            if isinstance(running, Tensor):
-                running._version += 1
+    running_mean: Any, running_var: Any, x: Any, axes: tuple[int, ...], count: int,
+    momentum: float,
+) -> None:  # fmt: skip
+    """running = (1 - momentum) running + momentum * batch statistic, in place (the unbiased
+    variance, as PyTorch); computed from the raw values: nothing is recorded."""
+    xp = namespace(x)
+    batch_mean = xp.mean(x, axis=axes)
+    batch_var = xp.var(x, axis=axes) * (count / (count - 1))
+    for running, stat in ((running_mean, batch_mean), (running_var, batch_var)):
+        if running is None:
+            continue
+        target = running.data if isinstance(running, Tensor) else running
+        target *= 1 - momentum
+        target += momentum * stat.astype(target.dtype, copy=False)
+        if isinstance(running, Tensor):
+            running._version += 1
 
 
 def _raw(x: Any) -> Any:
@@ -128,7 +127,7 @@ def layer_norm(
             f"layer_norm: normalized_shape {norm} does not match the input's last axes {shape}"
         )
     axes = tuple(range(len(shape) - len(norm), len(shape)))
-    out, _, _ = _normalized(input, axes, eps)
+    out = _normalized(input, axes, eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
@@ -148,7 +147,7 @@ def group_norm(
         )
     _check_eps(eps, "group_norm")
     grouped = ops.reshape(input, shape=(shape[0], num_groups, -1))
-    out, _, _ = _normalized(grouped, (2,), eps)
+    out = _normalized(grouped, (2,), eps)
     out = ops.reshape(out, shape=shape)
     if weight is not None:
         out = out * _per_channel(weight, len(shape))

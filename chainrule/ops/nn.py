@@ -15,9 +15,9 @@ from ..backends import namespace
 from ..engine.declare import family, public
 from ..engine.op import Op
 from ..engine.tensor import data_of
-from .elementwise import erf, exp, greater, tanh, where
+from .elementwise import erf, exp, greater, sqrt, tanh, where
 from .linalg import matmul
-from .reductions import _mean, _sum, _xp_mean, _xp_sum, kept
+from .reductions import _mean, _sum, _var, _xp_mean, _xp_sum, kept
 from .shape import astype, reshape
 
 __all__ = [
@@ -379,3 +379,27 @@ _linear_op: Op = defop("linear", _linear,
 def linear(x: Any, weight: Any, bias: Any = None) -> Any:
     """``x @ weight.T + bias`` in one node: the fully connected layer (``bias`` may be None)."""
     return _linear_op(x, weight, bias)
+
+
+# -- normalisation ---------------------------------------------------------------------------
+def _normalize_forward(xp: Any, x: Any, *, axes: tuple[int, ...], eps: float) -> Any:
+    mean = xp.mean(x, axis=axes, keepdims=True)
+    centred = x - mean
+    var = xp.mean(centred * centred, axis=axes, keepdims=True)
+    return centred / xp.sqrt(var + eps)
+
+
+def _normalize_dx(g: Any, out: Any, x: Any, axes: tuple[int, ...], eps: float) -> Any:
+    # NOTE: the Jacobian of (x - mean) / std is (I - 1/n - out out^T / n) / std, symmetric:
+    # the same rule is the JVP. std is computed again from x (one pass) rather than kept.
+    std = sqrt(_var(x, axis=axes, keepdims=True) + eps)
+    g_mean = _mean(g, axis=axes, keepdims=True)
+    return (g - g_mean - out * _mean(g * out, axis=axes, keepdims=True)) / std
+
+
+# fmt: off
+normalize: Op = defop("normalize", _normalize_forward,
+    "(x - mean) / sqrt(var + eps) over axes (the biased variance): the core of batch, layer "
+    "and group normalisation, in one node.", numpy=(), symmetric=True,
+    dx=(_normalize_dx, "d normalize(x)/dx = (g - mean(g) - y mean(g y)) / sqrt(var + eps)"))
+# fmt: on
