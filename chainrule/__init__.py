@@ -28,7 +28,7 @@ from .engine import (
     set_grad_enabled,
     tensor,
 )
-from .io import CheckpointError, load, save
+from .io import CheckpointError, load, load_training, save, save_training
 from .ops import *  # noqa: F403  (the op sheet's functions and tensor creation)
 from .ops import matrices as linalg
 from .ops import random, special
@@ -107,6 +107,8 @@ __all__ = [
     # checkpoints
     "save",
     "load",
+    "save_training",
+    "load_training",
     "CheckpointError",
     # submodules
     "ops",

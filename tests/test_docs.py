@@ -168,12 +168,12 @@ def test_an_unclosed_fence_fails():
 
 # -- docs/architecture.md: the walk from loss.backward() to .grad points at the right lines -----
 ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line must hold
-    "chainrule/engine/tensor_methods.py:51": "def __mul__",
+    "chainrule/engine/tensor_methods.py:63": "def __mul__",
     "chainrule/engine/op.py:107": "def __call__",
-    "chainrule/engine/op.py:112": "return apply(self, args, params)",
-    "chainrule/engine/op.py:171": "def apply(",
-    "chainrule/engine/op.py:229": "out._op = op",
-    "chainrule/engine/op.py:233": "out._seq = next_seq()",
+    "chainrule/engine/op.py:114": "return apply(self, args, params)",
+    "chainrule/engine/op.py:184": "def apply(",
+    "chainrule/engine/op.py:242": "out._op = op",
+    "chainrule/engine/op.py:246": "out._seq = next_seq()",
     "chainrule/engine/tensor.py:286": "def backward(",
     "chainrule/engine/backward.py:67": "def backward(",
     "chainrule/engine/backward.py:356": "def _seed(",

@@ -3,6 +3,7 @@ each against a NumPy reference of PyTorch's update rules written here."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -16,6 +17,7 @@ P0 = RNG.normal(size=(3, 4))
 C = RNG.normal(size=(3, 4))
 D = RNG.uniform(0.5, 3.0, size=(3, 4))
 STEPS = 6
+NAMES = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
 
 def _np(t):
@@ -233,8 +235,10 @@ def test_adam_step_count_is_per_parameter():
         lambda ps: cr.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1),
         lambda ps: cr.optim.Adam(ps, lr=0.1, weight_decay=0.1),
         lambda ps: cr.optim.AdamW(ps, lr=0.1),
+        lambda ps: cr.optim.RMSprop(ps, lr=0.1, momentum=0.5, weight_decay=0.1),
+        lambda ps: cr.optim.Adagrad(ps, lr=0.1, weight_decay=0.1),
     ],
-    ids=["SGD", "Adam", "AdamW"],
+    ids=NAMES,
 )
 def test_parameters_without_gradient_are_skipped(make):
     a = cr.tensor([1.0, 2.0], requires_grad=True)
@@ -301,8 +305,10 @@ def test_step_invalidates_graphs_that_used_the_old_values():
         lambda ps: cr.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
         lambda ps: cr.optim.Adam(ps, lr=0.05),
         lambda ps: cr.optim.AdamW(ps, lr=0.05, weight_decay=0.1),
+        lambda ps: cr.optim.RMSprop(ps, lr=0.01, momentum=0.9, centered=True),
+        lambda ps: cr.optim.Adagrad(ps, lr=0.1, lr_decay=0.05),
     ],
-    ids=["SGD", "Adam", "AdamW"],
+    ids=NAMES,
 )
 def test_state_dict_round_trip_continues_identically(make):
     w = cr.tensor(P0.copy(), requires_grad=True)
@@ -316,11 +322,12 @@ def test_state_dict_round_trip_continues_identically(make):
 
     steps(opt, w, 3)
     sd = opt.state_dict()
-    snapshot = {k: np.array(v, copy=True) for k, v in sd["state"][0].items()}
+    snapshot = {k: np.array(v, copy=True) for k, v in sd["state"].items()}
+    assert snapshot and all(k.startswith("0.") for k in snapshot)
     saved = _np(w).copy()
     steps(opt, w, 4)
     for k, v in snapshot.items():  # later steps did not reach into the saved state
-        np.testing.assert_array_equal(np.asarray(sd["state"][0][k]), v, err_msg=k)
+        np.testing.assert_array_equal(sd["state"][k], v, err_msg=k)
     w2 = cr.tensor(saved.copy(), requires_grad=True)
     opt2 = make([w2])
     opt2.lr = 123.0  # overwritten by the loaded hyperparameters
@@ -354,7 +361,7 @@ def test_step_lr_closed_form():
         sched.step()
         expected = 0.8 * 0.5 ** (epoch // 3)
         assert opt.lr == pytest.approx(expected, rel=1e-15), epoch
-        assert sched.get_last_lr() == pytest.approx(expected, rel=1e-15)
+        assert sched.get_last_lr() == [pytest.approx(expected, rel=1e-15)]
     # the optimizer uses the scheduled rate: epoch 10 -> 0.8 * 0.5**3 = 0.1
     w.grad = np.array([1.0])
     opt.step()
@@ -392,10 +399,12 @@ OPTIMIZERS = [
     lambda ps, **kw: cr.optim.SGD(ps, lr=kw.get("lr", 0.1)),
     lambda ps, **kw: cr.optim.Adam(ps, **kw),
     lambda ps, **kw: cr.optim.AdamW(ps, **kw),
+    lambda ps, **kw: cr.optim.RMSprop(ps, **kw),
+    lambda ps, **kw: cr.optim.Adagrad(ps, **kw),
 ]
 
 
-@pytest.mark.parametrize("make", OPTIMIZERS, ids=["SGD", "Adam", "AdamW"])
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=NAMES)
 def test_no_parameters(make):
     with pytest.raises(ValueError, match="no parameters"):
         make([])
@@ -403,7 +412,7 @@ def test_no_parameters(make):
         make(cr.nn.ReLU().parameters())  # a module without parameters
 
 
-@pytest.mark.parametrize("make", OPTIMIZERS, ids=["SGD", "Adam", "AdamW"])
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=NAMES)
 def test_non_leaf_tensor_is_named(make):
     a = cr.tensor([1.0, 2.0], requires_grad=True)
     b = a * 2
@@ -413,10 +422,13 @@ def test_non_leaf_tensor_is_named(make):
     assert "parameter 1" in msg and "(2,)" in msg and "multiply" in msg
 
 
-@pytest.mark.parametrize("make", OPTIMIZERS, ids=["SGD", "Adam", "AdamW"])
-def test_tensor_without_requires_grad(make):
-    with pytest.raises(ValueError, match="requires_grad"):
-        make([cr.tensor([1.0, 2.0])])
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=NAMES)
+def test_tensor_without_requires_grad_is_accepted_as_frozen(make):
+    frozen = cr.tensor([1.0, 2.0])
+    opt = make([frozen])
+    frozen._grad = cr.tensor([1.0, 1.0])  # even a stray gradient does not move it
+    opt.step()
+    assert frozen.tolist() == [1.0, 2.0] and opt.state == [{}]
 
 
 def test_other_bad_parameter_lists():
@@ -428,7 +440,7 @@ def test_other_bad_parameter_lists():
 
 
 @pytest.mark.parametrize("lr", [-0.1, float("nan"), float("inf"), -1])
-@pytest.mark.parametrize("make", OPTIMIZERS, ids=["SGD", "Adam", "AdamW"])
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=NAMES)
 def test_bad_learning_rate(make, lr):
     with pytest.raises(ValueError, match="learning rate"):
         make([cr.tensor([1.0], requires_grad=True)], lr=lr)
@@ -489,6 +501,9 @@ _CONFIGS = [
     (cr.optim.Adam, dict(lr=0.01)),
     (cr.optim.Adam, dict(lr=0.01, weight_decay=0.1)),
     (cr.optim.AdamW, dict(lr=0.01)),
+    (cr.optim.RMSprop, dict(lr=0.01, momentum=0.9, centered=True)),
+    (cr.optim.RMSprop, dict(lr=0.01, weight_decay=0.1)),
+    (cr.optim.Adagrad, dict(lr=0.1, lr_decay=0.01, weight_decay=0.1)),
 ]
 
 
@@ -601,16 +616,16 @@ def test_state_dict_is_a_snapshot_the_next_step_does_not_change():
         _loss(w).backward()
         opt.step()
     saved = opt.state_dict()
-    kept = saved["state"][0]["momentum_buffer"].copy()
+    kept = saved["state"]["0.momentum_buffer"].copy()
     opt.zero_grad()
     _loss(w).backward()
     opt.step()
-    assert np.array_equal(saved["state"][0]["momentum_buffer"], kept)
+    assert np.array_equal(saved["state"]["0.momentum_buffer"], kept)
     other = cr.optim.SGD([cr.tensor(P0.copy(), requires_grad=True)], lr=0.1, momentum=0.9)
     other.load_state_dict(saved)
     other.params[0].grad = cr.tensor(np.ones_like(P0))
     other.step()
-    assert np.array_equal(saved["state"][0]["momentum_buffer"], kept)
+    assert np.array_equal(saved["state"]["0.momentum_buffer"], kept)
 
 
 @pytest.mark.parametrize(
@@ -642,3 +657,654 @@ def test_a_subclass_with_its_own_update_rule_gets_it_every_step(base, kw):
         ref_opt.step()
         assert _np(w).tobytes() == _np(ref).tobytes()
     assert not np.array_equal(_np(w), P0)
+
+
+# -- RMSprop / Adagrad -------------------------------------------------------------------
+def _rmsprop_ref(
+    lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, steps=STEPS
+):
+    p = P0.copy()
+    v, a, b = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for _ in range(steps):
+        g = _grad_ref(p)
+        if weight_decay != 0:
+            g = g + weight_decay * p
+        v = alpha * v + (1 - alpha) * g * g
+        if centered:
+            a = alpha * a + (1 - alpha) * g
+            avg = np.sqrt(v - a * a) + eps
+        else:
+            avg = np.sqrt(v) + eps
+        if momentum > 0:
+            b = momentum * b + g / avg
+            p = p - lr * b
+        else:
+            p = p - lr * g / avg
+    return p
+
+
+def _adagrad_ref(
+    lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, steps=STEPS
+):
+    p = P0.copy()
+    s = np.full_like(p, initial_accumulator_value)
+    for t in range(1, steps + 1):
+        g = _grad_ref(p)
+        if weight_decay != 0:
+            g = g + weight_decay * p
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s = s + g * g
+        p = p - clr * g / (np.sqrt(s) + eps)
+    return p
+
+
+def _close12(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(lr=0.01, alpha=0.9),
+        dict(lr=0.01, momentum=0.9),
+        dict(lr=0.01, alpha=0.8, centered=True),
+        dict(lr=0.005, momentum=0.7, centered=True, weight_decay=0.1),
+        dict(lr=0.02, eps=1e-3, weight_decay=0.3),
+    ],
+    ids=["defaults", "alpha", "momentum", "centered", "all", "eps+wd"],
+)
+def test_rmsprop_against_pytorch_rule(kw):
+    _close12(_run(cr.optim.RMSprop, **kw), _rmsprop_ref(**kw))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(lr=0.5, lr_decay=0.1),
+        dict(lr=0.1, weight_decay=0.2),
+        dict(lr=0.3, initial_accumulator_value=0.5),
+        dict(lr=0.1, eps=1e-2, lr_decay=0.01, weight_decay=0.05, initial_accumulator_value=0.1),
+    ],
+    ids=["defaults", "lr_decay", "wd", "initial", "all"],
+)
+def test_adagrad_against_pytorch_rule(kw):
+    _close12(_run(cr.optim.Adagrad, **kw), _adagrad_ref(**kw))
+
+
+def test_rmsprop_and_adagrad_defaults_match_pytorch():
+    w = cr.tensor([1.0], requires_grad=True)
+    r = cr.optim.RMSprop([w])
+    assert (r.lr, r.alpha, r.eps, r.weight_decay, r.momentum, r.centered) == (
+        0.01,
+        0.99,
+        1e-8,
+        0.0,
+        0.0,
+        False,
+    )
+    a = cr.optim.Adagrad([w])
+    assert (a.lr, a.lr_decay, a.weight_decay, a.initial_accumulator_value, a.eps) == (
+        0.01,
+        0.0,
+        0.0,
+        0.0,
+        1e-10,
+    )
+
+
+def test_rmsprop_first_step_by_hand():
+    # v = (1 - alpha) g^2 = 0.04 g^2: the step is lr g / (0.2 |g| + eps) = 5 lr sign(g)
+    w = cr.tensor([0.0, 0.0], requires_grad=True)
+    opt = cr.optim.RMSprop([w], lr=0.01, alpha=0.96, eps=1e-300)
+    w.grad = cr.tensor([3.0, -0.25])
+    opt.step()
+    np.testing.assert_allclose(_np(w), [-0.05, 0.05], rtol=1e-12)
+    assert sorted(opt.state[0]) == ["square_avg", "step"]  # no buffers it does not use
+
+
+def test_adagrad_lr_decay_by_hand():
+    # constant gradient 1: s = t, the step at t is lr / (1 + (t-1) decay) / sqrt(t)
+    w = cr.tensor([0.0], requires_grad=True)
+    opt = cr.optim.Adagrad([w], lr=1.0, lr_decay=0.5, eps=0.0 + 1e-300)
+    for _ in range(3):
+        w.grad = cr.tensor([1.0])
+        opt.step()
+    expected = -(1 / 1 / 1 + 1 / 1.5 / math.sqrt(2) + 1 / 2 / math.sqrt(3))
+    assert float(w) == pytest.approx(expected, rel=1e-14)
+    assert opt.state[0]["step"] == 3
+
+
+def test_rmsprop_momentum_switched_on_later_starts_from_zero():
+    # a buffer the state does not have yet is zero, so switching momentum (or centered) on
+    # mid-run gives PyTorch's first-step values, not an error
+    w = cr.tensor(P0.copy(), requires_grad=True)
+    opt = cr.optim.RMSprop([w], lr=0.01)
+    for _ in range(2):
+        opt.zero_grad()
+        _loss(w).backward()
+        opt.step()
+    opt.momentum, opt.centered = 0.9, True
+    opt.zero_grad()
+    _loss(w).backward()
+    v = opt.state[0]["square_avg"].copy()
+    g = _grad_ref(_np(w))
+    before = _np(w).copy()
+    opt.step()
+    v = 0.99 * v + 0.01 * g * g
+    a = 0.01 * g
+    _close12(_np(w), before - 0.01 * g / (np.sqrt(v - a * a) + 1e-8))
+    assert sorted(opt.state[0]) == ["grad_avg", "momentum_buffer", "square_avg", "step"]
+
+
+# -- parameter groups --------------------------------------------------------------------
+_GROUP_CASES = [
+    (cr.optim.SGD, _sgd_ref, dict(lr=0.05, momentum=0.9), dict(momentum=0.5, nesterov=True)),
+    (cr.optim.SGD, _sgd_ref, dict(lr=0.05), dict(lr=0.1, weight_decay=0.2)),
+    (cr.optim.Adam, _adam_ref, dict(lr=0.01), dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6)),
+    (cr.optim.RMSprop, _rmsprop_ref, dict(lr=0.01), dict(lr=0.003, momentum=0.9, centered=True)),
+    (cr.optim.Adagrad, _adagrad_ref, dict(lr=0.1), dict(lr=0.5, lr_decay=0.1)),
+]
+
+
+@pytest.mark.parametrize(
+    "cls,ref,kw,group_kw", _GROUP_CASES, ids=["SGD", "SGD-plain", "Adam", "RMSprop", "Adagrad"]
+)
+def test_each_param_group_follows_its_own_hyperparameters(cls, ref, kw, group_kw):
+    # two groups in one optimizer: each moves as the PyTorch rule with its own settings, and
+    # bit for bit as an optimizer holding that group alone
+    a = cr.tensor(P0.copy(), requires_grad=True)
+    b = cr.tensor(P0.copy(), requires_grad=True)
+    opt = cls([{"params": [a]}, {"params": b, **group_kw}], **kw)
+    alone_a = cr.tensor(P0.copy(), requires_grad=True)
+    alone_b = cr.tensor(P0.copy(), requires_grad=True)
+    opt_a, opt_b = cls([alone_a], **kw), cls([alone_b], **{**kw, **group_kw})
+    for _ in range(STEPS):
+        for o in (opt, opt_a, opt_b):
+            o.zero_grad()
+        (_loss(a) + _loss(b) + _loss(alone_a) + _loss(alone_b)).backward()
+        for o in (opt, opt_a, opt_b):
+            o.step()
+    assert _np(a).tobytes() == _np(alone_a).tobytes()
+    assert _np(b).tobytes() == _np(alone_b).tobytes()
+    _close12(_np(a), ref(**kw))
+    _close12(_np(b), ref(**{**kw, **group_kw}))
+    assert not np.array_equal(_np(a), _np(b))
+
+
+def test_param_groups_hold_every_hyperparameter_with_defaults_filled_in():
+    a, b = cr.tensor([1.0], requires_grad=True), cr.tensor([2.0], requires_grad=True)
+    opt = cr.optim.Adam([{"params": [a], "lr": 0.5}, {"params": [b], "betas": [0.5, 0.6]}])
+    assert opt.param_groups == [
+        {"params": [a], "lr": 0.5, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
+        {"params": [b], "lr": 1e-3, "betas": (0.5, 0.6), "eps": 1e-8, "weight_decay": 0.0},
+    ]
+    assert opt.params == [a, b] and opt.state == [{}, {}]
+    assert opt.defaults == {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+
+
+def test_lr_attribute_reads_and_writes_the_groups():
+    a, b = cr.tensor([0.0], requires_grad=True), cr.tensor([0.0], requires_grad=True)
+    opt = cr.optim.SGD([a], lr=0.1)
+    opt.lr = 0.25
+    assert opt.param_groups[0]["lr"] == 0.25 and opt.lr == 0.25
+    a.grad = cr.tensor([1.0])
+    opt.step()
+    assert float(a) == -0.25  # the step used the rate set through the attribute
+    two = cr.optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    with pytest.raises(ValueError, match=r"different values \[0.1, 0.5\].*param_groups\[i\]"):
+        _ = two.lr
+    two.lr = 0.3  # setting sets every group
+    assert [g["lr"] for g in two.param_groups] == [0.3, 0.3] and two.lr == 0.3
+    with pytest.raises(ValueError, match="learning rate"):
+        two.lr = -1.0
+    assert [g["lr"] for g in two.param_groups] == [0.3, 0.3]  # a refused value changes nothing
+    two.momentum = 0.9
+    assert [g["momentum"] for g in two.param_groups] == [0.9, 0.9]
+    two.param_groups[0]["nesterov"] = True  # groups are plain dicts, as in PyTorch
+    with pytest.raises(ValueError, match="param group 0: Nesterov momentum needs momentum > 0"):
+        two.momentum = 0.0  # every group is checked before any is changed
+    assert [g["momentum"] for g in two.param_groups] == [0.9, 0.9]
+
+
+def test_add_param_group():
+    a, b = cr.tensor([1.0], requires_grad=True), cr.tensor([1.0, 1.0], requires_grad=True)
+    opt = cr.optim.SGD([a], lr=0.1, momentum=0.9)
+    opt.add_param_group({"params": [b], "lr": 0.5})
+    assert opt.param_groups[1] == {
+        "params": [b],
+        "lr": 0.5,
+        "momentum": 0.9,
+        "dampening": 0.0,
+        "nesterov": False,
+        "weight_decay": 0.0,
+    }
+    assert opt.params == [a, b] and len(opt.state) == 2
+    a.grad, b.grad = cr.tensor([1.0]), cr.tensor([1.0, 2.0])
+    opt.step()
+    assert a.tolist() == [0.9] and b.tolist() == [0.5, 0.0]
+    # refused groups change nothing
+    bad = [
+        ({"params": [a]}, "appears more than once.*param group 0"),
+        ({"params": [cr.tensor([1.0], requires_grad=True)], "lr": float("nan")}, "param group 2"),
+        ({"params": [cr.tensor([1.0], requires_grad=True)], "betas": (0.9, 0.99)}, "'betas'"),
+        ({"lr": 0.1}, "no 'params'"),
+        ([cr.tensor([1.0], requires_grad=True)], "must be a dict"),
+    ]
+    for group, match in bad:
+        with pytest.raises((ValueError, TypeError), match=match):
+            opt.add_param_group(group)
+    assert len(opt.param_groups) == 2 and opt.params == [a, b] and len(opt.state) == 2
+
+
+@pytest.mark.parametrize(
+    "params,error,match",
+    [
+        ("mixed", TypeError, "mixes Tensors and dicts"),
+        ("dict", TypeError, "list .* of Tensors or of dicts .*got a dict"),
+        ("number", TypeError, "got a float"),
+        ("tensor", TypeError, r"one Tensor.*pass \[tensor\]"),
+        ("twice", ValueError, r"param group 1: parameter 0 .*already in param group 0"),
+        ("unknown", ValueError, r"param group 0 has unknown key 'betas'.*'momentum'"),
+        ("non-leaf", ValueError, r"param group 1: parameter 0 .*not a leaf"),
+        ("empty groups", ValueError, "no parameters"),
+        ("params not a list", TypeError, "'params' must be a Tensor or a list"),
+    ],
+)
+def test_bad_param_groups(params, error, match):
+    a = cr.tensor([1.0], requires_grad=True)
+    made = {
+        "mixed": lambda: [a, {"params": [cr.tensor([2.0], requires_grad=True)]}],
+        "dict": lambda: {"w": a},
+        "number": lambda: 0.5,
+        "tensor": lambda: a,
+        "twice": lambda: [{"params": [a]}, {"params": [a]}],
+        "unknown": lambda: [{"params": [a], "betas": (0.9, 0.99)}],
+        "non-leaf": lambda: [{"params": [a]}, {"params": [a * 2]}],
+        "empty groups": lambda: [{"params": []}, {"params": []}],
+        "params not a list": lambda: [{"params": 3.0}],
+    }[params]()
+    with pytest.raises(error, match=match):
+        cr.optim.SGD(made, lr=0.1)
+
+
+def test_an_empty_group_beside_others_is_allowed():
+    a = cr.tensor([1.0], requires_grad=True)
+    opt = cr.optim.Adam([{"params": []}, {"params": [a], "lr": 0.1}])
+    a.grad = cr.tensor([1.0])
+    opt.step()
+    assert float(a) == pytest.approx(0.9, rel=1e-7)
+
+
+def test_plain_sgd_with_one_group_keeps_the_one_pass_kernel():
+    # the fast path of plain SGD (optim/_fused.c, no scratch array) is still taken with one
+    # group; with two, the general loop gives the same bits
+    if cr.optim.optimizers._sgd_update is None:
+        pytest.skip("the compiled kernels are off")
+    ws = [cr.tensor(P0.copy(), requires_grad=True) for _ in range(3)]
+    one = cr.optim.SGD([ws[0]], lr=0.1)
+    two = cr.optim.SGD([{"params": [ws[1]]}, {"params": [ws[2]]}], lr=0.1)
+    for _ in range(3):
+        for w in ws:
+            w.grad = cr.tensor(_grad_ref(_np(w)))
+        one.step()
+        two.step()
+    assert one._flat == {} and two._flat == {}  # neither needed NumPy's scratch array
+    assert _np(ws[0]).tobytes() == _np(ws[1]).tobytes() == _np(ws[2]).tobytes()
+    _close(_np(ws[0]), _sgd_ref(lr=0.1, steps=3))
+
+
+# -- frozen parameters -------------------------------------------------------------------
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=NAMES)
+def test_frozen_parameters_are_skipped_until_unfrozen(make):
+    net = cr.nn.MLP([3, 4, 2], rng=0)
+    net[0].weight.requires_grad = False  # freeze the first layer's weight
+    frozen = _np(net[0].weight).copy()
+    opt = make(net.parameters(), lr=0.1)
+    x = cr.tensor(RNG.normal(size=(5, 3)))
+    y = np.array([0, 1, 0, 1, 1])
+    F.cross_entropy(net(x), y).backward()
+    assert net[0].weight.grad is None  # backward does not reach it
+    net[0].weight._grad = cr.tensor(np.ones((4, 3)))  # nor does step, even with a gradient
+    moved = _np(net[0].bias).copy()
+    opt.step()
+    assert np.array_equal(_np(net[0].weight), frozen) and opt.state[0] == {}
+    assert not np.array_equal(_np(net[0].bias), moved)
+    net[0].weight.requires_grad = True  # unfrozen: the next step moves it
+    opt.zero_grad()
+    F.cross_entropy(net(x), y).backward()
+    opt.step()
+    assert not np.array_equal(_np(net[0].weight), frozen)
+
+
+# -- flat state_dict ---------------------------------------------------------------------
+def _two_group_run(cls, kw, group_kw, steps=3):
+    a = cr.tensor(P0.copy(), requires_grad=True)
+    b = cr.tensor(P0[:2].astype("float32"), requires_grad=True)
+    c = cr.tensor(P0[0].copy(), requires_grad=True)
+    opt = cls([{"params": [a, b]}, {"params": [c], **group_kw}], **kw)
+    for _ in range(steps):
+        opt.zero_grad()
+        (_loss(a) + cr.sum(b * b) + cr.sum(c * c * c)).backward()
+        opt.step()
+    return opt, (a, b, c)
+
+
+_STATE_CASES = [
+    (cr.optim.SGD, dict(lr=0.05, momentum=0.9), dict(lr=0.01), ["momentum_buffer"]),
+    (cr.optim.Adam, dict(lr=0.01), dict(betas=(0.5, 0.9)), ["exp_avg", "exp_avg_sq", "step"]),
+    (cr.optim.AdamW, dict(lr=0.01), dict(weight_decay=0.5), ["exp_avg", "exp_avg_sq", "step"]),
+    (
+        cr.optim.RMSprop,
+        dict(lr=0.01, momentum=0.5, centered=True),
+        dict(alpha=0.5),
+        ["grad_avg", "momentum_buffer", "square_avg", "step"],
+    ),
+    (cr.optim.Adagrad, dict(lr=0.1), dict(lr_decay=0.1), ["step", "sum"]),
+]
+
+
+@pytest.mark.parametrize("cls,kw,group_kw,names", _STATE_CASES, ids=NAMES)
+def test_state_dict_is_flat_arrays_beside_json(cls, kw, group_kw, names, tmp_path):
+    opt, params = _two_group_run(cls, kw, group_kw)
+    sd = opt.state_dict()
+    assert sorted(sd) == ["param_groups", "state", "steps", "type"]
+    assert sorted(sd["state"]) == sorted(f"{i}.{n}" for i in range(3) for n in names)
+    for key, value in sd["state"].items():
+        assert type(value) is np.ndarray, key
+        if key.endswith(".step"):
+            assert value.shape == () and value.dtype == np.int64 and int(value) == 3
+        else:
+            p = params[int(key.split(".")[0])]
+            assert value.shape == p.shape and value.dtype == p.dtype, key
+    meta = {k: v for k, v in sd.items() if k != "state"}
+    assert json.loads(json.dumps(meta)) == meta  # plain JSON, nothing lost
+    assert meta["type"] == cls.__name__ and meta["steps"] == 3
+    assert [g["params"] for g in meta["param_groups"]] == [[0, 1], [2]]
+    # written by cr.save (safetensors) and read back into fresh objects: the same next steps
+    path = cr.save(sd["state"], tmp_path / "opt.safetensors", {"opt": json.dumps(meta)})
+    loaded = {**json.loads(cr.io.load_metadata(path)["opt"]), "state": cr.load(path)}
+    fresh = [cr.tensor(_np(p).copy(), requires_grad=True) for p in params]
+    opt2 = cls([{"params": fresh[:2]}, {"params": fresh[2:]}], lr=123.0)
+    opt2.load_state_dict(loaded)
+    assert opt2.param_groups[1]["lr"] == opt.param_groups[1]["lr"] and opt2.steps == 3
+    for o, ps in ((opt, params), (opt2, fresh)):
+        for _ in range(3):
+            o.zero_grad()
+            (_loss(ps[0]) + cr.sum(ps[1] * ps[1]) + cr.sum(ps[2] * ps[2] * ps[2])).backward()
+            o.step()
+    for p, q in zip(params, fresh):
+        assert _np(p).tobytes() == _np(q).tobytes()
+
+
+def _adam_three():
+    opt, params = _two_group_run(cr.optim.Adam, dict(lr=0.01), dict(lr=0.5))
+    return opt, params
+
+
+def _frozen(opt):
+    """Everything an optimizer holds, as bytes, to show that nothing changed."""
+    sd = opt.state_dict()
+    return (
+        json.dumps({k: v for k, v in sd.items() if k != "state"}),
+        {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in sd["state"].items()},
+    )
+
+
+def test_load_state_dict_lists_every_problem_and_changes_nothing():
+    opt, _ = _adam_three()
+    good = opt.state_dict()
+    before = _frozen(opt)
+    bad = {
+        **good,
+        "state": dict(good["state"]),
+        "param_groups": [dict(g) for g in good["param_groups"]],
+    }
+    st = bad["state"]
+    st["0.exp_avg"] = np.zeros((2, 2))  # wrong shape
+    st["1.exp_avg_sq"] = st["1.exp_avg_sq"].astype("float64")  # wrong dtype
+    st["2.momentum_buffer"] = np.zeros(4)  # Adam keeps none
+    st["7.step"] = np.array(1)  # no parameter 7
+    st["weights"] = np.zeros(1)  # not "<i>.<name>"
+    st["2.step"] = np.array(-1)  # a negative count
+    st["1.step"] = np.array(2.5)  # not an integer
+    st["0.exp_avg_sq"] = [1.0, 2.0]  # not an array
+    bad["param_groups"][0]["lr"] = -0.5
+    bad["param_groups"][1]["amsgrad"] = True
+    bad["param_groups"][1]["betas"] = [0.9, 1.5]
+    with pytest.raises(ValueError) as info:
+        opt.load_state_dict(bad)
+    msg = str(info.value)
+    assert msg.startswith("Adam.load_state_dict") and "nothing was changed" in msg
+    for needle in [
+        "'0.exp_avg': shape (2, 2), but parameter 0 has shape (3, 4)",
+        "'1.exp_avg_sq': dtype float64, but parameter 1 has dtype float32",
+        "'2.momentum_buffer': Adam keeps no 'momentum_buffer'",
+        "'7.step': there is no parameter 7 (Adam has 3)",
+        "'weights' is not '<parameter index>.<name>'",
+        "'2.step' must be a step count",
+        "'1.step' must be a step count",
+        "'0.exp_avg_sq' is a list",
+        "param_groups[0]['lr'] (the learning rate) must be a finite number >= 0, got -0.5",
+        "param_groups[1] has unknown key 'amsgrad'",
+        "param_groups[1]['betas'][1] must be a finite number >= 0 and < 1, got 1.5",
+    ]:
+        assert needle in msg, (needle, msg)
+    assert "(11 problems)" in msg
+    assert _frozen(opt) == before
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (lambda sd: sd.update(type="SGD"), "the state is for 'SGD', not 'Adam'"),
+        (lambda sd: sd.pop("steps"), "missing key 'steps'"),
+        (lambda sd: sd.update(extra=1), "unexpected key 'extra'"),
+        (lambda sd: sd.update(steps=-2), "'steps' must be an integer >= 0, got -2"),
+        (lambda sd: sd.update(param_groups=sd["param_groups"][:1]), "has 1 group, Adam has 2"),
+        (
+            lambda sd: sd["param_groups"][0].update(params=[0]),
+            r"param_groups\[0\] has 1 parameters, Adam's group 0 has 2",
+        ),
+        (
+            lambda sd: sd["param_groups"][0].update(params=[1, 0]),
+            r"must be the parameter indices \[0, 1\], got \[1, 0\]",
+        ),
+        (lambda sd: sd["param_groups"][1].pop("eps"), r"param_groups\[1\] has no 'eps'"),
+        (
+            lambda sd: sd["state"].pop("1.exp_avg_sq"),
+            r"parameter 1 has \['exp_avg', 'step'\] but not \['exp_avg_sq'\]",
+        ),
+        (lambda sd: sd.update(state=[1, 2]), "'state' must be a dict"),
+        (lambda sd: sd.update(param_groups="all"), "'param_groups' must be a list of dicts"),
+    ],
+)
+def test_load_state_dict_refusals(change, match):
+    opt, _ = _adam_three()
+    sd = opt.state_dict()
+    sd["param_groups"] = [dict(g) for g in sd["param_groups"]]
+    before = _frozen(opt)
+    change(sd)
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(sd)
+    assert _frozen(opt) == before
+    with pytest.raises(ValueError, match="not the dict state_dict"):
+        opt.load_state_dict([1, 2, 3])
+
+
+def test_load_state_dict_takes_tensors_and_keeps_its_own_copies():
+    opt, params = _two_group_run(cr.optim.SGD, dict(lr=0.1, momentum=0.9), {})
+    sd = opt.state_dict()
+    sd["state"] = {k: cr.tensor(v) for k, v in sd["state"].items()}
+    other = cr.optim.SGD([{"params": list(params[:2])}, {"params": [params[2]]}], momentum=0.9)
+    other.load_state_dict(sd)
+    buf = other.state[0]["momentum_buffer"]
+    assert buf.flags.c_contiguous and buf.flags.writeable and buf.flags.owndata
+    assert not np.shares_memory(buf, sd["state"]["0.momentum_buffer"].data)
+
+
+# -- argument checks ---------------------------------------------------------------------
+_BAD_ARGS = [
+    (cr.optim.SGD, dict(lr=-0.1), "lr", "-0.1"),
+    (cr.optim.SGD, dict(lr=float("nan")), "lr", "nan"),
+    (cr.optim.SGD, dict(lr="0.1"), "lr", "'0.1'"),
+    (cr.optim.SGD, dict(lr=True), "lr", "True"),
+    (cr.optim.SGD, dict(momentum=-1), "momentum", "-1"),
+    (cr.optim.SGD, dict(weight_decay=float("inf")), "weight_decay", "inf"),
+    (cr.optim.SGD, dict(dampening=float("nan")), "dampening", "nan"),
+    (cr.optim.SGD, dict(momentum=0.9, nesterov=1), "nesterov", "1"),
+    (cr.optim.Adam, dict(betas=(0.9, 1.0)), "betas", "1.0"),
+    (cr.optim.Adam, dict(betas=(-0.1, 0.9)), "betas", "-0.1"),
+    (cr.optim.Adam, dict(betas=0.9), "betas", "0.9"),
+    (cr.optim.Adam, dict(eps=0.0), "eps", "0.0"),
+    (cr.optim.AdamW, dict(eps=-1e-8), "eps", "-1e-08"),
+    (cr.optim.AdamW, dict(weight_decay=-0.01), "weight_decay", "-0.01"),
+    (cr.optim.RMSprop, dict(alpha=1.5), "alpha", "1.5"),
+    (cr.optim.RMSprop, dict(eps=0), "eps", "0"),
+    (cr.optim.RMSprop, dict(momentum=-0.1), "momentum", "-0.1"),
+    (cr.optim.RMSprop, dict(centered="yes"), "centered", "'yes'"),
+    (cr.optim.Adagrad, dict(lr_decay=-1), "lr_decay", "-1"),
+    (cr.optim.Adagrad, dict(initial_accumulator_value=-0.5), "initial_accumulator_value", "-0.5"),
+    (cr.optim.Adagrad, dict(eps=0.0), "eps", "0.0"),
+    (cr.optim.Adagrad, dict(weight_decay=float("nan")), "weight_decay", "nan"),
+]
+
+
+@pytest.mark.parametrize("in_group", [False, True], ids=["argument", "group"])
+@pytest.mark.parametrize(
+    "cls,kw,arg,shown", _BAD_ARGS, ids=[f"{c.__name__}-{a}-{v}" for c, _, a, v in _BAD_ARGS]
+)
+def test_bad_hyperparameters_are_named(cls, kw, arg, shown, in_group):
+    # the error names the optimizer, the argument (and the group) and the value given
+    w = cr.tensor([1.0], requires_grad=True)
+    with pytest.raises(ValueError) as info:
+        if in_group:
+            cls([{"params": [w], **kw}])
+        else:
+            cls([w], **kw)
+    msg = str(info.value)
+    assert msg.startswith(cls.__name__ + ":"), msg
+    assert arg in msg and f"got {shown}" in msg, msg
+    assert ("param group 0" in msg) == in_group, msg
+
+
+# -- gradient clipping -------------------------------------------------------------------
+def _with_grads(*grads):
+    ps = []
+    for g in grads:
+        p = cr.tensor(np.zeros(np.shape(g)), requires_grad=True)
+        p.grad = cr.tensor(np.array(g, dtype=float))
+        ps.append(p)
+    return ps
+
+
+@pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.0, 0.5, float("inf")])
+def test_clip_grad_norm_scales_all_gradients_together(norm_type):
+    from chainrule.nn.utils import clip_grad_norm_
+
+    grads = [RNG.normal(size=(3, 4)) * 5, RNG.normal(size=(7,)) * 5]
+    ps = _with_grads(*grads)
+    every = np.concatenate([g.ravel() for g in grads])
+    if norm_type == float("inf"):
+        expected = np.abs(every).max()
+    else:
+        expected = np.sum(np.abs(every) ** norm_type) ** (1 / norm_type)
+    total = clip_grad_norm_(ps, max_norm=1.0, norm_type=norm_type)
+    assert isinstance(total, cr.Tensor) and float(total) == pytest.approx(expected, rel=1e-13)
+    coef = 1.0 / (expected + 1e-6)
+    for p, g in zip(ps, grads):
+        np.testing.assert_allclose(_np(p.grad), g * coef, rtol=1e-13)
+    again = clip_grad_norm_(ps, max_norm=1.0, norm_type=norm_type)
+    assert float(again) == pytest.approx(1.0, rel=1e-5)  # now within the bound
+
+
+def test_clip_grad_norm_leaves_small_gradients_and_skips_missing_ones():
+    from chainrule.nn.utils import clip_grad_norm_
+
+    a, b = _with_grads([3.0, 4.0], [0.0])
+    none = cr.tensor([1.0], requires_grad=True)  # no gradient: skipped
+    ga = a.grad
+    total = clip_grad_norm_(iter([a, b, none]), max_norm=5.5)
+    assert float(total) == 5.0 and a.grad is ga and none.grad is None
+    assert float(clip_grad_norm_([none], 1.0)) == 0.0
+    assert float(clip_grad_norm_(a, max_norm=float("inf"))) == 5.0  # measure only
+    assert a.grad.tolist() == [3.0, 4.0]
+
+
+def test_clip_grad_norm_hostile_values():
+    from chainrule.nn.utils import clip_grad_norm_
+
+    # huge gradients: |g|^2 would overflow float64, the norm does not
+    (big,) = _with_grads([3e200, 4e200])
+    assert float(clip_grad_norm_([big], 1.0)) == pytest.approx(5e200, rel=1e-14)
+    np.testing.assert_allclose(_np(big.grad), [0.6, 0.8], rtol=1e-12)
+    # a gradient shared by two parameters is scaled once, not twice
+    shared = cr.tensor([3.0, 4.0])
+    a, b = cr.tensor([0.0, 0.0], requires_grad=True), cr.tensor([0.0, 0.0], requires_grad=True)
+    a.grad = b.grad = shared
+    clip_grad_norm_([a, b], 1.0)
+    assert shared.tolist() == [3.0, 4.0]
+    np.testing.assert_allclose(_np(a.grad), np.array([3, 4]) / (50**0.5 + 1e-6), rtol=1e-13)
+    # float32 gradients stay float32
+    f32 = cr.tensor(np.zeros(2, "float32"), requires_grad=True)
+    f32.grad = cr.tensor(np.array([30.0, 40.0], "float32"))
+    clip_grad_norm_([f32], 5.0)
+    assert f32.grad.dtype == np.float32
+    # non-finite: refused with nothing changed, or (PyTorch's default) scaled into NaN
+    p, q = _with_grads([1.0, np.nan], [2.0])
+    with pytest.raises(RuntimeError, match="non-finite|nan"):
+        clip_grad_norm_([p, q], 1.0, error_if_nonfinite=True)
+    assert q.grad.tolist() == [2.0]
+    assert math.isnan(float(clip_grad_norm_([p, q], 1.0)))
+    assert np.isnan(_np(q.grad)).all()
+    (inf,) = _with_grads([np.inf, 1.0])
+    assert float(clip_grad_norm_([inf], 1.0)) == np.inf
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(max_norm=-1.0), "max_norm must be a number >= 0"),
+        (dict(max_norm=float("nan")), "max_norm"),
+        (dict(max_norm=1.0, norm_type=0), "norm_type must be a number > 0"),
+        (dict(max_norm=1.0, norm_type=-2.0), "norm_type"),
+        (dict(max_norm=1.0, norm_type="2"), "norm_type"),
+    ],
+)
+def test_clip_grad_norm_bad_arguments(kw, match):
+    from chainrule.nn.utils import clip_grad_norm_
+
+    (p,) = _with_grads([3.0, 4.0])
+    with pytest.raises(ValueError, match=match):
+        clip_grad_norm_([p], **kw)
+    assert p.grad.tolist() == [3.0, 4.0]
+    with pytest.raises(TypeError, match="parameter 0 is a ndarray"):
+        clip_grad_norm_([np.zeros(2)], 1.0)
+
+
+def test_clip_grad_value():
+    from chainrule.nn.utils import clip_grad_value_
+
+    a, b = _with_grads([-5.0, 0.5, np.nan], [[2.0, -0.25]])
+    assert clip_grad_value_([a, b], 1.0) is None
+    np.testing.assert_array_equal(_np(a.grad), [-1.0, 0.5, np.nan])
+    assert b.grad.tolist() == [[1.0, -0.25]]
+    clip_grad_value_(a, float("inf"))  # a single Tensor; no bound
+    np.testing.assert_array_equal(_np(a.grad), [-1.0, 0.5, np.nan])
+    for bad in (-1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="clip_value"):
+            clip_grad_value_([a], bad)
+
+
+def test_clipping_inside_a_training_step():
+    from chainrule.nn.utils import clip_grad_norm_
+
+    w = cr.tensor(P0.copy(), requires_grad=True)
+    opt = cr.optim.SGD([w], lr=0.1)
+    _loss(w).backward()
+    g = _grad_ref(P0)
+    total = clip_grad_norm_([w], max_norm=0.5)
+    opt.step()
+    assert float(total) == pytest.approx(np.linalg.norm(g), rel=1e-13)
+    _close(_np(w), P0 - 0.1 * g * 0.5 / (np.linalg.norm(g) + 1e-6))

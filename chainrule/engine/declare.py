@@ -56,7 +56,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .op import Op, Rule
+from .op import Op, Rule, torch_keywords
 from .registry import _PUBLIC_NUMPY, COMPOSED, FUNCTIONS, NOT_IMPLEMENTED, OPS, SAVED
 
 __all__ = ["defop", "family", "public", "kernel"]
@@ -190,6 +190,7 @@ def public(
         raise TypeError(f"public: expected the Op the function is built on, got {op!r}")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = _accepting_torch_keywords(fn)
         FUNCTIONS[fn.__name__] = fn
         if face:
             op.public = fn
@@ -200,6 +201,22 @@ def public(
         return fn
 
     return register
+
+
+def _accepting_torch_keywords(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, which takes NumPy's ``axis``/``keepdims``, also taking PyTorch's ``dim``/
+    ``keepdim`` (``cr.sum(x, dim=1)``); a function without an ``axis`` is returned as it is."""
+    names = inspect.signature(fn).parameters
+    if "axis" not in names or "dim" in names:
+        return fn
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "dim" in kwargs or "keepdim" in kwargs:
+            kwargs = torch_keywords(fn.__name__, kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def kernel(op: Op, *, vjp_into: Rule | None = None, save: Rule | None = None, **vjps: Rule) -> None:

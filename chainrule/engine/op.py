@@ -105,6 +105,8 @@ class Op:
         self.save: Rule | None = None
 
     def __call__(self, *args: Any, **params: Any) -> Any:
+        if params and ("dim" in params or "keepdim" in params):
+            params = torch_keywords(self.name, params)  # PyTorch's spelling: softmax(x, dim=1)
         if len(args) > self.nin:
             args, params = self._bind(args, params)
         for a in args:
@@ -152,6 +154,17 @@ class Op:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Op:
         return self
+
+
+def torch_keywords(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """PyTorch's ``dim=`` and ``keepdim=`` as NumPy's ``axis=`` and ``keepdims=``."""
+    params = dict(params)
+    for torch_name, numpy_name in (("dim", "axis"), ("keepdim", "keepdims")):
+        if torch_name in params:
+            if numpy_name in params:
+                raise TypeError(f"{name}: give {numpy_name}= or {torch_name}=, not both")
+            params[numpy_name] = params.pop(torch_name)
+    return params
 
 
 def _holds_tensor(value: Any) -> bool:

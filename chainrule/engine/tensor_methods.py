@@ -29,6 +29,18 @@ _OPS: Mapping[str, Callable[..., Tensor]] = OPS
 _FUNCTIONS: Mapping[str, Callable[..., Tensor]] = FUNCTIONS
 
 
+def _numpy_axis(axis: Any, keepdims: bool, dim: Any, keepdim: Any) -> tuple[Any, bool]:
+    """A reduction's axis and keepdims, given NumPy's names or PyTorch's (``dim``,
+    ``keepdim``), not both."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError("give axis= or dim=, not both")
+        axis = dim
+    if keepdim is not None:
+        keepdims = bool(keepdim)
+    return axis, keepdims
+
+
 class TensorMethods:
     """Mixin of operators and methods for :class:`chainrule.Tensor`."""
 
@@ -161,7 +173,30 @@ class TensorMethods:
         return _FUNCTIONS["transpose"](self, axes)
 
     def permute(self, *axes: Any) -> Tensor:
-        return _FUNCTIONS["permute"](self, *axes)
+        """PyTorch's name for transpose with every axis given: ``x.permute(0, 2, 1)``."""
+        order = tuple(axes[0]) if len(axes) == 1 and not isinstance(axes[0], int) else axes
+        return _FUNCTIONS["transpose"](self, order)
+
+    def numel(self) -> int:
+        """The number of entries (PyTorch's name for ``size``)."""
+        return int(self.data.size)
+
+    def t(self) -> Tensor:
+        """The transpose of a matrix (PyTorch's ``t()``; 0-d and 1-d as they are)."""
+        if len(self.data.shape) < 2:
+            return self  # type: ignore[return-value]
+        return _FUNCTIONS["transpose"](self, None)
+
+    def matmul(self, other: Any) -> Tensor:
+        return _FUNCTIONS["matmul"](self, other)
+
+    def float(self) -> Tensor:
+        """A float32 copy (PyTorch's ``float()``), recorded like ``astype``."""
+        return _FUNCTIONS["astype"](self, dtype="float32")
+
+    def double(self) -> Tensor:
+        """A float64 copy (PyTorch's ``double()``), recorded like ``astype``."""
+        return _FUNCTIONS["astype"](self, dtype="float64")
 
     def astype(self, dtype: Any) -> Tensor:
         return _FUNCTIONS["astype"](self, dtype=dtype)
@@ -177,44 +212,79 @@ class TensorMethods:
     def broadcast_to(self, shape: Any) -> Tensor:
         return _FUNCTIONS["broadcast_to"](self, shape=tuple(shape))
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    def sum(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["sum"](self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    def mean(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["mean"](self, axis=axis, keepdims=keepdims)
 
-    def var(self, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Tensor:
+    def var(
+        self, axis: Any = None, keepdims: bool = False, ddof: Any = 0, *, dim: Any = None,
+        keepdim: Any = None,
+    ) -> Tensor:  # fmt: skip
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["var"](self, axis=axis, keepdims=keepdims, ddof=ddof)
 
-    def std(self, axis: Any = None, keepdims: bool = False, ddof: Any = 0) -> Tensor:
+    def std(
+        self, axis: Any = None, keepdims: bool = False, ddof: Any = 0, *, dim: Any = None,
+        keepdim: Any = None,
+    ) -> Tensor:  # fmt: skip
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["std"](self, axis=axis, keepdims=keepdims, ddof=ddof)
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    def max(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["max"](self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    def min(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["min"](self, axis=axis, keepdims=keepdims)
 
-    def argmax(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    def argmax(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["argmax"](self, axis=axis, keepdims=keepdims)
 
-    def argmin(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    def argmin(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["argmin"](self, axis=axis, keepdims=keepdims)
 
-    def all(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    def all(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["all"](self, axis=axis, keepdims=keepdims)
 
-    def any(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    def any(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["any"](self, axis=axis, keepdims=keepdims)
 
-    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    def logsumexp(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        axis, keepdims = _numpy_axis(axis, keepdims, dim, keepdim)
         return _FUNCTIONS["logsumexp"](self, axis=axis, keepdims=keepdims)
 
-    def softmax(self, axis: int = -1) -> Tensor:
-        return _FUNCTIONS["softmax"](self, axis=axis)
+    def softmax(self, axis: int = -1, *, dim: Any = None) -> Tensor:
+        return _FUNCTIONS["softmax"](self, axis=axis if dim is None else dim)
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return _FUNCTIONS["log_softmax"](self, axis=axis)
+    def log_softmax(self, axis: int = -1, *, dim: Any = None) -> Tensor:
+        return _FUNCTIONS["log_softmax"](self, axis=axis if dim is None else dim)
 
     def exp(self) -> Tensor:
         return _FUNCTIONS["exp"](self)

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from . import functional, init
+from . import functional, init, utils
 from .containers import ModuleDict, ModuleList
 from .conv import (
     AdaptiveAvgPool1d,
@@ -75,4 +75,5 @@ __all__ = [
     "ACTIVATION_LAYERS",
     "functional",
     "init",
+    "utils",
 ]

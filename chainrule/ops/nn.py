@@ -398,7 +398,7 @@ def _normalize_dx(g: Any, out: Any, x: Any, axes: tuple[int, ...], eps: float) -
 
 
 # fmt: off
-normalize: Op = defop("normalize", _normalize_forward,
+normalize: Op = family("normalization")("normalize", _normalize_forward,
     "(x - mean) / sqrt(var + eps) over axes (the biased variance): the core of batch, layer "
     "and group normalisation, in one node.", numpy=(), symmetric=True,
     dx=(_normalize_dx, "d normalize(x)/dx = (g - mean(g) - y mean(g y)) / sqrt(var + eps)"))

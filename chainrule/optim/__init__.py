@@ -1,6 +1,35 @@
-"""Optimizers and learning-rate schedules."""
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad) with PyTorch's param groups and update
+rules, and learning-rate schedules, each with a flat ``state_dict()`` for checkpoints."""
 
 from __future__ import annotations
 
-from .optimizers import *  # noqa: F403
-from .optimizers import __all__ as __all__
+from .adaptive import Adagrad, RMSprop
+from .optimizer import Optimizer
+from .optimizers import SGD, Adam, AdamW
+from .schedulers import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    OneCycleLR,
+    ReduceLROnPlateau,
+    StepLR,
+)
+
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "LRScheduler",
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "LinearLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
+]
