@@ -175,7 +175,8 @@ def test_train_options_reach_the_checkpoint(tmp_path, capsys):
     expected.update({"lr": 0.05, "epochs": 2, "batch_size": 50, "seed": 3})
     assert {k: config[k] for k in expected} == expected
     assert len(read_metrics(out_dir / "metrics.csv")) == 2
-    assert "MLP [16, 8] (tanh, sgd, lr 0.05) on spirals for 2 epochs, seed 3" in out
+    assert "MLP [16, 8] (tanh, sgd, lr 0.05) on spirals (" in out
+    assert "3 classes) for 2 epochs, seed 3" in out
 
 
 # -- progress output -----------------------------------------------------------------------

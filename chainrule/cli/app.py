@@ -58,8 +58,27 @@ def _parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    train = sub.add_parser("train", help="train an MLP classifier with backprop")
-    train.add_argument("--data", default=defaults.data, help=f"one of {', '.join(DATASETS)}")
+    train = sub.add_parser(
+        "train",
+        help="train a classifier or regressor (MLP, CNN, GRU) with backprop",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument(
+        "--data",
+        default=defaults.data,
+        help=f"one of {', '.join(DATASETS)}, or your own file (.csv, .npz, .npy)",
+    )
+    train.add_argument(
+        "--target",
+        default=None,
+        help="the target column of a data file (header name or index; default: the last); "
+        "labels or few integers make a classifier, other numbers a regressor",
+    )
+    train.add_argument(
+        "--model",
+        default=defaults.model,
+        help="mlp, or cnn / gru reading each row as a sequence (as MNIST-1D)",
+    )
     train.add_argument("--hidden", type=_hidden, default=defaults.hidden, help="e.g. 64,64")
     train.add_argument(
         "--activation", default=defaults.activation, help=f"one of {', '.join(ACTIVATIONS)}"
@@ -68,11 +87,17 @@ def _parser() -> _Parser:
         "--optimizer", default=defaults.optimizer, help=f"one of {', '.join(OPTIMIZERS)}"
     )
     train.add_argument("--lr", type=float, default=defaults.lr, help="learning rate")
-    train.add_argument("--epochs", type=int, default=defaults.epochs)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    train.add_argument("--out", default=None, help="output folder (default runs/DATA)")
+    train.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the data")
+    train.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="mini-batch size"
+    )
+    train.add_argument("--seed", type=int, default=defaults.seed, help="seeds init, split, order")
+    train.add_argument(
+        "--weight-decay", type=float, default=defaults.weight_decay, help="L2 penalty"
+    )
+    train.add_argument(
+        "--out", default=argparse.SUPPRESS, help="output folder (runs/<data name> if not given)"
+    )
     train.add_argument(
         "--progress",
         choices=("auto", "bar", "lines", "none"),
@@ -108,7 +133,8 @@ class _Progress:
             except ImportError:
                 mode = "lines"
             else:
-                self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, leave=False)
+                # leave=True: the bar's final line (steps, loss, accuracy) stays on screen
+                self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, leave=True)
         self.mode = mode
         self.epochs = epochs
 
@@ -154,6 +180,8 @@ def _train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         data=args.data,
+        target=args.target,
+        model=args.model,
         hidden=tuple(args.hidden),
         activation=args.activation,
         optimizer=args.optimizer,
@@ -163,16 +191,23 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         weight_decay=args.weight_decay,
     ).validate()
-    out = Path(args.out) if args.out else Path("runs") / config.data
+    given = getattr(args, "out", None)
+    out = Path(given) if given else Path("runs") / Path(config.data).stem
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the run's files")
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "model.safetensors"
     train_set, _ = prepare_data(config)
     steps_per_epoch = -(-len(train_set) // config.batch_size)
+    task = "a regressor" if train_set.n_classes is None else f"{train_set.n_classes} classes"
+    what = (
+        f"an MLP {list(config.hidden)} ({config.activation}"
+        if config.model == "mlp"
+        else f"a {config.model.upper()} ({len(train_set.X[0])} steps"
+    )
     print(
-        f"training an MLP {list(config.hidden)} ({config.activation}, {config.optimizer}, "
-        f"lr {config.lr:g}) on {config.data} for {config.epochs} epochs, seed {config.seed}",
+        f"training {what}, {config.optimizer}, lr {config.lr:g}) on {config.data} "
+        f"({len(train_set)} samples, {task}) for {config.epochs} epochs, seed {config.seed}",
         flush=True,
     )
     progress = _Progress(args.progress, steps_per_epoch * config.epochs, config.epochs)
@@ -198,11 +233,16 @@ def _train(args: argparse.Namespace) -> int:
     save_checkpoint(result.model, config, checkpoint, result.history[-1])
     plot = out / "curves.png"
     if have_matplotlib():
-        plot_history(result.history, plot, title=f"chainrule MLP on {config.data}")
+        plot_history(
+            result.history,
+            plot,
+            title=f"chainrule {config.model.upper()} on {Path(config.data).stem}",
+        )
     else:
         plot = Path("(not drawn: pip install 'chainrule[train]' for matplotlib)")
+    score = "R^2" if train_set.n_classes is None else "accuracy"
     print(
-        f"train accuracy {result.train_accuracy:.4f}  test accuracy {result.test_accuracy:.4f}  "
+        f"train {score} {result.train_accuracy:.4f}  test {score} {result.test_accuracy:.4f}  "
         f"time {result.seconds:.1f} s"
     )
     print(f"checkpoint  {checkpoint}")
@@ -217,10 +257,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint: {path}")
-    accuracy, config = evaluate_checkpoint(path)
+    score, config = evaluate_checkpoint(path)
+    from .train import prepare_data
+
+    regression = prepare_data(config)[1].n_classes is None
+    model = (
+        f"MLP {list(config.hidden)} {config.activation}"
+        if config.model == "mlp"
+        else config.model.upper()
+    )
     print(
-        f"test accuracy {accuracy:.4f}  ({config.data}, MLP {list(config.hidden)} "
-        f"{config.activation}, seed {config.seed})"
+        f"test {'R^2' if regression else 'accuracy'} {score:.4f}  ({config.data}, {model}, "
+        f"seed {config.seed})"
     )
     return 0
 

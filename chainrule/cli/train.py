@@ -1,4 +1,4 @@
-"""Training an MLP classifier with backprop: the loop behind ``chainrule train``.
+"""Training a classifier or a regressor with backprop: the loop behind ``chainrule train``.
 
 Gradient descent on the network's parameters, with backprop as the subroutine that supplies
 the gradients (the handout's problem (g), at the size of a real data set).
@@ -23,8 +23,10 @@ import numpy as np
 
 from .. import data as datasets
 from .. import io, nn, optim
+from ..data import FileDataError, load_file
 from ..engine.modes import no_grad
 from ..nn import functional as F
+from .models import MODELS, SequenceCNN, SequenceGRU
 
 __all__ = [
     "TrainConfig",
@@ -38,11 +40,12 @@ __all__ = [
     "ConfigError",
 ]
 
-DATASETS = ("digits", "moons", "spirals")
+DATASETS = ("digits", "moons", "spirals", "mnist1d")
+FILE_TYPES = (".csv", ".npz", ".npy")  # a user's own data, --data PATH with --target COLUMN
 # the nonlinearities an MLP can use, from nn's table of activation layers
 ACTIVATIONS = tuple(name for name in nn.ACTIVATION_LAYERS if name != "identity")
 OPTIMIZERS = ("adam", "adamw", "sgd")
-CHECKPOINT_FORMAT = "chainrule-mlp-classifier/1"
+CHECKPOINT_FORMAT = "chainrule-mlp-classifier/1"  # (the name kept: older files stay readable)
 
 
 class ConfigError(ValueError):
@@ -64,12 +67,27 @@ class TrainConfig:
     test_fraction: float = 0.2
     weight_decay: float = 0.0
     schedule: str = "cosine"
+    model: str = "mlp"
+    target: str | None = None
+
+    @property
+    def from_file(self) -> bool:
+        return self.data not in DATASETS
 
     def validate(self) -> TrainConfig:
-        if self.data not in DATASETS:
-            raise ConfigError(
-                f"unknown data set {self.data!r}; choose one of {', '.join(DATASETS)}"
-            )
+        if self.from_file:
+            path = Path(self.data)
+            if path.suffix.lower() not in FILE_TYPES:
+                raise ConfigError(
+                    f"unknown data set {self.data!r}; choose one of {', '.join(DATASETS)}, or "
+                    f"give a file ({', '.join(FILE_TYPES)})"
+                )
+            if not path.is_file():
+                raise ConfigError(f"--data {self.data}: no such file")
+        elif self.target is not None:
+            raise ConfigError(f"--target names a column of a data file; {self.data} has its own")
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if not self.hidden or not all(_is_int(h) and h >= 1 for h in self.hidden):
             raise ConfigError(f"hidden sizes must be positive integers, got {self.hidden}")
         if not _is_int(self.seed) or self.seed < 0:
@@ -140,21 +158,54 @@ class TrainResult:
 
 
 def prepare_data(config: TrainConfig) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """The seeded train/test split of the configured data set (standardized by the train
-    statistics for the generated sets)."""
-    ds = (
-        datasets.load(config.data, seed=config.seed)
-        if config.data != "digits"
-        else (datasets.load("digits"))
-    )
+    """The seeded train/test split of the configured data set, features standardized by the
+    train statistics (except the digits' pixels and MNIST-1D, which come scaled). MNIST-1D
+    keeps its published split."""
+    if config.data == "mnist1d":
+        try:
+            return datasets.load_mnist1d()
+        except ImportError as err:
+            raise ConfigError(str(err)) from None
+    if config.from_file:
+        try:
+            ds = load_file(config.data, config.target)
+        except FileDataError as err:
+            raise ConfigError(str(err)) from None
+    elif config.data == "digits":
+        ds = datasets.load("digits")
+    else:
+        ds = datasets.load(config.data, seed=config.seed)
     train_set, test_set = datasets.split(ds, test_fraction=config.test_fraction, seed=config.seed)
     if config.data != "digits":
         train_set, test_set = datasets.standardize(train_set, test_set)
     return train_set, test_set
 
 
-def build_model(config: TrainConfig, n_in: int, n_out: int) -> nn.MLP:
+def feature_statistics(config: TrainConfig) -> dict[str, list[float]] | None:
+    """The mean and standard deviation the features were standardized by (saved in the
+    checkpoint, to scale new data the same way); None where they were not."""
+    if config.data in ("digits", "mnist1d"):
+        return None
+    ds = load_file(config.data, config.target) if config.from_file else (
+        datasets.load(config.data, seed=config.seed))  # fmt: skip
+    train_set, _ = datasets.split(ds, test_fraction=config.test_fraction, seed=config.seed)
+    std = train_set.X.std(axis=0, dtype=np.float64)
+    return {
+        "mean": train_set.X.mean(axis=0, dtype=np.float64).tolist(),
+        "std": np.where(std > 0, std, 1.0).tolist(),
+    }
+
+
+def build_model(config: TrainConfig, n_in: int, n_out: int) -> nn.Module:
+    if config.model == "cnn":
+        return SequenceCNN(n_in, n_out, rng=config.seed)
+    if config.model == "gru":
+        return SequenceGRU(n_in, n_out, rng=config.seed)
     return nn.MLP([n_in, *config.hidden, n_out], activation=config.activation, rng=config.seed)
+
+
+def _loss(logits: Any, y: Any, regression: bool) -> Any:
+    return F.mse_loss(logits, y) if regression else F.cross_entropy(logits, y)
 
 
 def _optimizer(config: TrainConfig, params: Any) -> optim.Optimizer:
@@ -166,14 +217,23 @@ def _optimizer(config: TrainConfig, params: Any) -> optim.Optimizer:
 
 
 def _evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of the model on a whole set, in eval mode."""
+    """(loss, score) of the model on a whole set, in eval mode: mean cross-entropy and
+    accuracy for a classifier, mean squared error and R^2 for a regressor."""
+    regression = y.dtype.kind == "f"
     model.eval()
     with no_grad():
-        logits = model(X)
-        loss = float(F.cross_entropy(logits, y))
+        out = model(X)
+        loss = float(_loss(out, y, regression))
     model.train()
-    accuracy = float(np.mean(np.argmax(logits.numpy(), axis=1) == y))
-    return loss, accuracy
+    return loss, _score(out.numpy(), y)
+
+
+def _score(out: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy (integer targets) or R^2, 1 - SSE / SST (float targets)."""
+    if y.dtype.kind != "f":
+        return float(np.mean(np.argmax(out, axis=1) == y))
+    total = float(np.sum((y - y.mean()) ** 2))
+    return 1.0 - float(np.sum((out - y) ** 2)) / total if total > 0 else float("nan")
 
 
 def train(
@@ -191,8 +251,11 @@ def train(
     """
     config.validate()
     train_set, test_set = prepare_data(config)
-    n_classes = int(train_set.n_classes or 0)
-    model = build_model(config, train_set.X.shape[1], n_classes)
+    regression = train_set.n_classes is None
+    n_in, n_out = train_set.X.shape[1], 1 if regression else int(train_set.n_classes or 0)
+    model = build_model(config, n_in, n_out)
+    model.io_shape = (n_in, n_out)  # what the checkpoint needs to rebuild it
+    model.feature_statistics = feature_statistics(config)
     opt = _optimizer(config, model.parameters())
     schedule = optim.CosineAnnealingLR(opt, config.epochs) if config.schedule == "cosine" else None
     result = TrainResult(config, model)
@@ -208,14 +271,15 @@ def train(
             )
             for xb, yb in batches:
                 logits = model(xb)
-                loss = F.cross_entropy(logits, yb)
+                loss = _loss(logits, yb, regression)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 step += 1
                 value = float(loss)
                 loss_sum += value * len(yb)
-                correct += int(np.sum(np.argmax(logits.numpy(), axis=1) == yb))
+                if not regression:
+                    correct += int(np.sum(np.argmax(logits.numpy(), axis=1) == yb))
                 seen += len(yb)
                 if on_step is not None:
                     on_step(step, value)
@@ -227,7 +291,11 @@ def train(
             metrics = EpochMetrics(
                 epoch=epoch,
                 train_loss=loss_sum / max(seen, 1),
-                train_accuracy=correct / max(seen, 1),
+                train_accuracy=(
+                    correct / max(seen, 1)
+                    if not regression
+                    else _evaluate(model, train_set.X, train_set.y)[1]
+                ),
                 test_loss=test_loss,
                 test_accuracy=test_acc,
                 lr=lr,
@@ -266,10 +334,16 @@ def save_checkpoint(
     meta = {"format": CHECKPOINT_FORMAT, "config": config.to_json()}
     if metrics is not None:
         meta["metrics"] = json.dumps(asdict(metrics))
+    shape = getattr(model, "io_shape", None)
+    if shape is not None:
+        meta["io_shape"] = json.dumps(shape)
+    stats = getattr(model, "feature_statistics", None)
+    if stats is not None:
+        meta["feature_statistics"] = json.dumps(stats)
     return io.save(model.state_dict(), path, metadata=meta)
 
 
-def load_model(path: str | Path) -> tuple[nn.MLP, TrainConfig]:
+def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig]:
     """Rebuild the model a checkpoint was saved from, with its parameters."""
     meta = io.load_metadata(path)
     if meta.get("format") != CHECKPOINT_FORMAT or "config" not in meta:
@@ -284,9 +358,12 @@ def load_model(path: str | Path) -> tuple[nn.MLP, TrainConfig]:
             f"{path}: its training configuration is unreadable ({err})"
         ) from err
     state = io.load(path)
-    n_in = _shape_of(state, "0.weight", 1, path)
-    layers = [int(k.split(".")[0]) for k in state if k.split(".")[0].isdigit()]
-    n_out = _shape_of(state, f"{max(layers)}.weight", 0, path)
+    if "io_shape" in meta:  # (n_in, n_out), saved since models other than the MLP exist
+        n_in, n_out = (int(v) for v in json.loads(meta["io_shape"]))
+    else:
+        n_in = _shape_of(state, "0.weight", 1, path)
+        layers = [int(k.split(".")[0]) for k in state if k.split(".")[0].isdigit()]
+        n_out = _shape_of(state, f"{max(layers)}.weight", 0, path)
     model = build_model(config, n_in, n_out)
     try:
         model.load_state_dict(state)
@@ -308,9 +385,12 @@ def evaluate_checkpoint(path: str | Path) -> tuple[float, TrainConfig]:
     """Test accuracy of a saved model on its own data set's test split."""
     model, config = load_model(path)
     _, test_set = prepare_data(config)
-    if test_set.X.shape[1] != model[0].in_features:  # type: ignore[attr-defined]
+    n_in = json.loads(io.load_metadata(path).get("io_shape", "[null]"))[0]
+    if n_in is None:
+        n_in = model[0].in_features  # type: ignore[index]
+    if test_set.X.shape[1] != n_in:
         raise io.CheckpointError(
-            f"{path}: the model takes {model[0].in_features} inputs but {config.data} has "  # type: ignore[attr-defined]
+            f"{path}: the model takes {n_in} inputs but {config.data} has "
             f"{test_set.X.shape[1]} features"
         )
     _, accuracy = _evaluate(model, test_set.X, test_set.y)

@@ -34,6 +34,7 @@ from ..ops.random import Generator as _CrGenerator
 __all__ = [
     "Dataset",
     "load_digits",
+    "load_mnist1d",
     "make_moons",
     "make_spirals",
     "make_regression",
@@ -62,6 +63,8 @@ class Dataset:
     y: np.ndarray
     name: str
     n_classes: int | None
+    labels: tuple[str, ...] | None = None  # the class names, where a file gave them
+    feature_names: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -252,6 +255,24 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
     "spirals": make_spirals,
     "regression": make_regression,
 }
+
+
+def load_mnist1d(dtype: Any = "float64") -> tuple[Dataset, Dataset]:
+    """MNIST-1D (Greydanus & Kobak, 2020) as its paper made it: the ``mnist1d`` package's
+    generator with its default arguments, no download; its own split, 4,000 training and
+    1,000 test sequences of length 40, 10 classes. Needs ``pip install 'chainrule[mnist1d]'``.
+    """
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as err:
+        raise ImportError(
+            "MNIST-1D needs the mnist1d package: pip install 'chainrule[mnist1d]'"
+        ) from err
+    d = make_dataset(get_dataset_args())
+    dt = np.dtype(dtype)
+    train = Dataset(d["x"].astype(dt), d["y"].astype(np.int64), "mnist1d", 10)
+    test = Dataset(d["x_test"].astype(dt), d["y_test"].astype(np.int64), "mnist1d", 10)
+    return train, test
 
 
 def load(name: str, **kwargs: Any) -> Dataset:
