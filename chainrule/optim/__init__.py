@@ -4,6 +4,7 @@ rules, and learning-rate schedules, each with a flat ``state_dict()`` for checkp
 from __future__ import annotations
 
 from .adaptive import Adagrad, RMSprop
+from .cyclic import OneCycleLR, ReduceLROnPlateau
 from .optimizer import Optimizer
 from .optimizers import SGD, Adam, AdamW
 from .schedulers import (
@@ -12,8 +13,6 @@ from .schedulers import (
     LinearLR,
     LRScheduler,
     MultiStepLR,
-    OneCycleLR,
-    ReduceLROnPlateau,
     StepLR,
 )
 
