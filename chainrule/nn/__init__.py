@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from . import functional, init, utils
+from .attention import MultiheadAttention
 from .containers import ModuleDict, ModuleList
 from .conv import (
     AdaptiveAvgPool1d,
@@ -38,6 +39,7 @@ from .layers import (
 )
 from .module import Module, Parameter, Sequential, StateDictError
 from .normalization import BatchNorm1d, BatchNorm2d, Embedding, GroupNorm, LayerNorm
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
     "Module",
@@ -63,6 +65,13 @@ __all__ = [
     "LayerNorm",
     "GroupNorm",
     "Embedding",
+    "RNN",
+    "GRU",
+    "LSTM",
+    "RNNCell",
+    "GRUCell",
+    "LSTMCell",
+    "MultiheadAttention",
     "Dropout",
     "Identity",
     "ReLU",

@@ -19,6 +19,7 @@ from ..backends.batched import Batched
 from ..engine.modes import check_not_tracing
 from ..engine.tensor import Tensor
 from ..ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from .attention import scaled_dot_product_attention
 from .init import generator
 from .norms import batch_norm, embedding, group_norm, layer_norm
 from .windows import (
@@ -49,6 +50,7 @@ __all__ = [
     "layer_norm",
     "group_norm",
     "embedding",
+    "scaled_dot_product_attention",
     "mse_loss",
     "cross_entropy",
     "binary_cross_entropy_with_logits",
