@@ -939,9 +939,9 @@ def test_an_empty_group_beside_others_is_allowed():
 
 def test_plain_sgd_with_one_group_keeps_the_one_pass_kernel():
     # the fast path of plain SGD (optim/_fused.c, no scratch array) is still taken with one
-    # group; with two, the general loop gives the same bits
-    if cr.optim.optimizers._sgd_update is None:
-        pytest.skip("the compiled kernels are off")
+    # group; with two, the general loop gives the same bits (without the compiled kernels,
+    # as on a machine with no C compiler, the NumPy lines give them too)
+    compiled = cr.optim.optimizers._sgd_update is not None
     ws = [cr.tensor(P0.copy(), requires_grad=True) for _ in range(3)]
     one = cr.optim.SGD([ws[0]], lr=0.1)
     two = cr.optim.SGD([{"params": [ws[1]]}, {"params": [ws[2]]}], lr=0.1)
@@ -950,7 +950,8 @@ def test_plain_sgd_with_one_group_keeps_the_one_pass_kernel():
             w.grad = cr.tensor(_grad_ref(_np(w)))
         one.step()
         two.step()
-    assert one._flat == {} and two._flat == {}  # neither needed NumPy's scratch array
+    if compiled:
+        assert one._flat == {} and two._flat == {}  # neither needed NumPy's scratch array
     assert _np(ws[0]).tobytes() == _np(ws[1]).tobytes() == _np(ws[2]).tobytes()
     _close(_np(ws[0]), _sgd_ref(lr=0.1, steps=3))
 
