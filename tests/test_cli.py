@@ -107,7 +107,12 @@ def test_train_reaches_the_target_and_prints_the_summary(digits_run):
 def test_train_writes_checkpoint_metrics_and_curves(digits_run):
     _, out, _, out_dir = digits_run
     # nothing else: no temporary files left from the atomic checkpoint writes
-    assert sorted(os.listdir(out_dir)) == ["curves.png", "metrics.csv", "model.safetensors"]
+    assert sorted(os.listdir(out_dir)) == [
+        "curves.png",
+        "metrics.csv",
+        "model.safetensors",
+        "training.safetensors",
+    ]  # (the last: the whole training state, for --resume)
 
     rows = read_metrics(out_dir / "metrics.csv")
     assert len(rows) == 30

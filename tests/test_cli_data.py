@@ -97,3 +97,34 @@ def test_bad_data_options(tmp_path, capsys):
     ]:
         code, _, err = run(capsys, "train", *argv, "--progress", "none")
         assert code != 0 and message in err, (argv, err)
+
+
+def test_a_resumed_run_ends_bit_for_bit_where_an_uninterrupted_one_does(tmp_path, capsys):
+    from chainrule.cli.train import TrainConfig, train
+
+    config = TrainConfig(data="moons", hidden=(16,), epochs=4, seed=1, optimizer="adamw")
+    straight = train(config, state=tmp_path / "a.safetensors")
+
+    def stop_after_two(metrics):
+        if metrics.epoch == 2:
+            raise KeyboardInterrupt
+
+    half = train(config, on_epoch=stop_after_two, state=tmp_path / "b.safetensors")
+    assert half.interrupted and len(half.history) == 2
+    resumed = train(config, state=tmp_path / "b.safetensors", resume=True)
+    assert [m.epoch for m in resumed.history] == [1, 2, 3, 4]
+    for (name, a), (_, b) in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().items()
+    ):
+        assert a.tobytes() == b.tobytes(), name
+    assert resumed.history[-1].test_loss == straight.history[-1].test_loss
+    # from the command line: --resume continues the run in --out with its own settings
+    out = tmp_path / "cli"
+    out.mkdir()
+    (tmp_path / "b.safetensors").rename(out / "training.safetensors")
+    code, text, _ = run(capsys, "train", "--resume", "--out", out, "--progress", "none")
+    assert code == 0 and "on moons" in text
+    code, _, err = run(
+        capsys, "train", "--resume", "--out", tmp_path / "empty", "--progress", "none"
+    )
+    assert code != 0 and "--resume" in err

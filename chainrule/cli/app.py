@@ -99,6 +99,11 @@ def _parser() -> _Parser:
         "--out", default=argparse.SUPPRESS, help="output folder (runs/<data name> if not given)"
     )
     train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last completed epoch (its own settings)",
+    )
+    train.add_argument(
         "--progress",
         choices=("auto", "bar", "lines", "none"),
         default="auto",
@@ -176,7 +181,14 @@ def _write_metrics(history: Sequence[Any], path: Path) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from ..viz.history import have_matplotlib, plot_history
-    from .train import ConfigError, TrainConfig, prepare_data, save_checkpoint, train
+    from .train import (
+        ConfigError,
+        TrainConfig,
+        prepare_data,
+        resumed_config,
+        save_checkpoint,
+        train,
+    )
 
     config = TrainConfig(
         data=args.data,
@@ -193,6 +205,9 @@ def _train(args: argparse.Namespace) -> int:
     ).validate()
     given = getattr(args, "out", None)
     out = Path(given) if given else Path("runs") / Path(config.data).stem
+    state = out / "training.safetensors"
+    if args.resume:
+        config = resumed_config(state)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the run's files")
     out.mkdir(parents=True, exist_ok=True)
@@ -213,7 +228,12 @@ def _train(args: argparse.Namespace) -> int:
     progress = _Progress(args.progress, steps_per_epoch * config.epochs, config.epochs)
     try:
         result = train(
-            config, on_step=progress.step, on_epoch=progress.epoch, checkpoint=checkpoint
+            config,
+            on_step=progress.step,
+            on_epoch=progress.epoch,
+            checkpoint=checkpoint,
+            state=state,
+            resume=args.resume,
         )
     finally:
         progress.close()

@@ -38,6 +38,7 @@ __all__ = [
     "prepare_data",
     "build_model",
     "ConfigError",
+    "resumed_config",
 ]
 
 DATASETS = ("digits", "moons", "spirals", "mnist1d")
@@ -241,13 +242,18 @@ def train(
     on_step: Callable[[int, float], None] | None = None,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     checkpoint: str | Path | None = None,
+    state: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """Train an MLP classifier; seeded and reproducible run to run.
+    """Train the configured model; seeded and reproducible run to run.
 
     ``on_step(step, loss)`` and ``on_epoch(metrics)`` report progress. With ``checkpoint``
-    the parameters at the end of each epoch are saved there (atomically). A KeyboardInterrupt
-    stops the run cleanly: the last completed epoch's parameters are what remains saved, and
-    the result says ``interrupted``.
+    the parameters at the end of each epoch are saved there (atomically); with ``state`` the
+    whole training state too (model, optimizer, schedule, epoch, history: ``cr.save_training``),
+    from which ``resume=True`` continues, giving the same numbers as a run that never stopped
+    (each epoch's batch order depends on the seed and the epoch alone). A KeyboardInterrupt
+    stops the run cleanly: the last completed epoch is what remains saved, and the result
+    says ``interrupted``.
     """
     config.validate()
     train_set, test_set = prepare_data(config)
@@ -259,11 +265,18 @@ def train(
     opt = _optimizer(config, model.parameters())
     schedule = optim.CosineAnnealingLR(opt, config.epochs) if config.schedule == "cosine" else None
     result = TrainResult(config, model)
+    first = 1
+    if resume:
+        if state is None or not Path(state).is_file():
+            raise ConfigError(f"--resume: no training state to continue from at {state}")
+        done = io.load_training(state, model, opt, schedule)
+        result.history = [EpochMetrics(**m) for m in done["extra"]["history"]]
+        first = int(done["epoch"]) + 1
     start = time.perf_counter()
     step = 0
     saving = None  # the metrics of an epoch whose checkpoint is being written
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first, config.epochs + 1):
             epoch_start = time.perf_counter()
             seen, loss_sum, correct = 0, 0.0, 0
             batches = datasets.batches(
@@ -305,6 +318,10 @@ def train(
             if checkpoint is not None:  # saved first: the history never claims more
                 saving = metrics
                 save_checkpoint(model, config, checkpoint, metrics)
+            if state is not None:
+                history = [asdict(m) for m in [*result.history, metrics]]
+                extra = {"config": json.loads(config.to_json()), "history": history}
+                io.save_training(state, model, opt, schedule, epoch=epoch, extra=extra)
             result.history.append(metrics)
             saving = None
             if on_epoch is not None:
@@ -317,6 +334,17 @@ def train(
                 result.history.append(saving)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def resumed_config(state: str | Path) -> TrainConfig:
+    """The configuration of the run whose training state is at ``state``."""
+    try:
+        meta = io.load_metadata(state)
+        raw = json.loads(meta["extra"])["config"]
+        raw["hidden"] = tuple(raw["hidden"])
+        return TrainConfig(**raw).validate()
+    except (OSError, KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"--resume: {state} is not a chainrule training state ({err})") from None
 
 
 def _saved_epoch(path: Any) -> int | None:

@@ -152,8 +152,8 @@ def _atomic_write(target: pathlib.Path, payload: bytes) -> None:
     # os.open with mode 0o666 lets the umask decide the permissions, as for any new file
     # (tempfile.mkstemp would force 0o600 onto the checkpoint).
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
-    try:
+    try:  # (the open inside: a Ctrl-C right after it must not leave the temp file either)
+        fd = os.open(tmp, flags, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
