@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace, owned
-from ..backends.batched import levels
+from ..backends.batched import Batched, levels
 from .errors import check_finite, complex_error, format_where, is_complex
 from .modes import set_grad_enabled, state
 from .op import NO_PARAMS
@@ -251,10 +251,10 @@ def _chain_rule(
             c = _zeros_like(a)
         data = a.data
         if (
-            type(c) is not np.ndarray  # a Tensor (create_graph), a batch (vmap), a scalar
-            or type(data) is not np.ndarray
-            or c.shape != data.shape
+            c.shape != data.shape
             or (c.dtype is not data.dtype and c.dtype != data.dtype)
+            or type(c) is Batched  # (inside cr.vmap: a batch may need summing, see fit_to)
+            or (type(c) is Tensor and type(c.data) is Batched)
         ):
             c = fit_to(c, a, op)
         if owned is not None and type(c) is np.ndarray and c.size >= REUSE_MIN and not custom:
@@ -427,7 +427,7 @@ def topological_order(sink: Tensor) -> list[Tensor]:
 # -- broadcasting: summed back once, here, for every rule --------------------------------------
 def fit_to(c: Any, a: Tensor, op: Any) -> Any:
     """Sum a gradient back over broadcast dimensions and cast it to its input's dtype."""
-    if type(c) is not np.ndarray:
+    if type(c) is Batched or (type(c) is Tensor and type(c.data) is Batched):
         c = _fit_batches(c, a.data)
     shape = tuple(a.data.shape)
     if tuple(c.shape) != shape:
