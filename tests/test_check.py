@@ -226,3 +226,11 @@ def test_custom_function_without_grad_records_nothing():
     assert not out.requires_grad and out.is_leaf
     out2 = SinTimes.apply(cr.tensor(X), cr.tensor(Y))
     assert not out2.requires_grad
+
+
+def test_gradcheck_of_a_function_closing_over_parameters_that_require_grad():
+    layer = cr.nn.Linear(3, 2, rng=0)  # its weight and bias require grad
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    assert cr.gradcheck(lambda x: cr.sum(cr.tanh(layer(x)) ** 2), x, check_forward=True)
+    with pytest.raises(cr.GradcheckError):  # and it still catches a wrong rule
+        cr.gradcheck(lambda x: cr.sum(layer(x) * cr.stop_gradient(x @ np.ones((3, 2)))), x)

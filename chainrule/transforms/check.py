@@ -108,9 +108,9 @@ def gradcheck(
     for i in nums:
         numeric = numerical_jacobian(f, *values, argnums=i, eps=eps)
         for mode in modes:
-            analytic = np.asarray(
-                to_numpy(jacobian(f, argnums=i, mode=mode)(*values)), dtype=np.float64
-            )
+            # (its value only: where f closes over parameters that require grad, the Jacobian
+            # is a Tensor of their graph, which to_numpy would refuse to cut)
+            analytic = _as_float64(jacobian(f, argnums=i, mode=mode)(*values))
             if analytic.shape != numeric.shape:
                 raise GradcheckError(
                     f"gradcheck: argument {i}: {mode}-mode Jacobian has shape "
