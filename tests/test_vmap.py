@@ -366,3 +366,26 @@ def test_numpy_functions_on_a_batch_of_tensors_and_their_gradients(fn: Any, args
         (y * w[k]).sum().backward()
         for x, o in zip(xs, one):
             _close(x.grad.numpy()[k], o.grad.numpy(), f"gradient of example {k}")
+
+
+def test_per_example_gradients_of_a_convnet_run_by_rules_and_equal_a_loop() -> None:
+    nn, F = cr.nn, cr.nn.functional
+    conv, lin = nn.Conv1d(1, 4, 3, padding=1, rng=0), nn.Linear(4 * 5, 3, rng=1)
+    params = {
+        "cw": conv.weight.numpy(), "cb": conv.bias.numpy(),
+        "lw": lin.weight.numpy(), "lb": lin.bias.numpy(),
+    }  # fmt: skip
+
+    def loss(p: Any, x: Any, y: Any) -> Any:  # one sequence x (10,), one label y
+        h = F.max_pool1d(F.relu(F.conv1d(x[None, None], p["cw"], p["cb"], padding=1)), 2)
+        return F.cross_entropy(F.flatten(h, 1) @ p["lw"].T + p["lb"], y[None])
+
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(6, 10)), rng.integers(0, 3, 6)
+    FALLBACKS.clear()
+    per_example = cr.vmap(cr.grad(loss), in_axes=(None, 0, 0))(params, x, y)
+    assert not FALLBACKS  # unfold, fold, the pool and the loss all batch by rules
+    for k in range(6):
+        want = cr.grad(loss)(params, x[k], y[k])
+        for name in params:
+            _close(per_example[name][k], want[name], f"example {k}, {name}")
