@@ -592,3 +592,13 @@ def test_a_deep_copied_graph_is_independent_and_differentiates_the_same():
     y.backward()
     want = (1 - np.tanh(2 * x.numpy()) ** 2) * 2 * np.array([1.0, 2.0, 3.0])
     assert np.allclose(x.grad.numpy(), want, rtol=1e-14)
+
+
+def test_integer_and_boolean_results_never_require_grad():
+    # PyTorch's rule: x.astype(int) is a constant, not a path for gradients
+    x = cr.tensor([1.5, 2.5, -0.5], requires_grad=True)
+    for y in (x.astype("int64"), x.astype(bool), cr.astype(x, dtype="int32")):
+        assert not y.requires_grad and y.is_leaf
+    assert x.astype("float32").requires_grad
+    g = cr.grad(lambda v: cr.sum(v * v.astype("int64")))(np.array([1.5, 2.5, -0.5]))
+    np.testing.assert_array_equal(g, [1.0, 2.0, 0.0])  # the integer factor as a constant

@@ -156,6 +156,13 @@ class Op:
         return self
 
 
+def _inexact(data: Any) -> bool:
+    """Whether a result can carry a gradient: floating (or complex) values; integer and boolean
+    results never require grad, as in PyTorch (``x.astype(int)``). (Array-API dtypes without
+    NumPy's ``kind`` are taken as they come.)"""
+    return getattr(data.dtype, "kind", "f") in "fc"
+
+
 def torch_keywords(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """PyTorch's ``dim=`` and ``keepdim=`` as NumPy's ``axis=`` and ``keepdims=``."""
     params = dict(params)
@@ -237,7 +244,8 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
     out.data = data
     out._grad = None
     out._version = 0
-    if rg and op.differentiable and state.grad_enabled:
+    # (integer and boolean results never require grad, as in PyTorch: x.astype(int))
+    if rg and op.differentiable and state.grad_enabled and _inexact(data):
         out._rg = True
         out._op = op
         out._a = a
@@ -270,7 +278,7 @@ def _apply_special(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Ten
         data, saved = data
         params = {**params, SAVED: saved}
     out = Tensor(data)
-    if record:
+    if record and _inexact(data):
         out._rg = True
         where = user_frame() if state.anomaly else None
         out._node = (op, args, params or NO_PARAMS, next_seq(), where, state.scope)
