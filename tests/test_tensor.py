@@ -602,3 +602,17 @@ def test_integer_and_boolean_results_never_require_grad():
     assert x.astype("float32").requires_grad
     g = cr.grad(lambda v: cr.sum(v * v.astype("int64")))(np.array([1.5, 2.5, -0.5]))
     np.testing.assert_array_equal(g, [1.0, 2.0, 0.0])  # the integer factor as a constant
+
+
+def test_numpy_of_a_tensor_that_requires_grad_cannot_be_written_behind_the_graph():
+    x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * x
+    view = x.numpy()
+    with pytest.raises(ValueError, match="read-only"):
+        view[0] = 10.0  # would have made the gradient [20, 4, 6], silently
+    y.sum().backward()
+    assert x.grad.tolist() == [2.0, 4.0, 6.0]
+    np.testing.assert_array_equal(view, [1.0, 2.0, 3.0])  # still the value, no copy needed
+    constant = cr.tensor([1.0, 2.0])  # no gradient: its array is the user's to write
+    constant.numpy()[0] = 5.0
+    assert constant.tolist() == [5.0, 2.0]

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from ..backends import namespace, to_numpy
 from ..backends.batched import Batched
 from .modes import check_not_tracing, next_seq, state
@@ -220,9 +222,17 @@ class Tensor(TensorMethods):
 
     # -- conversion ---------------------------------------------------------------------
     def numpy(self) -> Any:
-        """The value as a NumPy array (no copy for NumPy data)."""
+        """The value as a NumPy array (no copy for NumPy data). For a tensor that requires
+        grad the array is a read-only view: a write through it would change a value that a
+        recorded op saved, and the gradient would be silently wrong (``y = x * x;
+        x.numpy()[0] = 10``). Update such a tensor in place under ``cr.no_grad()``
+        (``x[0] = 10``), which the backward pass checks, or copy the array."""
         _leaving_the_graph(self, "numpy")
-        return to_numpy(self.data)
+        out = to_numpy(self.data)
+        if self._rg and isinstance(out, np.ndarray) and out.flags.writeable:
+            out = out.view()
+            out.flags.writeable = False
+        return out
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
