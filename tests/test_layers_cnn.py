@@ -254,3 +254,33 @@ def test_containers_apply_freeze_and_zero_grad():
     assert np.all(heads["cls"].weight.grad.numpy() == 0)
     with pytest.raises(TypeError, match="not a Module"):
         cr.nn.ModuleList([np.zeros(2)])
+
+
+# -- transposed convolution ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "stride, pad, out_pad, dilation, groups", [(1, 0, 0, 1, 1), (2, 1, 1, 1, 1), (3, 2, 0, 2, 2)]
+)
+def test_conv_transpose_is_the_adjoint_of_conv(stride, pad, out_pad, dilation, groups):
+    x, w = RNG.standard_normal((2, 4, 5, 4)), RNG.standard_normal((4, 3, 3, 2))
+    y = F.conv_transpose2d(cr.tensor(x), cr.tensor(w), stride=stride, padding=pad,
+                           output_padding=out_pad, dilation=dilation, groups=groups)  # fmt: skip
+    z = RNG.standard_normal(y.shape)
+    back = F.conv2d(cr.tensor(z), cr.tensor(w), stride=stride, padding=pad, dilation=dilation,
+                    groups=groups)  # fmt: skip
+    # <conv_transpose(x), z> = <x, conv(z)>: the defining property
+    np.testing.assert_allclose(np.sum(y.numpy() * z), np.sum(x * back.numpy()), rtol=1e-12)
+    assert y.shape[2] == (5 - 1) * stride - 2 * pad + dilation * 2 + 1 + out_pad
+
+
+def test_conv_transpose_gradients_and_layers():
+    x, w, b = RNG.standard_normal((2, 3, 4)), RNG.standard_normal((3, 2, 3)), RNG.standard_normal(2)
+    assert cr.gradcheck(
+        lambda x, w, b: cr.sum(cr.tanh(F.conv_transpose1d(x, w, b, stride=2, padding=1))),
+        x, w, b, check_forward=True,
+    )  # fmt: skip
+    up = cr.nn.ConvTranspose2d(4, 2, kernel_size=4, stride=2, padding=1, rng=0)
+    assert up.weight.shape == (4, 2, 4, 4) and up(cr.zeros((1, 4, 7, 7))).shape == (1, 2, 14, 14)
+    with pytest.raises(ValueError, match="output_padding"):
+        F.conv_transpose1d(cr.zeros((1, 3, 4)), cr.zeros((3, 2, 3)), stride=1, output_padding=1)
+    with pytest.raises(ValueError, match="3 channels"):
+        F.conv_transpose1d(cr.zeros((1, 3, 4)), cr.zeros((4, 2, 3)))

@@ -14,6 +14,8 @@ from .module import Module, Parameter
 __all__ = [
     "Conv1d",
     "Conv2d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
     "MaxPool1d",
     "MaxPool2d",
     "AvgPool1d",
@@ -224,3 +226,81 @@ class Unflatten(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class _ConvTransposeNd(Module):
+    _d = 0
+    _fn: Any = None
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: Any = 1,
+        rng: Any = None,
+        dtype: Any = "float64",
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(
+                f"{name}: in_channels and out_channels must be >= 1, got {in_channels} and "
+                f"{out_channels}"
+            )
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{name}: groups={groups} must divide in_channels ({in_channels}) and "
+                f"out_channels ({out_channels})"
+            )
+        self.kernel_size = W._tuple(kernel_size, self._d, f"{name}: kernel_size")
+        self.stride, self.padding = stride, padding
+        self.output_padding, self.dilation, self.groups = output_padding, dilation, groups
+        self.in_channels, self.out_channels = in_channels, out_channels
+        # PyTorch's default: U(+-1/sqrt(fan_in)), fan_in read off the weight's axis 1
+        fan_in = out_channels // groups * math.prod(self.kernel_size)
+        bound = 1.0 / math.sqrt(fan_in)
+        gen = _init.generator(rng)
+        shape = (in_channels, out_channels // groups, *self.kernel_size)
+        self.weight = Parameter(_init.uniform(shape, bound, gen, dtype))
+        if bias:
+            self.bias = Parameter(_init.uniform((out_channels,), bound, gen, dtype))
+        else:
+            self.bias = None  # type: ignore[assignment]
+
+    def forward(self, x: Any) -> Any:
+        return type(self)._fn(
+            x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+            self.groups, self.dilation,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """The transpose of Conv1d (an upsampling layer): weight (C_in, C_out / groups, k).
+
+    >>> import chainrule as cr
+    >>> up = cr.nn.ConvTranspose1d(4, 2, kernel_size=4, stride=2, padding=1, rng=0)
+    >>> up(cr.zeros((3, 4, 10))).shape
+    (3, 2, 20)
+    """
+
+    _d = 1
+    _fn = staticmethod(W.conv_transpose1d)
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """The transpose of Conv2d: weight (C_in, C_out / groups, kh, kw)."""
+
+    _d = 2
+    _fn = staticmethod(W.conv_transpose2d)

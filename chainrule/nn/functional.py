@@ -29,6 +29,8 @@ from .windows import (
     avg_pool2d,
     conv1d,
     conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
     flatten,
     max_pool1d,
     max_pool2d,
@@ -38,6 +40,8 @@ from .windows import (
 __all__ = [
     "conv1d",
     "conv2d",
+    "conv_transpose1d",
+    "conv_transpose2d",
     "max_pool1d",
     "max_pool2d",
     "avg_pool1d",

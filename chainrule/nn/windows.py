@@ -18,11 +18,13 @@ import numpy as np
 from .. import ops
 from ..backends import namespace
 from ..engine.tensor import Tensor
-from ..ops.conv import unfold, window_geometry
+from ..ops.conv import fold, unfold, window_geometry
 
 __all__ = [
     "conv1d",
     "conv2d",
+    "conv_transpose1d",
+    "conv_transpose2d",
     "max_pool1d",
     "max_pool2d",
     "avg_pool1d",
@@ -318,3 +320,76 @@ def unflatten(input: Any, dim: int, sizes: Any) -> Any:
     shape = _shape(input)
     dim %= len(shape)
     return ops.reshape(input, shape=(*shape[:dim], *sizes, *shape[dim + 1 :]))
+
+
+def _conv_transpose(
+    x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any,
+    groups: int, dilation: Any, d: int, name: str,
+) -> Any:  # fmt: skip
+    """The transpose of a convolution (its gradient with respect to the input): each input
+    entry scatters the kernel, times itself, into the output, through the op sheet's fold."""
+    x, single = _batched(x, d, name)
+    n, c = _shape(x)[:2]
+    w_shape = _shape(weight)
+    if len(w_shape) != d + 2:
+        raise ValueError(f"{name}: weight must be (in, out / groups, *kernel), got {w_shape}")
+    kernel = w_shape[2:]
+    if groups < 1 or c % groups or w_shape[0] != c:
+        raise ValueError(
+            f"{name}: the input has {c} channels but the weight {w_shape} expects {w_shape[0]}, "
+            f"in {groups} group(s)"
+        )
+    out_channels = w_shape[1] * groups
+    stride_ = _tuple(stride, d, f"{name}: stride")
+    dilation_ = _tuple(dilation, d, f"{name}: dilation")
+    pads = _tuple(padding, d, f"{name}: padding", minimum=0)
+    extra = _tuple(output_padding, d, f"{name}: output_padding", minimum=0)
+    if any(e >= max(s, di) for e, s, di in zip(extra, stride_, dilation_)):
+        raise ValueError(
+            f"{name}: output_padding {extra} must be smaller than the stride or the dilation"
+        )
+    spatial = _shape(x)[2:]
+    size = tuple(
+        (m - 1) * s - 2 * p + di * (k - 1) + 1 + e
+        for m, s, p, di, k, e in zip(spatial, stride_, pads, dilation_, kernel, extra)
+    )
+    if any(m < 1 for m in size):
+        raise ValueError(f"{name}: the padding {pads} leaves no output for input {spatial}")
+    per_group, taps = c // groups, w_shape[1] * math.prod(kernel)
+    positions = n * math.prod(spatial)
+    xs = ops.reshape(
+        ops.transpose(x, (1, 0, *range(2, 2 + d))), shape=(groups, per_group, positions)
+    )
+    w = ops.reshape(weight, shape=(groups, per_group, taps))
+    cols = ops.matmul(ops.matrix_transpose(w), xs)  # (groups, C_out / g * kernel, N * in)
+    cols = ops.reshape(cols, shape=(out_channels, *kernel, n, *spatial))
+    out = fold(
+        cols, size=size, kernel=kernel, stride=stride_,
+        padding=tuple((p, p) for p in pads), dilation=dilation_,
+    )  # fmt: skip
+    if bias is not None:
+        out = out + ops.reshape(bias, shape=(out_channels,) + (1,) * d)
+    return out[0] if single else out
+
+
+def conv_transpose1d(
+    input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
+    output_padding: Any = 0, groups: int = 1, dilation: Any = 1,
+) -> Any:  # fmt: skip
+    """The transpose of conv1d (PyTorch's argument order): weight (C_in, C_out / groups, k);
+    the output length is (L - 1) stride - 2 padding + dilation (k - 1) + 1 + output_padding."""
+    return _conv_transpose(
+        input, weight, bias, stride, padding, output_padding, groups, dilation, 1,
+        "conv_transpose1d",
+    )  # fmt: skip
+
+
+def conv_transpose2d(
+    input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
+    output_padding: Any = 0, groups: int = 1, dilation: Any = 1,
+) -> Any:  # fmt: skip
+    """The transpose of conv2d: weight (C_in, C_out / groups, kh, kw) (an upsampling layer)."""
+    return _conv_transpose(
+        input, weight, bias, stride, padding, output_padding, groups, dilation, 2,
+        "conv_transpose2d",
+    )  # fmt: skip
