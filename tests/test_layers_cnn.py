@@ -284,3 +284,23 @@ def test_conv_transpose_gradients_and_layers():
         F.conv_transpose1d(cr.zeros((1, 3, 4)), cr.zeros((3, 2, 3)), stride=1, output_padding=1)
     with pytest.raises(ValueError, match="3 channels"):
         F.conv_transpose1d(cr.zeros((1, 3, 4)), cr.zeros((4, 2, 3)))
+
+
+def test_load_state_dict_is_all_or_nothing_and_refuses_values_that_would_corrupt():
+    net = cr.nn.Sequential(cr.nn.Linear(2, 3, rng=0), cr.nn.BatchNorm1d(3))
+    before = net.state_dict()
+    good = {k: v + 1.0 for k, v in before.items()}
+    for key, value, message in [
+        ("0.weight", None, "the value is None"),
+        ("0.bias", np.ones(3) * (1 + 2j), "complex values"),
+        ("1.running_var", np.array([1.0, np.inf, 1.0]), "NaN or infinite"),
+        ("1.weight", np.array(["a", "b", "c"]), "not numeric"),
+        ("1.bias", np.ones(4), r"checkpoint shape \(4,\)"),
+    ]:
+        with pytest.raises(cr.nn.StateDictError, match=message) as info:
+            net.load_state_dict(dict(good, **{key: value}))
+        assert key in str(info.value) and "nothing was changed" in str(info.value)
+        for (name, a), b in zip(net.state_dict().items(), before.values()):
+            np.testing.assert_array_equal(a, b, err_msg=name)  # not even the good entries
+    net.load_state_dict(good)
+    assert net.state_dict()["0.bias"].tolist() == (before["0.bias"] + 1).tolist()

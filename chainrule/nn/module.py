@@ -233,21 +233,27 @@ class Module:
             out[name] = np.array(to_numpy(b.data), copy=True)
         return out
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
-        """Copy values into the parameters. Every key and shape is checked first: on any
-        mismatch nothing changes and :class:`StateDictError` lists all of them (key,
-        checkpoint shape, model shape)."""
+    def load_state_dict(
+        self, state: dict[str, Any], strict: bool = True, allow_nonfinite: bool = False
+    ) -> None:
+        """Copy values into the parameters and buffers, all or nothing. Every entry is
+        checked first (its key, its shape, that it is a real number array: not None, text or
+        complex; finite unless ``allow_nonfinite``); on any problem nothing changes and
+        :class:`StateDictError` lists all of them (key, checkpoint shape and dtype, model
+        shape). Values are cast to each parameter's dtype, as PyTorch's ``copy_`` does."""
         own: dict[str, Tensor] = dict(self.named_parameters())
         own.update(self._state_buffers())
-        problems = []
+        problems, values = [], {}
         for name, p in own.items():
             if name not in state:
                 if strict:
                     problems.append(f"missing key {name!r} (model shape {p.shape})")
                 continue
-            shape = tuple(np.shape(state[name]))
-            if shape != p.shape:
-                problems.append(f"{name!r}: checkpoint shape {shape}, model shape {p.shape}")
+            value, why = _checked_value(state[name], p, allow_nonfinite)
+            if why:
+                problems.append(f"{name!r}: {why}")
+            else:
+                values[name] = value
         if strict:
             for name in state:
                 if name not in own:
@@ -260,13 +266,10 @@ class Module:
                 f"({len(problems)} mismatch{'es' if len(problems) > 1 else ''}); nothing was "
                 "changed:\n  " + "\n  ".join(problems)
             )
-        for name, p in own.items():
-            if name in state:
-                value = state[name]
-                value = value.data if isinstance(value, Tensor) else value
-                xp = namespace(p.data)
-                p.data = xp.asarray(np.array(to_numpy(value), copy=True), dtype=p.data.dtype)
-                p._version = next_seq()
+        for name, value in values.items():
+            p = own[name]
+            p.data = namespace(p.data).asarray(value, dtype=p.data.dtype)
+            p._version = next_seq()
 
     # -- display ------------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -281,6 +284,27 @@ class Module:
             body = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
+
+
+def _checked_value(value: Any, p: Tensor, allow_nonfinite: bool) -> tuple[Any, str]:
+    """(a NumPy copy of ``value`` ready to cast into ``p``, "") or (None, what is wrong)."""
+    raw = value.data if isinstance(value, Tensor) else value
+    if raw is None:
+        return None, "the value is None"
+    try:
+        arr = np.array(to_numpy(raw) if hasattr(raw, "shape") else raw, copy=True)
+    except (TypeError, ValueError) as err:
+        return None, f"not an array ({err})"
+    if arr.dtype.kind not in "biufc":
+        return None, f"dtype {arr.dtype} is not numeric"
+    if arr.dtype.kind == "c" and np.dtype(str(p.data.dtype)).kind != "c":
+        return None, f"complex values ({arr.dtype}) for a real parameter ({p.data.dtype})"
+    if tuple(arr.shape) != tuple(p.shape):
+        return None, f"checkpoint shape {tuple(arr.shape)}, model shape {p.shape}"
+    if not allow_nonfinite and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        return None, f"{bad} value(s) are NaN or infinite (allow_nonfinite=True to load them)"
+    return arr, ""
 
 
 def _buffer(name: str, value: Any) -> Tensor | None:
