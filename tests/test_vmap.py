@@ -389,3 +389,40 @@ def test_per_example_gradients_of_a_convnet_run_by_rules_and_equal_a_loop() -> N
         want = cr.grad(loss)(params, x[k], y[k])
         for name in params:
             _close(per_example[name][k], want[name], f"example {k}, {name}")
+
+
+def test_transforms_in_eight_threads_agree_with_the_serial_results() -> None:
+    import threading
+
+    def f(v: Any) -> Any:
+        return cr.sum(cr.sin(v) * v)
+
+    x = np.linspace(-1, 1, 5)
+    batch = np.stack([x, 2 * x])
+    compiled = cr.compile(lambda v: cr.sum(cr.tanh(v) * v))
+    jobs = {
+        "jvp": lambda: cr.jvp(f, (x,), (np.ones(5),))[1],
+        "grad": lambda: cr.grad(f)(x),
+        "vjp": lambda: cr.vjp(f, x)[1](np.array(1.0))[0],
+        "jacobian": lambda: cr.jacobian(cr.grad(f))(x),
+        "hessian": lambda: cr.hessian(f)(x),
+        "vmap": lambda: cr.vmap(cr.grad(f))(batch),
+        "compile": lambda: cr.grad(compiled)(x),
+    }
+    serial = {name: np.asarray(job()) for name, job in jobs.items()}
+    errors: list[str] = []
+
+    def work() -> None:
+        try:
+            for _ in range(50):
+                for name, job in jobs.items():
+                    np.testing.assert_allclose(job(), serial[name], rtol=1e-12, atol=1e-12)
+        except Exception as err:  # reported below: a thread's failure must fail the test
+            errors.append(f"{type(err).__name__}: {err}")
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
