@@ -176,7 +176,7 @@ ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line mu
     "chainrule/engine/op.py:254": "out._seq = next_seq()",
     "chainrule/engine/tensor.py:296": "def backward(",
     "chainrule/engine/backward.py:67": "def backward(",
-    "chainrule/engine/backward.py:356": "def _seed(",
+    "chainrule/engine/backward.py:371": "def _seed(",
     "chainrule/engine/backward.py:130": "def _run(",
     "chainrule/engine/backward.py:152": "heappop(heap)",
     "chainrule/engine/backward.py:193": "def _chain_rule(",
@@ -184,7 +184,7 @@ ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line mu
     "chainrule/ops/elementwise.py:187": "dx=(lambda g, out, x: g * (1 - out * out),",
     "chainrule/engine/backward.py:228": "rules = op.vjps if create_graph else op.fast_vjps",
     "chainrule/engine/backward.py:259": "fit_to(c, a, op)",
-    "chainrule/engine/backward.py:428": "def fit_to(",
+    "chainrule/engine/backward.py:443": "def fit_to(",
     "chainrule/engine/backward.py:170": "pending[k] = _add(prev, c, owned)",
     "chainrule/engine/backward.py:168": "_enqueue(a, heap, sources)",
     "chainrule/engine/backward.py:174": "_free(t)",
@@ -192,7 +192,7 @@ ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line mu
     "chainrule/engine/backward.py:177": "out.deliver(t, g)",
     "chainrule/engine/backward.py:328": "def deliver(",
     "chainrule/engine/backward.py:336": "def _accumulate(",
-    "chainrule/engine/backward.py:348": "t._grad = value",
+    "chainrule/engine/backward.py:350": "t._grad = value",
 }
 
 

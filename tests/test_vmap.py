@@ -426,3 +426,19 @@ def test_transforms_in_eight_threads_agree_with_the_serial_results() -> None:
     for t in threads:
         t.join()
     assert not errors, errors[:3]
+
+
+def test_backward_inside_vmap_into_a_shared_grad_is_refused_with_the_alternatives() -> None:
+    w = cr.tensor(np.ones(3), requires_grad=True)
+
+    def per_example(x: Any) -> Any:
+        loss = cr.sum(w * x)
+        loss.backward()  # one gradient per example: nowhere to keep them in w.grad
+        return loss
+
+    with pytest.raises(RuntimeError, match=r"cr.vmap\(cr.grad\(f\)\)"):
+        cr.vmap(per_example)(np.ones((4, 3)))
+    assert w.grad is None
+    xs = np.arange(12.0).reshape(4, 3)
+    cr.vmap(lambda x: cr.sum(w * x))(xs).sum().backward()  # after the vmap: the sum
+    _close(w.grad, xs.sum(axis=0), "the gradient of the summed batch")

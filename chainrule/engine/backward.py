@@ -335,6 +335,8 @@ class _Delivery:
 
     def _accumulate(self, t: Tensor, g: Any) -> None:
         """``t.grad += g``: a Tensor of its own, never an array another ``.grad`` holds."""
+        if type(g) is Batched or (type(g) is Tensor and type(g.data) is Batched):
+            _check_batched_grad(t, g)
         if self.create_graph:
             value = g if isinstance(g, Tensor) else Tensor(g)
         else:
@@ -350,6 +352,19 @@ class _Delivery:
             t._grad = prev + value
         else:
             t._grad = wrap(prev.data + value.data)
+
+
+def _check_batched_grad(t: Tensor, g: Any) -> None:
+    """Refuse to keep one gradient per example in the ``.grad`` of a tensor the examples
+    share: ``backward()`` inside ``cr.vmap`` has no single answer to store there."""
+    running = [level for level in levels(g.data if isinstance(g, Tensor) else g)
+               if level in state.vmap_levels]  # fmt: skip
+    if any(level not in levels(t.data) for level in running):
+        raise RuntimeError(
+            f"backward() inside cr.vmap would store one gradient per example in the .grad of "
+            f"a tensor the examples share (shape {t.shape}); for per-example gradients use "
+            "cr.vmap(cr.grad(f)), for their sum call backward() on the result of the vmap"
+        )
 
 
 # -- the seed and the sub-graph that matters -----------------------------------------------------
