@@ -27,6 +27,32 @@ __all__ = [
 ]
 
 
+def _check_channels(name: str, in_channels: int, out_channels: int, groups: int) -> None:
+    if in_channels < 1 or out_channels < 1:
+        raise ValueError(
+            f"{name}: in_channels and out_channels must be >= 1, got {in_channels} and "
+            f"{out_channels}"
+        )
+    if groups < 1 or in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{name}: groups={groups} must divide in_channels ({in_channels}) and "
+            f"out_channels ({out_channels})"
+        )
+
+
+def _parameters(
+    shape: tuple[int, ...], out_channels: int, bias: bool, rng: Any, dtype: Any
+) -> tuple[Parameter, Parameter | None]:
+    """A convolution's weight of ``shape`` and its bias, initialised as PyTorch does:
+    kaiming_uniform(a=sqrt(5)), which is U(+-1/sqrt(fan_in)), fan_in read off the weight's
+    axis 1 and the kernel (for a transposed convolution, the output channels per group), and
+    the bias uniform on the same bound."""
+    bound = 1.0 / math.sqrt(shape[1] * math.prod(shape[2:]))
+    gen = _init.generator(rng)
+    weight = Parameter(_init.uniform(shape, bound, gen, dtype))
+    return weight, Parameter(_init.uniform((out_channels,), bound, gen, dtype)) if bias else None
+
+
 class _ConvNd(Module):
     _d = 0
     _fn: Any = None
@@ -47,16 +73,7 @@ class _ConvNd(Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(
-                f"{name}: in_channels and out_channels must be >= 1, got {in_channels} and "
-                f"{out_channels}"
-            )
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: groups={groups} must divide in_channels ({in_channels}) and "
-                f"out_channels ({out_channels})"
-            )
+        _check_channels(name, in_channels, out_channels, groups)
         if padding_mode != "zeros":
             raise ValueError(
                 f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}"
@@ -67,16 +84,8 @@ class _ConvNd(Module):
         W._padding(padding, self._d, self.kernel_size, self.dilation, self.stride, name)  # check
         self.padding = padding
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        # PyTorch's default: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias the same
-        fan_in = in_channels // groups * math.prod(self.kernel_size)
-        bound = 1.0 / math.sqrt(fan_in)
-        gen = _init.generator(rng)
         shape = (out_channels, in_channels // groups, *self.kernel_size)
-        self.weight = Parameter(_init.uniform(shape, bound, gen, dtype))
-        if bias:
-            self.bias = Parameter(_init.uniform((out_channels,), bound, gen, dtype))
-        else:
-            self.bias = None  # type: ignore[assignment]
+        self.weight, self.bias = _parameters(shape, out_channels, bias, rng, dtype)
 
     def forward(self, x: Any) -> Any:
         return type(self)._fn(
@@ -248,30 +257,13 @@ class _ConvTransposeNd(Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(
-                f"{name}: in_channels and out_channels must be >= 1, got {in_channels} and "
-                f"{out_channels}"
-            )
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: groups={groups} must divide in_channels ({in_channels}) and "
-                f"out_channels ({out_channels})"
-            )
+        _check_channels(name, in_channels, out_channels, groups)
         self.kernel_size = W._tuple(kernel_size, self._d, f"{name}: kernel_size")
         self.stride, self.padding = stride, padding
         self.output_padding, self.dilation, self.groups = output_padding, dilation, groups
         self.in_channels, self.out_channels = in_channels, out_channels
-        # PyTorch's default: U(+-1/sqrt(fan_in)), fan_in read off the weight's axis 1
-        fan_in = out_channels // groups * math.prod(self.kernel_size)
-        bound = 1.0 / math.sqrt(fan_in)
-        gen = _init.generator(rng)
         shape = (in_channels, out_channels // groups, *self.kernel_size)
-        self.weight = Parameter(_init.uniform(shape, bound, gen, dtype))
-        if bias:
-            self.bias = Parameter(_init.uniform((out_channels,), bound, gen, dtype))
-        else:
-            self.bias = None  # type: ignore[assignment]
+        self.weight, self.bias = _parameters(shape, out_channels, bias, rng, dtype)
 
     def forward(self, x: Any) -> Any:
         return type(self)._fn(
