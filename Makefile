@@ -12,9 +12,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # setup.py compiles the engine (chainrule/engine: the .py source with its .pxd declarations,
-# by Cython) and the optimizers' update kernels (chainrule/optim/_fused.c) where there is a C
-# compiler: a change to any of them reinstalls, so that the compiled modules are never stale.
-COMPILED_SOURCES := $(wildcard chainrule/engine/*.py chainrule/engine/*.pxd) chainrule/optim/_fused.c
+# by Cython), the optimizers' update kernels (chainrule/optim/_fused.c) and the normalize op's
+# loops (chainrule/ops/_normalize.c) where there is a C compiler: a change to any of them
+# reinstalls, so that the compiled modules are never stale.
+COMPILED_SOURCES := $(wildcard chainrule/engine/*.py chainrule/engine/*.pxd) chainrule/optim/_fused.c \
+  chainrule/ops/_normalize.c
 $(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)

@@ -1,6 +1,7 @@
-"""The optional compiled parts of chainrule (everything else is in pyproject.toml). Both are
+"""The optional compiled parts of chainrule (everything else is in pyproject.toml). They are
 built when a C compiler and the Python headers are there; where they are not, the build
-skips them with a warning and chainrule runs as plain Python, which computes the same bits.
+skips them with a warning and chainrule runs as plain Python, which computes the same bits
+(the normalize loops: the same values to rounding).
 
 1. The engine (``chainrule/engine``): the same Python source compiled by Cython, with the
    types of Tensor's and Op's slots and of the hot loops' locals declared beside it in
@@ -10,8 +11,11 @@ skips them with a warning and chainrule runs as plain Python, which computes the
    sum, never one fused multiply-add (GCC fuses by default where the processor has them).
    ``-fno-math-errno``: sqrt need not set errno (nothing reads it), so its loop can use the
    vector square root, which rounds the same. MSVC fuses only when asked and knows neither.
+3. The normalize op's loops, ``chainrule/ops/_normalize.c`` (batch, layer and group norm in
+   two or three passes): ``-fopenmp-simd`` lets its sums run in vector lanes (OpenMP's simd
+   pragmas only, no threads); they agree with the NumPy rules to rounding.
 
-``CHAINRULE_PLAIN=1`` in the environment builds neither (the plain-Python install).
+``CHAINRULE_PLAIN=1`` in the environment builds none of them (the plain-Python install).
 """
 
 import os
@@ -45,14 +49,20 @@ def _engine() -> list[Extension]:
 
 
 def _kernels() -> list[Extension]:
-    flags = [] if sys.platform == "win32" else ["-ffp-contract=off", "-fno-math-errno"]
+    unix = sys.platform != "win32"
+    fused = ["-ffp-contract=off", "-fno-math-errno"] if unix else []
+    normalize = ["-O3", "-fopenmp-simd", "-fno-math-errno"] if unix else []
     return [
         Extension(
-            "chainrule.optim._fused",
-            ["chainrule/optim/_fused.c"],
+            name,
+            [name.replace(".", "/") + ".c"],
             include_dirs=[numpy.get_include()],
             extra_compile_args=flags,
             optional=True,
+        )
+        for name, flags in (
+            ("chainrule.optim._fused", fused),
+            ("chainrule.ops._normalize", normalize),
         )
     ]
 

@@ -7,8 +7,10 @@
 - one training epoch of the MNIST-1D CNN of ``examples/train_mnist1d.py`` (4,000 sequences of
   length 40, batch 100, AdamW), on random data of that shape.
 
-Each library starts from the same weights and inputs; the sum of the output (weighted by a
-fixed random array) is backpropagated to the input and every parameter. The table gives ms per
+Each library starts from the same weights and inputs; a fixed random array is backpropagated
+from the layer's output (``out.backward(g)``) to the input and every parameter, so that the
+times are the layer's alone: weighting and summing the output first would add two passes
+over it, and a multiplication's backward, to both sides. The table gives ms per
 call and chainrule / PyTorch (the median of the per-round ratios).
 """
 
@@ -40,7 +42,7 @@ def _conv(lib: str) -> Callable[[], Any] | None:
         def run() -> None:
             xt = cr.tensor(x, requires_grad=True)
             wt, bt = cr.tensor(w, requires_grad=True), cr.tensor(b, requires_grad=True)
-            (F.conv2d(xt, wt, bt, padding=1) * g).sum().backward()
+            F.conv2d(xt, wt, bt, padding=1).backward(g)
 
         return run
     torch = peers.get("torch")
@@ -51,7 +53,7 @@ def _conv(lib: str) -> Callable[[], Any] | None:
     def run_torch() -> None:
         xt = torch.tensor(x, requires_grad=True)
         wt, bt = torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
-        (torch.nn.functional.conv2d(xt, wt, bt, padding=1) * tg).sum().backward()
+        torch.nn.functional.conv2d(xt, wt, bt, padding=1).backward(tg)
 
     return run_torch
 
@@ -69,7 +71,7 @@ def _norm(kind: str) -> Callable[[str], Callable[[], Any] | None]:
 
             def run() -> None:
                 xt = cr.tensor(x, requires_grad=True)
-                (layer(xt) * g).sum().backward()
+                layer(xt).backward(g)
 
             return run
         torch = peers.get("torch")
@@ -80,7 +82,7 @@ def _norm(kind: str) -> Callable[[str], Callable[[], Any] | None]:
 
         def run_torch() -> None:
             xt = torch.tensor(x, requires_grad=True)
-            (t_layer(xt) * tg).sum().backward()
+            t_layer(xt).backward(tg)
 
         return run_torch
 
@@ -99,7 +101,7 @@ def _attention(lib: str) -> Callable[[], Any] | None:
 
         def run() -> None:
             qt, kt, vt = (cr.tensor(a, requires_grad=True) for a in (q, k, v))
-            (sdpa(qt, kt, vt, is_causal=True) * g).sum().backward()
+            sdpa(qt, kt, vt, is_causal=True).backward(g)
 
         return run
     torch = peers.get("torch")
@@ -110,7 +112,7 @@ def _attention(lib: str) -> Callable[[], Any] | None:
     def run_torch() -> None:
         qt, kt, vt = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
         out = torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
-        (out * tg).sum().backward()
+        out.backward(tg)
 
     return run_torch
 

@@ -1367,7 +1367,9 @@ def _take_along_axis(draw: Any, kind: str) -> Sample:
 @st.composite
 def _normalize(draw: Any, kind: str) -> Sample:
     """``normalize`` over some axes (at least two entries normalised together: one alone has
-    no spread), eps small or not."""
+    no spread), eps small or not; with no weight and bias, or with weight and/or bias laid
+    out as batch norm's (one per kept entry), layer norm's (one per position of the trailing
+    normalised axes), or any other shape that broadcasts."""
     from chainrule.ops.nn import normalize
 
     shape = (2,) if kind == "0d" else (1, 2) if kind == "size1" else _shape(draw, kind, 1)
@@ -1379,15 +1381,37 @@ def _normalize(draw: Any, kind: str) -> Sample:
         axes = tuple(range(len(shape)))
     eps = draw(st.sampled_from([1e-5, 0.1]))
     x = _values(draw, shape, -2, 2) + np.arange(math.prod(shape)).reshape(shape) * 0.3
+    kept = [a for a in range(len(shape)) if a not in axes]
+    trailing = range(kept[-1] + 1 if kept else 0, len(shape))
+    layouts = {
+        "per channel": tuple(n if a in kept else 1 for a, n in enumerate(shape)),
+        "per position": tuple(n if a in trailing else 1 for a, n in enumerate(shape)),
+        "full": shape,
+        "scalar": (),
+    }
+    label, affine_shape = _variant(draw, layouts)
+    which = draw(st.sampled_from(["none", "weight", "bias", "both"]))
+    w = _values(draw, affine_shape, -2, 2) if which in ("weight", "both") else None
+    b = _values(draw, affine_shape, -2, 2) if which in ("bias", "both") else None
+    given = [v for v in (w, b) if v is not None]
 
-    def ref(x: np.ndarray) -> np.ndarray:
+    def split(vs: Sequence[Any]) -> tuple[Any, Any]:
+        rest = list(vs)
+        return (rest.pop(0) if w is not None else None), (rest.pop(0) if b is not None else None)
+
+    def ref(x: np.ndarray, *vs: np.ndarray) -> np.ndarray:
+        weight, bias = split(vs)
         mean = x.mean(axis=axes, keepdims=True)
-        return (x - mean) / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+        out = (x - mean) / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+        out = out if weight is None else out * weight
+        return out if bias is None else out + bias
 
-    return _sample(
-        draw, kind, "normalize", lambda c, x: normalize(x, axes=axes, eps=eps), [x], ref,
-        note=f"axes={axes}, eps={eps}",
-    )  # fmt: skip
+    def call(c: Any, x: Any, *vs: Any) -> Any:
+        weight, bias = split(vs)
+        return normalize(x, weight, bias, axes=axes, eps=eps)
+
+    note = f"axes={axes}, eps={eps}, {which}" + (f" ({label})" if given else "")
+    return _sample(draw, kind, "normalize", call, [x, *given], ref, note=note)
 
 
 # -- sliding windows (convolution and pooling) ---------------------------------------------------

@@ -130,7 +130,8 @@ def _attention(
             )
         attn_mask = np.tril(np.ones((n_q, n_k), dtype=bool))  # query i sees keys 0..i
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = ops.matmul(q, k.mT) * scale
+    # (the queries scaled rather than the scores: (L, E) products, not (L, S))
+    scores = ops.matmul(q * scale, k.mT)
     if attn_mask is None:
         weights = ops.softmax(scores, axis=-1)
     else:
@@ -156,8 +157,15 @@ def _masked_softmax(owner: str, scores: Any, mask: Any, shape: tuple[int, ...]) 
             f"{shape} (batch..., L queries, S keys)"
         ) from None
     if raw.dtype == np.bool_:
+        # a row whose keys are all masked out is read off the mask (small: it broadcasts)
+        # rather than the scores; a causal mask has none, and the softmax then runs alone
         scores = ops.where(mask, scores, -np.inf)
-    elif raw.dtype != scores.dtype:  # a float64 mask does not turn float32 scores to float64
+        dead_rows = ~np.any(raw, axis=-1, keepdims=True)
+        if not dead_rows.any():
+            return ops.softmax(scores, axis=-1)
+        weights = ops.softmax(ops.where(dead_rows, 0.0, scores), axis=-1)
+        return ops.where(dead_rows, 0.0, weights)
+    if raw.dtype != scores.dtype:  # a float64 mask does not turn float32 scores to float64
         scores = scores + (
             ops.astype(mask, dtype=scores.dtype)
             if isinstance(mask, Tensor)

@@ -1,8 +1,8 @@
 """Normalisation and embedding as functions (``cr.nn.functional.batch_norm``, ``layer_norm``,
 ``group_norm``, ``embedding``), with PyTorch's arguments and statistics: the variance that
 normalises is the biased one (divided by n), the running variance is updated with the unbiased
-one (n - 1). The normalisation is one op of the sheet (``normalize``, with the closed-form
-rule), the scale and shift ordinary products: every derivative comes from the table.
+one (n - 1). The normalisation, with its scale and shift, is one op of the sheet
+(``normalize``, with closed-form rules): every derivative comes from the table.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from .. import ops
 from ..backends import namespace
 from ..engine.tensor import Tensor
+from ..ops.kernels import moments
 from ..ops.nn import normalize
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "embedding"]
@@ -29,10 +30,18 @@ def _check_eps(eps: float, name: str) -> None:
         raise ValueError(f"{name}: eps must be a finite number >= 0, got {eps!r}")
 
 
-def _normalized(x: Any, axes: tuple[int, ...], eps: float) -> Any:
-    """(x - mean) / sqrt(var + eps) over ``axes``: one node of the op sheet (``normalize``),
-    whose rule is the closed form rather than the chain through five elementwise ops."""
-    return normalize(x, axes=tuple(a % len(_shape(x)) for a in axes), eps=float(eps))
+def _normalized(
+    x: Any, axes: tuple[int, ...], eps: float, weight: Any = None, bias: Any = None
+) -> Any:
+    """(x - mean) / sqrt(var + eps) * weight + bias over ``axes``: one node of the op sheet
+    (``normalize``), whose rule is the closed form rather than the chain through seven
+    elementwise ops."""
+    axes = tuple(a % len(_shape(x)) for a in axes)
+    return normalize(x, weight, bias, axes=axes, eps=float(eps))
+
+
+def _per_channel_or_none(v: Any, ndim: int) -> Any:
+    return None if v is None else _per_channel(v, ndim)
 
 
 def _per_channel(v: Any, ndim: int) -> Any:
@@ -77,13 +86,14 @@ def batch_norm(
             raise ValueError(
                 f"batch_norm: training needs more than one value per channel, got input {shape}"
             )
-        out = _normalized(input, axes, eps)
         if training and running_mean is not None:
             _update_running(running_mean, running_var, _raw(input), axes, count, momentum)
-    else:
-        mean = _per_channel(running_mean, len(shape))
-        var = _per_channel(running_var, len(shape))
-        out = (input - mean) / ops.sqrt(var + eps)
+        ndim = len(shape)
+        scale, shift = _per_channel_or_none(weight, ndim), _per_channel_or_none(bias, ndim)
+        return _normalized(input, axes, eps, scale, shift)
+    mean = _per_channel(running_mean, len(shape))
+    var = _per_channel(running_var, len(shape))
+    out = (input - mean) / ops.sqrt(var + eps)
     if weight is not None:
         out = out * _per_channel(weight, len(shape))
     if bias is not None:
@@ -97,9 +107,8 @@ def _update_running(
 ) -> None:  # fmt: skip
     """running = (1 - momentum) running + momentum * batch statistic, in place (the unbiased
     variance, as PyTorch); computed from the raw values: nothing is recorded."""
-    xp = namespace(x)
-    batch_mean = xp.mean(x, axis=axes)
-    batch_var = xp.var(x, axis=axes) * (count / (count - 1))
+    batch_mean, batch_var = moments(x, axes)
+    batch_var = batch_var * (count / (count - 1))
     for running, stat in ((running_mean, batch_mean), (running_var, batch_var)):
         if running is None:
             continue
@@ -127,12 +136,7 @@ def layer_norm(
             f"layer_norm: normalized_shape {norm} does not match the input's last axes {shape}"
         )
     axes = tuple(range(len(shape) - len(norm), len(shape)))
-    out = _normalized(input, axes, eps)
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    return _normalized(input, axes, eps, weight, bias)
 
 
 def group_norm(

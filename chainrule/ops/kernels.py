@@ -3,8 +3,9 @@
 The sheet's rules define every derivative, written once for arrays and Tensors alike. A kernel
 here is a faster way to the same bits for NumPy arrays, attached with
 :func:`~chainrule.engine.declare.kernel`; given anything else it hands over to the rule.
-``tests/test_kernels.py`` holds every kernel to its rule's bits. Kept apart so that the sheet
-reads as mathematics.
+``tests/test_kernels.py`` holds every kernel to its rule's bits, but one: the normalize op's
+loops are compiled C (``_normalize.c``) whose sums, taken in another order, agree with the
+rules to rounding (``ROUNDING``). Kept apart so that the sheet reads as mathematics.
 
 - ``d<input>=``: the rule a plain backward pass runs (raw arrays, nothing recorded; ``cr.compile``'d
   programs too). ``create_graph=True`` runs the sheet's rules.
@@ -17,13 +18,26 @@ reads as mathematics.
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
 import numpy as np
 
+from ..backends import namespace
 from ..engine.declare import kernel
 from .elementwise import tanh
-from .nn import _ce_forward, _ce_scale, _linear_op, _lse_parts, cross_entropy, relu, sigmoid
+from .nn import (
+    _ce_forward,
+    _ce_scale,
+    _linear_op,
+    _lse_parts,
+    _normalize,
+    _normalize_forward,
+    cross_entropy,
+    relu,
+    sigmoid,
+)
 from .reductions import _count, _mean, _sum, kept
 
 __all__ = [
@@ -37,6 +51,11 @@ __all__ = [
     "linear_dweight",
     "cross_entropy_save",
     "cross_entropy_dlogits",
+    "normalize_save",
+    "normalize_dx",
+    "normalize_dweight",
+    "normalize_dbias",
+    "moments",
 ]
 
 
@@ -157,6 +176,152 @@ def cross_entropy_dlogits(
     return _ce_scale(g, z, reduction) * p
 
 
+# -- normalisation ------------------------------------------------------------------------
+try:
+    from . import _normalize as _loops  # type: ignore[attr-defined]  # (compiled by setup.py)
+except ImportError:  # pragma: no cover - the plain-Python install
+    _loops = None
+
+#: The ops whose kernels agree with their rules to rounding rather than bit for bit.
+ROUNDING = frozenset({"normalize"}) if _loops is not None else frozenset()
+_PER_CHANNEL, _PER_POSITION = 1, 2  # how weight and bias are laid out (see _normalize.c)
+
+
+def _thread_count() -> int:
+    """The threads the loops share the channels out over: OMP_NUM_THREADS where it is set (as
+    NumPy's BLAS and PyTorch read it), else the processors this process may run on."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)  # fmt: skip
+
+
+THREADS = _thread_count()
+
+
+def _layout(x: Any, axes: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """x's (A, C, B) sizes for the compiled loops, where x is a C-contiguous NumPy float array
+    and the normalised ``axes`` are a leading and a trailing block of its axes (the others, the
+    channels, one block between them); else None."""
+    if type(x) is not np.ndarray or x.dtype not in (np.float32, np.float64):
+        return None
+    if not x.flags.c_contiguous or not axes:
+        return None
+    kept = [i for i in range(x.ndim) if i not in axes]
+    if kept and kept != list(range(kept[0], kept[-1] + 1)):
+        return None
+    first, last = (kept[0], kept[-1] + 1) if kept else (0, 0)
+    shape = x.shape
+    return math.prod(shape[:first]), math.prod(shape[first:last]), math.prod(shape[last:])
+
+
+def _affine_mode(v: Any, x: Any, axes: tuple[int, ...]) -> tuple[Any, int] | None:
+    """A weight or bias as the loops take it: (None, 0), (its C values, per channel) or (its B
+    values, per position); None where it is laid out otherwise (or of another dtype)."""
+    if v is None:
+        return None, 0
+    if type(v) is not np.ndarray or v.dtype != x.dtype or v.ndim > x.ndim:
+        return None
+    shape = (1,) * (x.ndim - v.ndim) + v.shape
+    kept = [i for i in range(x.ndim) if i not in axes]
+    trailing = range(kept[-1] + 1 if kept else 0, x.ndim)
+    flat = np.ascontiguousarray(v).reshape(-1)
+    if shape == tuple(n if i in kept else 1 for i, n in enumerate(x.shape)):
+        return flat, _PER_CHANNEL
+    if shape == tuple(n if i in trailing else 1 for i, n in enumerate(x.shape)):
+        return flat, _PER_POSITION
+    return None
+
+
+def normalize_save(
+    xp: Any, x: Any, weight: Any, bias: Any, *, axes: tuple[int, ...], eps: float
+) -> tuple[Any, Any]:
+    """The op's value in one pass of the compiled loops (two over each channel for its
+    statistics), keeping each channel's mean and 1 / sqrt(var + eps) for the kernels below;
+    the sheet's forward (saving nothing) where the case is not theirs."""
+    sizes = _layout(x, axes) if _loops is not None else None
+    w = _affine_mode(weight, x, axes) if sizes else None
+    b = _affine_mode(bias, x, axes) if w else None
+    if b is not None and sizes is not None and w is not None:
+        channels = sizes[1]
+        out = np.empty_like(x)
+        mean, rstd = np.empty(channels), np.empty(channels)
+        if _loops.forward(x, *sizes, float(eps), *w, *b, out, mean, rstd, THREADS):
+            return out, (mean, rstd)
+    return _normalize_forward(xp, x, weight, bias, axes=axes, eps=eps), None
+
+
+def moments(x: Any, axes: tuple[int, ...]) -> tuple[Any, Any]:
+    """The mean and the biased variance of the raw array ``x`` over ``axes`` (shaped as the
+    other axes), in x's dtype: by the compiled loops in one pass (two over each channel) where
+    the case is theirs, by NumPy otherwise. For batch norm's running statistics; nothing is
+    recorded."""
+    sizes = _layout(x, axes) if _loops is not None else None
+    if sizes is not None:
+        mean, var = np.empty(sizes[1]), np.empty(sizes[1])
+        if _loops.moments(x, *sizes, mean, var, THREADS):
+            shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
+            return mean.astype(x.dtype).reshape(shape), var.astype(x.dtype).reshape(shape)
+    xp = namespace(x)
+    return xp.mean(x, axis=axes), xp.var(x, axis=axes)
+
+
+def _fast_backward(g: Any, x: Any, axes: tuple[int, ...], saved: Any) -> tuple[Any, Any] | None:
+    """(g as the loops take it, x's layout) where the kernels below can run; else None."""
+    if saved is None or type(g) is not np.ndarray or g.dtype != x.dtype or g.shape != x.shape:
+        return None
+    sizes = _layout(x, axes)
+    return (np.ascontiguousarray(g), sizes) if sizes is not None else None
+
+
+def normalize_dx(
+    g: Any, out: Any, x: Any, weight: Any, bias: Any, axes: tuple[int, ...], eps: float,
+    saved: Any = None,
+) -> Any:  # fmt: skip
+    """x's gradient in two passes over each channel (the sums, then the gradient)."""
+    fast = _fast_backward(g, x, axes, saved)
+    w = _affine_mode(weight, x, axes) if fast else None
+    if fast is not None and w is not None:
+        g, sizes = fast
+        dx = np.empty_like(x)
+        if _loops.backward_x(g, x, *saved, *sizes, *w, dx, THREADS):
+            return dx
+    return _normalize.vjps[0](g, out, x, weight, bias, axes, eps)
+
+
+def _reduced(g: Any, x: Any, v: Any, axes: tuple[int, ...], saved: Any, with_x: bool) -> Any:
+    """The weight's (with_x) or the bias's (v) gradient summed by the loops to v's shape."""
+    fast = _fast_backward(g, x, axes, saved)
+    mode = _affine_mode(v, x, axes) if fast else None
+    if fast is None or mode is None or mode[0] is None:
+        return None
+    g, sizes = fast
+    acc = np.zeros(mode[0].size)
+    stats = (x, *saved) if with_x else (None, None, None)
+    if not _loops.reduce(g, *stats, *sizes, mode[1], acc, THREADS):
+        return None
+    return acc.astype(v.dtype).reshape(v.shape)
+
+
+def normalize_dweight(
+    g: Any, out: Any, x: Any, weight: Any, bias: Any, axes: tuple[int, ...], eps: float,
+    saved: Any = None,
+) -> Any:  # fmt: skip
+    """The weight's gradient, the sum of g * (x - mean) / std, reduced in one pass."""
+    fast = _reduced(g, x, weight, axes, saved, with_x=True)
+    return fast if fast is not None else _normalize.vjps[1](g, out, x, weight, bias, axes, eps)
+
+
+def normalize_dbias(
+    g: Any, out: Any, x: Any, weight: Any, bias: Any, axes: tuple[int, ...], eps: float,
+    saved: Any = None,
+) -> Any:  # fmt: skip
+    """The bias's gradient, the sum of g, reduced in one pass."""
+    fast = _reduced(g, x, bias, axes, saved, with_x=False)
+    return fast if fast is not None else _normalize.vjps[2](g, out, x, weight, bias, axes, eps)
+
+
 kernel(relu, dx=relu_vjp, vjp_into=relu_vjp_into)
 kernel(tanh, vjp_into=tanh_vjp_into)
 kernel(sigmoid, vjp_into=sigmoid_vjp_into)
@@ -164,3 +329,11 @@ kernel(_sum, dx=sum_vjp)
 kernel(_mean, dx=mean_vjp)
 kernel(_linear_op, dx=linear_dx, dweight=linear_dweight)
 kernel(cross_entropy, save=cross_entropy_save, dlogits=cross_entropy_dlogits)
+if _loops is not None:
+    kernel(
+        _normalize,
+        save=normalize_save,
+        dx=normalize_dx,
+        dweight=normalize_dweight,
+        dbias=normalize_dbias,
+    )

@@ -382,24 +382,89 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Any:
 
 
 # -- normalisation ---------------------------------------------------------------------------
-def _normalize_forward(xp: Any, x: Any, *, axes: tuple[int, ...], eps: float) -> Any:
+def _normalize_forward(
+    xp: Any, x: Any, weight: Any, bias: Any, *, axes: tuple[int, ...], eps: float
+) -> Any:
     mean = xp.mean(x, axis=axes, keepdims=True)
     centred = x - mean
     var = xp.mean(centred * centred, axis=axes, keepdims=True)
-    return centred / xp.sqrt(var + eps)
+    out = centred / xp.sqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
 
 
-def _normalize_dx(g: Any, out: Any, x: Any, axes: tuple[int, ...], eps: float) -> Any:
-    # NOTE: the Jacobian of (x - mean) / std is (I - 1/n - out out^T / n) / std, symmetric:
-    # the same rule is the JVP. std is computed again from x (one pass) rather than kept.
+def _standardized(x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any]:
+    """(x - mean) / std and std = sqrt(var + eps) over ``axes``, for the rules (computed again
+    from x: the op's value has the weight and bias in it)."""
     std = sqrt(_var(x, axis=axes, keepdims=True) + eps)
-    g_mean = _mean(g, axis=axes, keepdims=True)
-    return (g - g_mean - out * _mean(g * out, axis=axes, keepdims=True)) / std
+    return (x - _mean(x, axis=axes, keepdims=True)) / std, std
+
+
+def _project(v: Any, y: Any, axes: tuple[int, ...]) -> Any:
+    """``v - mean(v) - y mean(v y)`` over ``axes``: v with the directions normalize cannot
+    move its result in (a shift, a scaling) taken out."""
+    return v - _mean(v, axis=axes, keepdims=True) - y * _mean(v * y, axis=axes, keepdims=True)
+
+
+def _normalize_dx(
+    g: Any, out: Any, x: Any, weight: Any, bias: Any, axes: tuple[int, ...], eps: float
+) -> Any:
+    # NOTE: the Jacobian of y = (x - mean) / std is (I - 1/n - y y^T / n) / std, symmetric:
+    # the same projection, applied to the tangent, is the JVP (tx below).
+    y, std = _standardized(x, axes, eps)
+    return _project(g if weight is None else g * weight, y, axes) / std
+
+
+def _normalize_tx(
+    t: Any, out: Any, x: Any, weight: Any, bias: Any, axes: tuple[int, ...], eps: float
+) -> Any:
+    y, std = _standardized(x, axes, eps)
+    dy = _project(t, y, axes) / std
+    return dy if weight is None else dy * weight
+
+
+def _summed_to(c: Any, like: Any) -> Any:
+    """``c`` summed over the axes along which ``like`` broadcasts to c's shape: the gradient of
+    a weight or bias summed here (as the compiled loops sum it), not by the engine."""
+    shape = tuple(like.shape)
+    if tuple(c.shape) == shape:
+        return c
+    lead = len(c.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and c.shape[lead + i] != 1
+    )
+    return reshape(_sum(c, axis=axes, keepdims=True), shape=shape)
+
+
+def _normalize_dweight(
+    g: Any, out: Any, x: Any, weight: Any, bias: Any, axes: tuple[int, ...], eps: float
+) -> Any:
+    return _summed_to(g * _standardized(x, axes, eps)[0], weight)
 
 
 # fmt: off
-normalize: Op = family("normalization")("normalize", _normalize_forward,
-    "(x - mean) / sqrt(var + eps) over axes (the biased variance): the core of batch, layer "
-    "and group normalisation, in one node.", numpy=(), symmetric=True,
-    dx=(_normalize_dx, "d normalize(x)/dx = (g - mean(g) - y mean(g y)) / sqrt(var + eps)"))
+_normalize: Op = family("normalization")("normalize", _normalize_forward,
+    "(x - mean) / sqrt(var + eps) * weight + bias, the statistics over axes (the biased "
+    "variance); weight and bias broadcast against x and may be None: batch, layer and group "
+    "normalisation in one node.", numpy=(),
+    dx=(_normalize_dx,
+        "d normalize/dx = (gw - mean(gw) - y mean(gw y)) / sqrt(var + eps), gw = g weight, "
+        "y = (x - mean) / sqrt(var + eps)"),
+    dweight=(_normalize_dweight, "d normalize/dweight = sum of g y"),
+    dbias=(lambda g, out, x, weight, bias, axes, eps: _summed_to(g, bias),
+                                                                "d normalize/dbias = sum of g"),
+    tx=_normalize_tx,
+    tweight=lambda t, out, x, weight, bias, axes, eps: t * _standardized(x, axes, eps)[0],
+    tbias=lambda t, out, x, weight, bias, axes, eps: t)
 # fmt: on
+
+
+@public(_normalize)
+def normalize(
+    x: Any, weight: Any = None, bias: Any = None, *, axes: tuple[int, ...], eps: float
+) -> Any:
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` with the mean and the (biased)
+    variance over ``axes``: batch, layer and group normalisation in one node (``weight`` and
+    ``bias`` may be None)."""
+    return _normalize(x, weight, bias, axes=axes, eps=eps)
