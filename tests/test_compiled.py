@@ -68,7 +68,7 @@ def test_the_compiled_module_keeps_the_source_s_names(name: str) -> None:
 
 
 def test_every_compiled_part_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
-    # what setup.py asks setuptools to build: the engine's modules and the update kernels, each
+    # what setup.py asks setuptools to build: the engine's modules and the C kernels, each
     # optional, so that a machine without a C compiler installs the plain Python instead of
     # failing (cythonize's extensions lose optional=True unless setup.py sets it again)
     pytest.importorskip("Cython")
@@ -77,7 +77,8 @@ def test_every_compiled_part_is_optional(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # the checkout's setup.py
     runpy.run_path("setup.py")
     built = {ext.name: ext.optional for ext in asked["ext_modules"]}
-    expected = {f"chainrule.engine.{name}" for name in ENGINE} | {"chainrule.optim._fused"}
+    kernels = {"chainrule.optim._fused", "chainrule.ops._normalize"}
+    expected = {f"chainrule.engine.{name}" for name in ENGINE} | kernels
     assert set(built) == expected and all(built.values()), built
     monkeypatch.setenv("CHAINRULE_PLAIN", "1")  # make demo's install: nothing compiled
     runpy.run_path("setup.py")

@@ -192,6 +192,17 @@ def test_million_node_chain_without_recursion():
     assert sys.getrecursionlimit() == limit
 
 
+def test_million_node_chain_dropped_without_backward():
+    # the compiled Tensor frees a deep graph without recursing as deep as it (the trashcan)
+    x = cr.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(10**6):
+        y = y * 1.0000001
+    probe = weakref.ref(y)
+    del y
+    assert probe() is None
+
+
 def test_long_chain_graph_and_drop_without_backward():
     limit = sys.getrecursionlimit()
     n = 200_000
@@ -446,3 +457,84 @@ def test_detect_anomaly_is_off_by_default_and_restored():
                 cr.log(x)
         z = cr.log(x)
     assert np.isnan(z.numpy()).all()
+
+
+# -- the structure of a graph survives backward() -------------------------------------------
+def _network() -> tuple[cr.Tensor, cr.Tensor, cr.Tensor]:
+    rng = np.random.default_rng(0)
+    w = cr.tensor(rng.standard_normal((16, 8)), requires_grad=True, name="W")
+    x = cr.tensor(rng.standard_normal((8, 32)), name="x")
+    h = cr.tanh(w @ x)
+    h.retain_grad()
+    loss = cr.sum(h * h) * 0.5
+    return loss, h, w
+
+
+def _shape_of(g: cr.Graph) -> list[tuple[str | None, tuple[int, ...], str, list[int]]]:
+    return [(n.op, n.shape, str(n.dtype), [p.index for p in n.parents]) for n in g.nodes]
+
+
+def test_the_graph_of_a_sink_can_be_read_after_backward():
+    loss, h, w = _network()
+    before = _shape_of(cr.graph(loss))
+    value_of_h = weakref.ref(h.data)
+    loss.backward()
+    del h  # nothing outside the graph holds the activation now
+    g = cr.graph(loss)
+    assert _shape_of(g) == before  # ops, shapes, dtypes and edges, as before the pass
+    assert value_of_h() is None  # its value was let go
+    by_op = {n.op: n for n in g.nodes}
+    assert by_op["tanh"].freed and by_op["tanh"].value is None
+    assert by_op["tanh"].grad is not None  # the gradient retain_grad() kept stays
+    assert by_op["tanh"].grad.shape == (16, 32)
+    assert not by_op["multiply"].freed or by_op["multiply"].value is None
+    leaf = next(n for n in g.nodes if n.name == "W")
+    assert not leaf.freed and np.array_equal(leaf.grad, w.grad.numpy())
+    assert g.freed
+    svg = g.to_svg(engine="builtin")
+    assert "freed by backward()" in svg and "tanh" in svg
+
+
+def test_small_values_stay_in_a_freed_graph():
+    # a scalar neuron: its values are a few bytes each, and stay readable after backward()
+    w, x = cr.tensor(0.5, requires_grad=True), cr.tensor(2.0)
+    loss = cr.sigmoid(w * x)
+    loss.backward()
+    g = cr.graph(loss)
+    assert not any(n.freed for n in g.nodes)
+    assert [float(n.value) for n in g.nodes if n.op == "multiply"] == [1.0]
+
+
+def test_a_freed_graph_still_refuses_a_second_pass_and_says_how_to_see_its_steps(tmp_path):
+    loss, _, _ = _network()
+    recorded = cr.graph(loss)  # made before the pass: it records the steps as they run
+    loss.backward()
+    assert len(recorded.backward_steps()) == sum(n.tensor.requires_grad for n in recorded.nodes)
+    with pytest.raises(RuntimeError, match="already used by a backward pass"):
+        loss.backward()
+    late = cr.graph(loss)
+    with pytest.raises(RuntimeError, match="make the Graph before backward"):
+        late.backward_steps()
+    page = late.save(tmp_path / "late.html").read_text(encoding="utf-8")
+    assert "freed by backward()" in page
+    assert recorded.save(tmp_path / "recorded.html").exists()
+
+
+def test_a_freed_graph_keeps_a_few_hundred_bytes_a_node():
+    import tracemalloc
+
+    x = cr.tensor(np.ones(256), requires_grad=True)  # 2 KB values
+    y = x
+    for _ in range(2000):
+        y = cr.tanh(y)
+    loss = cr.sum(y)
+    del y
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        loss.backward()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept / 2000 < 600, f"{kept / 2000:.0f} bytes a node kept after backward()"
+    assert len(cr.graph(loss).nodes) == 2002

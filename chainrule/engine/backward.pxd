@@ -31,5 +31,8 @@ cpdef object _enqueue(Tensor t, list heap, list sources)
 @cython.locals(op=Op, seq="long long", a=Tensor, rules=tuple)
 cpdef list _chain_rule(Tensor t, object g, bint create_graph, object needed, bint writable=*, object owned=*)
 
-@cython.locals(t=Tensor)
-cpdef object _free(Tensor t)
+@cython.locals(h=Tensor)
+cpdef object _free(Tensor t, dict husks)
+
+@cython.locals(h=object, data=object)
+cpdef object _husked(object a, dict husks)

@@ -29,9 +29,18 @@ from ..backends import namespace, owned
 from ..backends.batched import Batched, levels
 from .errors import check_finite, complex_error, format_where, is_complex
 from .modes import set_grad_enabled, state
-from .op import NO_PARAMS
 from .registry import NOT_IMPLEMENTED, OPS, SAVED
-from .tensor import FREED, MANY, ONE, Tensor, inputs_of, wrap
+from .tensor import (
+    FREED_NO_PARAMS,
+    MANY,
+    ONE,
+    Freed,
+    Tensor,
+    husk,
+    inputs_of,
+    structure_of,
+    wrap,
+)
 
 __all__ = [
     "backward",
@@ -147,6 +156,7 @@ def _run(
     heap: list[tuple[int, Tensor]] = []  # (-seq, node): the latest recorded pops first
     sources: list[Tensor] = []  # leaves reached, in order; their gradients land at the end
     nodes_wanted = out.nodes_wanted
+    husks: dict[Any, Any] = {}  # id -> Husk of each node freed, and stand-in arrays (see _free)
     _enqueue(root, heap, sources)
     while heap:
         t = heappop(heap)[1]
@@ -171,7 +181,7 @@ def _run(
         if watcher is not None:
             watcher(t, g, t._op, sent)
         if not retain_graph:
-            _free(t)
+            _free(t, husks)
     for t in sources:
         g = pending.pop(id(t))
         out.deliver(t, g)
@@ -184,7 +194,7 @@ def _enqueue(t: Tensor, heap: list[tuple[int, Tensor]], sources: list[Tensor]) -
     """Note a tensor that has just received its first gradient: a source, or a node to pop."""
     if t._op is None:
         sources.append(t)
-    elif t._b is FREED:
+    elif type(t._params) is Freed:
         raise _freed_error(t)
     else:
         heappush(heap, (-t._seq, t))
@@ -296,12 +306,59 @@ def _add(prev: Any, c: Any, owned: set[int] | None) -> Any:
     return total
 
 
-def _free(t: Tensor) -> None:
-    """Let go of what node ``t`` held for its rule (its inputs, its parameters); what made it
-    (its op, its number) stays, so that a second pass can say the graph was freed."""
-    t._a = None
-    t._b = FREED
-    t._params = NO_PARAMS
+#: A node's value of at most this many bytes stays in the graph after backward() (a husk
+#: would take as much memory as the value): the pictures of small graphs keep their numbers.
+HUSK_MIN = 64
+
+
+def _free(t: Tensor, husks: dict[Any, Any]) -> None:
+    """Let go of what node ``t`` kept for its rule: the values of its inputs that were nodes
+    (each replaced by its husk, shared through ``husks`` by id: a node without its value;
+    values of HUSK_MIN bytes or fewer stay) and what its op saved. The structure stays (op,
+    inputs, the parameters that describe the op, number) for pictures, and the parameters'
+    type, :class:`Freed`, lets a second pass say the graph was freed. Where ``t`` itself was
+    already replaced by a husk (among the inputs of a node freed before it), that husk gets
+    the same structure and the gradient ``retain_grad()`` kept."""
+    b = t._b
+    if b is MANY:
+        t._a = tuple([_husked(a, husks) for a in t._a])
+    else:
+        t._a = _husked(t._a, husks)
+        if b is not ONE:
+            t._b = _husked(b, husks)
+    params = t._params
+    if params:
+        t._params = Freed({k: v for k, v in params.items() if k != SAVED and _describes(v)})
+    else:
+        t._params = FREED_NO_PARAMS
+    h = husks.get(id(t))
+    if h is not None:
+        h._a, h._b, h._params, h._grad = t._a, t._b, t._params, t._grad
+
+
+def _husked(a: Any, husks: dict[Any, Any]) -> Any:
+    """``a`` as a freed node keeps it: its husk if it is a node with a value of more than
+    HUSK_MIN bytes, else itself (a leaf, a constant, a small value)."""
+    if not isinstance(a, Tensor) or a._op is None:
+        return a
+    data = a.data
+    if (type(data) is np.ndarray or isinstance(data, np.generic)) and data.nbytes <= HUSK_MIN:
+        return a
+    h = husks.get(id(a))
+    if h is None:
+        h = husks[id(a)] = husk(a, husks)
+    return h
+
+
+_PLAIN = (type(None), bool, int, float, complex, str, slice, type(Ellipsis), np.dtype, type)
+
+
+def _describes(value: Any) -> bool:
+    """Whether an op's parameter is a description (a number, a name, a dtype, a tuple of
+    them) that a freed node keeps, rather than a value (an array, a Function's context)."""
+    if isinstance(value, (tuple, list)):
+        return all(_describes(v) for v in value)
+    return isinstance(value, _PLAIN) or isinstance(value, np.generic)
 
 
 class _Delivery:
@@ -432,7 +489,7 @@ def topological_order(sink: Tensor) -> list[Tensor]:
         if id(t) in done:
             continue
         stack.append((t, True))
-        inputs = inputs_of(t) if t._op is not None else None
+        inputs = structure_of(t) if t._op is not None else None
         for a in reversed(inputs or ()):
             if isinstance(a, Tensor) and id(a) not in done:
                 stack.append((a, False))

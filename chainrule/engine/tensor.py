@@ -13,9 +13,13 @@ NOTE: the node lives in the Tensor's own slots, not in a tuple beside it: one ob
 for Python's cycle collector to walk instead of three (the Tensor, a node tuple, an inputs
 tuple), which on a million-node graph is most of the collector's cost. The inputs: a
 two-input node keeps them in ``_a`` and ``_b``; a one-input node has ``_b is ONE``; any
-other has the tuple of its inputs in ``_a`` and ``_b is MANY``; backward() frees them by
-setting ``_b = FREED``. ``_node`` gives the whole record as a tuple
-``(op, inputs, params, seq, where, scope)`` for code off the hot paths.
+other has the tuple of its inputs in ``_a`` and ``_b is MANY``. backward() frees what a node
+kept for its rule: every input that was itself a node (with a value of more than a few
+bytes) is replaced by its :class:`Husk`, the node without its value, and its parameters
+become :class:`Freed` (what describes the op stays, not a value it saved). ``inputs_of``
+gives the inputs a rule may read (None once freed), ``structure_of`` the inputs a picture
+draws; ``_node`` gives the whole record as a tuple ``(op, inputs, params, seq, where,
+scope)`` for code off the hot paths, with the structure.
 """
 
 from __future__ import annotations
@@ -25,13 +29,32 @@ from typing import Any
 
 import numpy as np
 
+try:
+    import cython
+except ImportError:  # (Cython absent: the plain-Python install)
+    from . import _cython as cython
+
 from ..backends import namespace, to_numpy
 from ..backends.batched import Batched
 from .modes import check_not_tracing, next_seq, state
 from .registry import OPS
 from .tensor_methods import TensorMethods, raw_index
 
-__all__ = ["Tensor", "tensor", "ONE", "MANY", "FREED", "inputs_of", "wrap", "data_of"]
+__all__ = [
+    "Tensor",
+    "tensor",
+    "ONE",
+    "MANY",
+    "Freed",
+    "FREED_NO_PARAMS",
+    "is_freed",
+    "Husk",
+    "husk",
+    "inputs_of",
+    "structure_of",
+    "wrap",
+    "data_of",
+]
 
 
 class _Mark:
@@ -51,21 +74,45 @@ class _Mark:
 
 ONE = _Mark("ONE")
 MANY = _Mark("MANY")
-FREED = _Mark("FREED")
 
 
-def inputs_of(t: Tensor) -> tuple[Any, ...] | None:
-    """The inputs of node ``t`` as a tuple (None once backward() has freed them)."""
+class Freed(dict):  # type: ignore[type-arg]
+    """The parameters of a node whose values backward() has freed: its type marks the node
+    as freed (a second pass through it raises), its entries are what describes the op."""
+
+
+FREED_NO_PARAMS = Freed()  # (shared by every freed node of an op without parameters)
+
+
+def is_freed(t: Tensor) -> bool:
+    """Whether backward() has freed what node ``t`` kept for its rule."""
+    return type(t._params) is Freed
+
+
+def structure_of(t: Tensor) -> tuple[Any, ...]:
+    """The inputs of node ``t`` as a tuple, as a picture draws them: once backward() has
+    freed the node, each input that was a node is its :class:`Husk`."""
     b = t._b
     if b is ONE:
         return (t._a,)
     if b is MANY:
         return t._a  # type: ignore[no-any-return]
-    if b is FREED:
-        return None
     return (t._a, b)
 
 
+def inputs_of(t: Tensor) -> tuple[Any, ...] | None:
+    """The inputs of node ``t`` as a tuple, for its rule (None once backward() has freed
+    them)."""
+    if type(t._params) is Freed:
+        return None
+    return structure_of(t)
+
+
+# trashcan: dropping a deep graph (a chain of a million nodes, or its structure kept after
+# backward()) frees it without recursing in C as deep as the graph, which would overflow the
+# stack; Python's own classes do this by themselves, the compiled class is told to
+@cython.trashcan(True)
+@cython.cclass
 class Tensor(TensorMethods):
     """An array that records the operations applied to it, so that gradients can flow back.
 
@@ -114,7 +161,7 @@ class Tensor(TensorMethods):
         op = self._op
         if op is None:
             return None
-        return (op, inputs_of(self), self._params, self._seq, self._where_made(), self._scope)
+        return (op, structure_of(self), self._params, self._seq, self._where_made(), self._scope)
 
     @_node.setter
     def _node(self, node: tuple[Any, ...] | None) -> None:
@@ -484,6 +531,54 @@ def wrap(data: Any) -> Tensor:
 
 
 _new = Tensor.__new__
+
+
+class Husk(Tensor):
+    """What backward() keeps of a node whose value it no longer needs, so that the graph of a
+    sink can still be drawn and explained: the op, the inputs (husks in their turn), the
+    parameters, the shape and dtype, the gradient ``retain_grad()`` kept; not the value
+    (``data`` is a stand-in of the same shape and dtype that holds one number, and
+    ``freed`` is True). About 300 bytes a node, as long as the sink lives."""
+
+    __slots__ = ()
+
+    @property
+    def freed(self) -> bool:
+        return True
+
+
+def husk(t: Tensor, stand_ins: dict[Any, Any]) -> Husk:
+    """A new husk of node ``t`` (its value left behind); ``stand_ins`` shares one stand-in
+    array among the husks of a backward pass with the same shape and dtype."""
+    h = _new(Husk)
+    data = t.data
+    if type(data) is np.ndarray:
+        key = (data.shape, data.dtype)
+        stand_in = stand_ins.get(key)
+        if stand_in is None:
+            stand_in = np.ndarray(data.shape, data.dtype, np.zeros(1, data.dtype), 0,
+                                  (0,) * data.ndim)  # fmt: skip
+            stand_in.flags.writeable = False
+            stand_ins[key] = stand_in
+        h.data = stand_in
+    else:  # another namespace: its own broadcast zero, where it has one
+        try:
+            xp = namespace(data)
+            h.data = xp.broadcast_to(xp.zeros((), dtype=data.dtype), tuple(data.shape))
+        except Exception:  # (a namespace without broadcast_to: the value stays)
+            h.data = data
+    h._rg = t._rg
+    h._grad = t._grad
+    h._version = t._version
+    h._name = getattr(t, "_name", None)
+    h._op = t._op
+    h._a = t._a
+    h._b = t._b
+    h._params = t._params
+    h._seq = t._seq
+    h._where = getattr(t, "_where", None)
+    h._scope = t._scope
+    return h
 
 
 def tensor(

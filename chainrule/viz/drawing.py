@@ -79,7 +79,7 @@ def _node_box(node: Any, sink: Any, values: bool, names: dict[int, str]) -> Box:
     title = f"{label} = {what}" if (label and node.op) else (label or what or node.name)
     lines = [_shape_text(node.shape)]
     if values:
-        lines.append(f"value {summary(node.value)}")
+        lines.append("value freed by backward()" if node.freed else f"value {summary(node.value)}")
         if node.grad is not None:
             lines.append(f"grad {summary(node.grad)}")
     return Box(node.index, kind, title, lines, [node.index])

@@ -16,7 +16,7 @@ from typing import Any
 from ..backends import to_numpy
 from ..engine.backward import run_traced, topological_order, unwatch, watch
 from ..engine.registry import SAVED
-from ..engine.tensor import Tensor
+from ..engine.tensor import Husk, Tensor, is_freed
 
 __all__ = ["Graph", "Node", "BackwardStep", "graph"]
 
@@ -78,9 +78,14 @@ class Node:
         return self.op if self.op else f"input{self.index}"
 
     @property
+    def freed(self) -> bool:
+        """Whether backward() has let go of this node's value (its structure stays)."""
+        return isinstance(self.tensor, Husk)
+
+    @property
     def value(self) -> Any:
-        """The tensor's value as a NumPy array."""
-        return self.tensor.numpy()
+        """The tensor's value as a NumPy array; None where backward() freed it."""
+        return None if self.freed else self.tensor.numpy()
 
     @property
     def grad(self) -> Any:
@@ -119,13 +124,6 @@ class Graph:
         order = topological_order(sink)
         # still a topological order with every source moved to the front
         order = [t for t in order if t._node is None] + [t for t in order if t._node is not None]
-        for t in order:
-            if t._node is not None and t._node[1] is None:
-                raise RuntimeError(
-                    f"graph: the graph through {t._node[0].name} was freed by backward(); "
-                    "call cr.graph(sink) before backward() (the Graph keeps what it shows, "
-                    "gradients included), or pass retain_graph=True to backward()"
-                )
         self.nodes: list[Node] = [Node(t, i) for i, t in enumerate(order)]
         by_id = {id(n.tensor): n for n in self.nodes}
         self.edges: list[tuple[Node, Node]] = []
@@ -187,8 +185,21 @@ class Graph:
         [('tanh', 'tanh'), ('multiply', 'multiply'), ('x', None)]
         """
         if not self._steps:
+            if self.freed:
+                raise RuntimeError(
+                    "backward_steps: backward() has freed the values these steps read; make "
+                    "the Graph before backward() (it records the pass as it runs: "
+                    "g = cr.graph(loss); loss.backward(); g.backward_steps()), or pass "
+                    "retain_graph=True to backward()"
+                )
             run_traced(self.sink.tensor, grad)
         return list(self._steps)
+
+    @property
+    def freed(self) -> bool:
+        """Whether backward() has freed values of this graph (without retain_graph): the
+        structure stays, and the nodes whose values went say so (:attr:`Node.freed`)."""
+        return any(n.freed for n in self.nodes) or is_freed(self.sink.tensor)
 
     @property
     def sources(self) -> list[Node]:

@@ -51,7 +51,9 @@ def graph_html(
         raise ValueError(f"graph_html: max_array must be at least 1, got {max_array}")
     # First the steps: taking them fills in every node's gradient for the picture. A sink that
     # does not require grad has no backward pass; the page then shows the graph alone.
-    steps = graph.backward_steps() if graph.sink.tensor.requires_grad else []
+    # (a graph whose values backward() freed has no steps to show unless it recorded them)
+    replay = graph.sink.tensor.requires_grad and (graph._steps or not graph.freed)
+    steps = graph.backward_steps() if replay else []
     sc = drawing.scene(graph, collapse, True, graph.module)
     # The page is HTML, where inline SVG needs no namespace: leave no URL in the document.
     svg = drawing._builtin_svg(sc).replace(' xmlns="http://www.w3.org/2000/svg"', "", 1)
@@ -535,7 +537,9 @@ function inspectNode(i) {
   if (n.parents.length) row("parents", n.parents.map(nodeName).join(", "));
   body.appendChild(dl);
   body.appendChild(el("h3", "value"));
-  arrayBlock(array(n.value), body);
+  if (n.value !== null) arrayBlock(array(n.value), body);
+  else body.appendChild(el("div", "freed by backward(): the pass let go of it once no " +
+                                  "rule needed it (pass retain_graph=True to keep it)", "note"));
   body.appendChild(el("h3", "gradient d " + nodeName(data.sink) + " / d " + n.name));
   if (n.grad !== null) arrayBlock(array(n.grad), body);
   else body.appendChild(el("div", n.requires_grad ? "no gradient reached it" :
