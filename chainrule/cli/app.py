@@ -48,7 +48,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def _parser() -> _Parser:
-    from .train import ACTIVATIONS, DATASETS, OPTIMIZERS, TrainConfig
+    from .config import ACTIVATIONS, DATASETS, OPTIMIZERS, TrainConfig
 
     defaults = TrainConfig()
     parser = _Parser(
