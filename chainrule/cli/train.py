@@ -26,6 +26,7 @@ from .. import io, nn, optim
 from ..data import FileDataError, load_file
 from ..engine.modes import no_grad
 from ..nn import functional as F
+from . import memory
 from .config import ACTIVATIONS, DATASETS, FILE_TYPES, OPTIMIZERS, ConfigError, TrainConfig
 from .models import SequenceCNN, SequenceGRU
 
@@ -40,6 +41,7 @@ __all__ = [
     "build_model",
     "ConfigError",
     "resumed_config",
+    "memory_refusal",
     "ACTIVATIONS",
     "DATASETS",
     "FILE_TYPES",
@@ -96,7 +98,15 @@ def prepare_data(config: TrainConfig) -> tuple[datasets.Dataset, datasets.Datase
         ds = datasets.load("digits")
     else:
         ds = datasets.load(config.data, seed=config.seed)
-    train_set, test_set = datasets.split(ds, test_fraction=config.test_fraction, seed=config.seed)
+    try:
+        train_set, test_set = datasets.split(
+            ds, test_fraction=config.test_fraction, seed=config.seed
+        )
+    except ValueError as err:  # too few samples for a training and a test set
+        reason = str(err).removeprefix("split: ")
+        raise ConfigError(
+            f"cannot split {config.data} for training and testing: {reason}"
+        ) from None
     if config.data != "digits":
         train_set, test_set = datasets.standardize(train_set, test_set)
     return train_set, test_set
@@ -115,6 +125,34 @@ def feature_statistics(config: TrainConfig) -> dict[str, list[float]] | None:
         "mean": train_set.X.mean(axis=0, dtype=np.float64).tolist(),
         "std": np.where(std > 0, std, 1.0).tolist(),
     }
+
+
+def memory_refusal(
+    config: TrainConfig, train_set: datasets.Dataset, test_set: datasets.Dataset
+) -> str | None:
+    """Why training the configured model on this split would not fit in this machine's
+    memory ("would need about 23.8 GiB (...); this machine has ..."), or None if it fits.
+    Made from the sizes alone, before anything is built."""
+    n_in, n_out = _io_sizes(train_set)
+    regression = train_set.n_classes is None
+    # evaluation runs a whole set at once: the test set, and for a regressor the training set
+    evaluated = max(len(test_set), len(train_set) if regression else 0)
+    batch = min(config.batch_size, len(train_set))
+    needed = memory.training_bytes(config, n_in, n_out, batch, evaluated)
+    return memory.refusal(needed, "parameters, gradients, optimizer state and activations")
+
+
+def _io_sizes(train_set: datasets.Dataset) -> tuple[int, int]:
+    """(inputs, outputs) of a model for this data: one output for a regressor."""
+    n_out = 1 if train_set.n_classes is None else int(train_set.n_classes)
+    return int(train_set.X.shape[1]), n_out
+
+
+def _sizes(config: TrainConfig) -> str:
+    """The settings that size the model, in words."""
+    if config.model == "mlp":
+        return f"hidden {list(config.hidden)}"
+    return f"model {config.model}"
 
 
 def build_model(config: TrainConfig, n_in: int, n_out: int) -> nn.Module:
@@ -178,7 +216,10 @@ def train(
     config.validate()
     train_set, test_set = prepare_data(config)
     regression = train_set.n_classes is None
-    n_in, n_out = train_set.X.shape[1], 1 if regression else int(train_set.n_classes or 0)
+    reason = memory_refusal(config, train_set, test_set)
+    if reason is not None:
+        raise ConfigError(f"{_sizes(config)} on {config.data}: the run {reason}")
+    n_in, n_out = _io_sizes(train_set)
     model = build_model(config, n_in, n_out)
     model.io_shape = (n_in, n_out)  # what the checkpoint needs to rebuild it
     model.feature_statistics = feature_statistics(config)
@@ -189,9 +230,7 @@ def train(
     if resume:
         if state is None or not Path(state).is_file():
             raise ConfigError(f"--resume: no training state to continue from at {state}")
-        done = io.load_training(state, model, opt, schedule)
-        result.history = [EpochMetrics(**m) for m in done["extra"]["history"]]
-        first = int(done["epoch"]) + 1
+        result.history, first = _resume(state, model, opt, schedule, config)
     start = time.perf_counter()
     step = 0
     saving = None  # the metrics of an epoch whose checkpoint is being written
@@ -256,14 +295,32 @@ def train(
     return result
 
 
+def _resume(
+    state: str | Path, model: nn.Module, opt: optim.Optimizer, schedule: Any, config: TrainConfig
+) -> tuple[list[EpochMetrics], int]:
+    """Load the training state into the model, optimizer and schedule; (the history so far,
+    the first epoch still to run). ConfigError, in one line, for a state that does not fit."""
+    try:
+        done = io.load_training(state, model, opt, schedule)
+        history = [EpochMetrics(**m) for m in done["extra"]["history"]]
+        return history, int(done["epoch"]) + 1
+    except (ValueError, KeyError, TypeError) as err:
+        # load_training lists every problem under headings that end in ':'; the first
+        # problem itself (a shape that does not fit, say) is the line to show
+        lines = [line.strip() for line in str(err).splitlines()] or [type(err).__name__]
+        problem = next((line for line in lines if not line.endswith(":")), lines[-1])
+        raise ConfigError(
+            f"--resume: {state} does not fit the run its configuration describes "
+            f"({_sizes(config)}): {problem}"
+        ) from None
+
+
 def resumed_config(state: str | Path) -> TrainConfig:
     """The configuration of the run whose training state is at ``state``."""
     try:
         meta = io.load_metadata(state)
-        raw = json.loads(meta["extra"])["config"]
-        raw["hidden"] = tuple(raw["hidden"])
-        return TrainConfig(**raw).validate()
-    except (OSError, KeyError, TypeError, ValueError) as err:
+        return TrainConfig.from_dict(json.loads(meta["extra"])["config"]).validate()
+    except (OSError, KeyError, TypeError, ValueError, RecursionError) as err:
         raise ConfigError(f"--resume: {state} is not a chainrule training state ({err})") from None
 
 
@@ -292,26 +349,20 @@ def save_checkpoint(
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig]:
-    """Rebuild the model a checkpoint was saved from, with its parameters."""
+    """Rebuild the model a checkpoint was saved from, with its parameters. Its metadata (the
+    configuration, the input and output sizes) is checked, and the model's size against this
+    machine's memory, before anything is built."""
     meta = io.load_metadata(path)
-    if meta.get("format") != CHECKPOINT_FORMAT or "config" not in meta:
+    config = _checkpoint_config(path, meta)
+    n_in, n_out = _checkpoint_io_shape(path, meta)
+    needed = memory.evaluation_bytes(config, n_in, n_out, evaluated_rows=0)
+    reason = memory.refusal(needed, "parameters and the copies reading them makes")
+    if reason is not None:
         raise io.CheckpointError(
-            f"{path}: a safetensors file, but not a chainrule training checkpoint (no "
-            "training configuration in its metadata)"
+            f"{path}: the model of its {_sizes(config)} {reason}; load it on a machine with "
+            "more memory"
         )
-    try:
-        config = TrainConfig.from_json(meta["config"]).validate()
-    except (TypeError, ValueError, KeyError) as err:
-        raise io.CheckpointError(
-            f"{path}: its training configuration is unreadable ({err})"
-        ) from err
     state = io.load(path)
-    if "io_shape" in meta:  # (n_in, n_out), saved since models other than the MLP exist
-        n_in, n_out = (int(v) for v in json.loads(meta["io_shape"]))
-    else:
-        n_in = _shape_of(state, "0.weight", 1, path)
-        layers = [int(k.split(".")[0]) for k in state if k.split(".")[0].isdigit()]
-        n_out = _shape_of(state, f"{max(layers)}.weight", 0, path)
     model = build_model(config, n_in, n_out)
     try:
         model.load_state_dict(state)
@@ -323,6 +374,45 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig]:
     return model, config
 
 
+def _checkpoint_config(path: str | Path, meta: dict[str, str]) -> TrainConfig:
+    """The validated training configuration in a checkpoint's metadata."""
+    if meta.get("format") != CHECKPOINT_FORMAT or "config" not in meta:
+        raise io.CheckpointError(
+            f"{path}: a safetensors file, but not a chainrule training checkpoint (no "
+            "training configuration in its metadata)"
+        )
+    try:
+        return TrainConfig.from_json(meta["config"]).validate()
+    except (TypeError, ValueError, KeyError) as err:
+        raise io.CheckpointError(
+            f"{path}: its training configuration is unreadable ({err})"
+        ) from err
+
+
+def _checkpoint_io_shape(path: str | Path, meta: dict[str, str]) -> tuple[int, int]:
+    """(inputs, outputs) of a checkpoint's model: its metadata's io_shape, checked, or, in
+    checkpoints older than io_shape (MLPs only), the shapes of its first and last weights."""
+    if "io_shape" not in meta:
+        state = io.load(path)
+        n_in = _shape_of(state, "0.weight", 1, path)
+        layers = [int(k.split(".")[0]) for k in state if k.split(".")[0].isdigit()]
+        return n_in, _shape_of(state, f"{max(layers)}.weight", 0, path)
+    try:
+        shape = json.loads(meta["io_shape"])
+    except (ValueError, RecursionError):
+        shape = None
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(type(v) is int and v >= 1 for v in shape)
+    ):
+        raise io.CheckpointError(
+            f"{path}: its io_shape {meta['io_shape']!r} is not two positive integers "
+            "(the model's inputs and outputs)"
+        )
+    return int(shape[0]), int(shape[1])
+
+
 def _shape_of(state: dict[str, Any], key: str, axis: int, path: Any) -> int:
     if key not in state or np.ndim(state[key]) != 2:
         raise io.CheckpointError(f"{path}: no 2-D weight {key!r}; not an MLP checkpoint")
@@ -330,16 +420,32 @@ def _shape_of(state: dict[str, Any], key: str, axis: int, path: Any) -> int:
 
 
 def evaluate_checkpoint(path: str | Path) -> tuple[float, TrainConfig]:
-    """Test accuracy of a saved model on its own data set's test split."""
-    model, config = load_model(path)
-    _, test_set = prepare_data(config)
-    n_in = json.loads(io.load_metadata(path).get("io_shape", "[null]"))[0]
-    if n_in is None:
-        n_in = model[0].in_features  # type: ignore[index]
-    if test_set.X.shape[1] != n_in:
+    """Test accuracy of a saved model on its own data set's test split. The checkpoint's
+    sizes are checked against the data and this machine's memory before the model is built."""
+    meta = io.load_metadata(path)
+    config = _checkpoint_config(path, meta)
+    try:
+        train_set, test_set = prepare_data(config)
+    except ConfigError as err:
+        raise io.CheckpointError(f"{path}: its data set cannot be used: {err}") from None
+    n_in, n_out = _checkpoint_io_shape(path, meta)
+    data_in, data_out = _io_sizes(train_set)
+    if n_in != data_in:
         raise io.CheckpointError(
-            f"{path}: the model takes {n_in} inputs but {config.data} has "
-            f"{test_set.X.shape[1]} features"
+            f"{path}: the model takes {n_in} inputs but {config.data} has {data_in} features"
         )
+    if n_out != data_out:
+        raise io.CheckpointError(
+            f"{path}: the model gives {n_out} outputs but {config.data} needs {data_out} "
+            f"({'a regression target' if train_set.n_classes is None else 'one per class'})"
+        )
+    needed = memory.evaluation_bytes(config, n_in, n_out, len(test_set))
+    reason = memory.refusal(needed, f"parameters and the activations of {len(test_set)} rows")
+    if reason is not None:
+        raise io.CheckpointError(
+            f"{path}: evaluating the model of its {_sizes(config)} {reason}; evaluate it on a "
+            "machine with more memory"
+        )
+    model, _ = load_model(path)
     _, accuracy = _evaluate(model, test_set.X, test_set.y)
     return accuracy, config
