@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -104,6 +105,59 @@ def test_save_overwrites_creates_parents_and_leaves_no_temp_files(tmp_path):
     cr.save({"b": np.ones(2)}, str(path))
     assert list(cr.load(path)) == ["b"]
     assert sorted(p.name for p in path.parent.iterdir()) == ["ck.safetensors"]
+
+
+@pytest.mark.parametrize("fail", ["write", "fsync"])
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch, fail):
+    """A write() or fsync() that fails (ENOSPC) names no file: the error names the file being
+    saved, the temporary file is removed, and the old checkpoint is left as it was."""
+    from chainrule.io import checkpoint
+
+    path = cr.save({"w": np.arange(3.0)}, tmp_path / "ck.safetensors")
+    before = path.read_bytes()
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if fail == "write":
+        monkeypatch.setattr(checkpoint.os, "fdopen", lambda fd, mode: _FullFile(fd))
+    else:
+        monkeypatch.setattr(checkpoint.os, "fsync", no_space)
+    with pytest.raises(OSError) as info:
+        cr.save({"w": np.zeros(1000)}, path)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.safetensors"]
+
+
+class _FullFile:
+    """A file object on a full disk: every write fails with ENOSPC."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> _FullFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_write_atomic_keeps_a_permission_error_a_permission_error(tmp_path, monkeypatch):
+    from chainrule.io import checkpoint
+
+    def denied(path, *args):
+        raise PermissionError(
+            errno.EACCES, "Permission denied", str(path)
+        )  # names the temporary file
+
+    monkeypatch.setattr(checkpoint.os, "open", denied)
+    with pytest.raises(PermissionError) as info:
+        cr.io.write_atomic(tmp_path / "notes.txt", b"x")
+    assert info.value.filename == str(tmp_path / "notes.txt")  # the file asked for
 
 
 def test_saved_file_permissions_follow_umask(tmp_path):

@@ -195,6 +195,15 @@ def test_not_a_training_checkpoint(tmp_path):
         load_training(tmp_path / "junk.safetensors", model, opt)
 
 
+def test_metadata_nested_too_deeply_is_a_problem_listed(tmp_path):
+    model, opt, _ = _fresh("SGD", seed=0)
+    path = save_training(tmp_path / "run.safetensors", model, opt, epoch=1)
+    meta = {**cr.io.load_metadata(path), "optimizer": "[" * 100_000}
+    cr.save(cr.load(path), path, metadata=meta)
+    with pytest.raises(ValueError, match="'optimizer' is JSON nested too deeply"):
+        load_training(path, model, opt)
+
+
 def test_save_refusals(tmp_path):
     model, opt, _ = _fresh("SGD", seed=0)
     path = tmp_path / "x.safetensors"

@@ -5,7 +5,9 @@
 - ``chainrule evaluate CHECKPOINT``: reload a checkpoint and report its test accuracy.
 - ``chainrule ops``: the op table — formulas, support (VJP, JVP, second order), kinks.
 
-Bad input gets one line on stderr and a non-zero exit, never a traceback.
+Bad input gets one line on stderr and a non-zero exit, never a traceback: 2 for a malformed
+command line (as argparse), 1 for everything else, a file that cannot be read or written (a
+full disk, no permission) and sizes too large for this machine's memory included.
 """
 
 from __future__ import annotations
@@ -13,17 +15,25 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, fields
+from io import StringIO
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__
 from ..ops import table
 
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
 __all__ = ["main"]
+
+# What ``chainrule train`` writes into its --out folder (curves.png where matplotlib is).
+RUN_FILES = ("model.safetensors", "training.safetensors", "metrics.csv", "curves.png")
 
 
 class _UsageError(Exception):
@@ -48,7 +58,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def _parser() -> _Parser:
-    from .train import ACTIVATIONS, DATASETS, OPTIMIZERS, TrainConfig
+    from .config import ACTIVATIONS, DATASETS, OPTIMIZERS, TrainConfig
 
     defaults = TrainConfig()
     parser = _Parser(
@@ -169,21 +179,36 @@ class _Progress:
 
 
 def _write_metrics(history: Sequence[Any], path: Path) -> None:
+    """The history as CSV, one row per epoch, written whole or not at all (the old file
+    stays until the new one is complete)."""
+    from ..io import write_atomic
     from .train import EpochMetrics
 
     names = [f.name for f in fields(EpochMetrics)]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=names)
-        writer.writeheader()
-        for m in history:
-            writer.writerow(asdict(m))
+    text = StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=names)
+    writer.writeheader()
+    for m in history:
+        writer.writerow(asdict(m))
+    write_atomic(path, text.getvalue().encode("utf-8"))
+
+
+def _sizes_given(args: argparse.Namespace, config: TrainConfig, state: Path) -> tuple[str, str]:
+    """(where the model's sizes came from, what to change) for a run too large for memory."""
+    if args.resume:
+        return f"--resume ({state}: hidden {list(config.hidden)})", "start a smaller run"
+    if config.model == "mlp":
+        return f"--hidden {','.join(map(str, config.hidden))}", "give smaller --hidden sizes"
+    return f"--model {config.model} on {config.data}", "use fewer rows or shorter sequences"
 
 
 def _train(args: argparse.Namespace) -> int:
     from ..viz.history import have_matplotlib, plot_history
+    from .outputs import check_output_folder
     from .train import (
         ConfigError,
         TrainConfig,
+        memory_refusal,
         prepare_data,
         resumed_config,
         save_checkpoint,
@@ -208,11 +233,15 @@ def _train(args: argparse.Namespace) -> int:
     state = out / "training.safetensors"
     if args.resume:
         config = resumed_config(state)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a folder for the run's files")
-    out.mkdir(parents=True, exist_ok=True)
+    # Everything is checked before anything is written or built: the data, the model's
+    # memory, then the output folder (created, and tried with a file, here).
+    train_set, test_set = prepare_data(config)
+    reason = memory_refusal(config, train_set, test_set)
+    if reason is not None:
+        given_as, advice = _sizes_given(args, config, state)
+        raise ConfigError(f"{given_as}: the run {reason}; {advice}")
+    check_output_folder(out, RUN_FILES, "--out")
     checkpoint = out / "model.safetensors"
-    train_set, _ = prepare_data(config)
     steps_per_epoch = -(-len(train_set) // config.batch_size)
     task = "a regressor" if train_set.n_classes is None else f"{train_set.n_classes} classes"
     what = (
@@ -272,11 +301,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from .commands import CommandError
     from .train import evaluate_checkpoint
 
     path = Path(args.checkpoint)
-    if not path.is_file():
+    if path.is_dir():
+        inside = path / "model.safetensors"
+        hint = f" (the run's model is {inside})" if inside.is_file() else ""
+        raise CommandError(f"{path} is a folder, not a checkpoint file{hint}")
+    if not path.exists():
         raise FileNotFoundError(f"no such checkpoint: {path}")
+    if not path.is_file():
+        raise CommandError(f"{path} is not a regular file (a device or a pipe?); give a checkpoint")
     score, config = evaluate_checkpoint(path)
     from .train import prepare_data
 
@@ -315,9 +351,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..io import CheckpointError
     from ..teach.expression import ExplainError
     from .commands import CommandError
+    from .outputs import describe_os_error
     from .train import ConfigError
 
     start = time.perf_counter()
+    args: argparse.Namespace | None = None
     try:
         args = _parser().parse_args(argv)
         if args.command == "train":
@@ -333,18 +371,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as err:
         print(str(err), file=sys.stderr)
         return 2
-    except (ConfigError, CheckpointError, CommandError, ExplainError, FileNotFoundError) as err:
-        command = f"chainrule {args.command}" if "args" in locals() else "chainrule"
-        print(f"{command}: {err}", file=sys.stderr)
+    except (ConfigError, CheckpointError, CommandError, ExplainError) as err:
+        print(f"{_command(args)}: {err}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader (e.g. `| head`) went away: not an error of ours
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 0
+    except OSError as err:  # a file that cannot be read or written, a full disk
+        print(f"{_command(args)}: {describe_os_error(err)}", file=sys.stderr)
+        _flush_or_silence_stdout()
+        return 1
+    except MemoryError as err:  # sizes the estimates let through, or other programs' memory
+        detail = f" ({err})" if str(err) else ""
+        print(
+            f"{_command(args)}: out of memory{detail}; use smaller sizes, or free memory",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"chainrule: interrupted after {time.perf_counter() - start:.1f} s", file=sys.stderr)
         return 130
+
+
+def _command(args: argparse.Namespace | None) -> str:
+    """'chainrule COMMAND' once the command line is parsed, else 'chainrule'."""
+    return f"chainrule {args.command}" if args is not None and args.command else "chainrule"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at os.devnull, so that Python's own flush at exit, of output that can no
+    longer be written, does not print an error of its own."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _flush_or_silence_stdout() -> None:
+    """Flush stdout; where it cannot be written (a full disk under ``> file``), silence it,
+    so that Python's own flush at exit does not fail again with a message of its own."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        _silence_stdout()
 
 
 if __name__ == "__main__":  # pragma: no cover

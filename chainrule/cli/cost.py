@@ -10,9 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import memory
 from .commands import CommandError
+from .outputs import check_output_file
 
 __all__ = ["register", "run"]
+
+# Arrays of d x d numbers alive at once while one size is measured: W1 and W2, the draw they
+# are scaled from, the numerical gradient with its perturbed copy of W1, and backprop's copy
+# of W1 with its gradient.
+_SQUARES_PER_SIZE = 8
 
 
 def register(subparsers: Any) -> None:
@@ -59,9 +66,18 @@ def run(args: argparse.Namespace) -> int:
         repeats = 0
     if repeats < 1:
         raise CommandError(f"--repeats must be a positive integer like 5, got {args.repeats!r}")
+    largest = max(sizes)
+    needed = _SQUARES_PER_SIZE * largest * largest * memory.BYTES_PER_NUMBER
+    reason = memory.refusal(needed, f"{_SQUARES_PER_SIZE} arrays of d x d numbers")
+    if reason is not None:
+        raise CommandError(
+            f"--sizes {largest}: measuring d = {largest} {reason}; give smaller sizes"
+        )
     plot = None if args.plot is None else Path(args.plot)
-    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
-        raise CommandError(f"--plot {plot}: end the file name with .png or .svg")
+    if plot is not None:
+        if plot.suffix.lower() not in (".png", ".svg"):
+            raise CommandError(f"--plot {plot}: end the file name with .png or .svg")
+        check_output_file(plot, "--plot")  # before the measurements, which take a while
     from ..teach.costs import cost_report
 
     start = time.perf_counter()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .commands import CommandError
+from .outputs import check_output_file
 
 __all__ = ["register", "run"]
 
@@ -62,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and Path(path).suffix.lower() not in suffixes:
             raise CommandError(f"{flag} {path}: give a path ending in {suffixes[0]}")
     explanation = explain(args.expr, point)
+    for path, _, flag in targets:
+        if path is not None:
+            check_output_file(Path(path), flag)  # before the report: nothing half done
     print(explanation.text())
     for path, _, flag in targets:
         if path is not None:

@@ -8,16 +8,18 @@ from typing import Any
 from .. import nn, ops
 from ..nn import functional as F
 
-__all__ = ["SequenceCNN", "SequenceGRU", "MODELS"]
+__all__ = ["SequenceCNN", "SequenceGRU", "MODELS", "CNN_WIDTH", "GRU_HIDDEN"]
 
 MODELS = ("mlp", "cnn", "gru")
+CNN_WIDTH = 32  # channels of each convolution of SequenceCNN
+GRU_HIDDEN = 64  # the hidden state of SequenceGRU
 
 
 class SequenceCNN(nn.Module):
     """Three 1-D convolutions (the last two strided) with batch normalisation and ReLU over
     the row read as a sequence, then a linear layer: 97.8% on MNIST-1D."""
 
-    def __init__(self, length: int, n_out: int, width: int = 32, rng: int = 0) -> None:
+    def __init__(self, length: int, n_out: int, width: int = CNN_WIDTH, rng: int = 0) -> None:
         super().__init__()
         self.length, self.n_out, self.width = length, n_out, width
         self.features = nn.Sequential(
@@ -43,7 +45,7 @@ class SequenceGRU(nn.Module):
     """A GRU over the row read as a sequence (one feature per step); its last hidden state
     goes through a linear layer."""
 
-    def __init__(self, length: int, n_out: int, hidden: int = 64, rng: int = 0) -> None:
+    def __init__(self, length: int, n_out: int, hidden: int = GRU_HIDDEN, rng: int = 0) -> None:
         super().__init__()
         self.length, self.n_out, self.hidden = length, n_out, hidden
         self.gru = nn.GRU(1, hidden, batch_first=True, rng=rng)

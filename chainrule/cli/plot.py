@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 from .commands import CommandError
+from .outputs import check_output_file
 
 __all__ = ["register", "run"]
 
@@ -48,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if args.kind not in KINDS:
         raise CommandError(f"unknown plot {args.kind!r}; choose one of: {', '.join(KINDS)}")
     slope = _slope(args.slope)
+    if Path(args.out).suffix.lower() in (".png", ".svg"):  # (other names: the error below)
+        check_output_file(Path(args.out), "--out")
     from ..viz.plots import plot_activations
 
     try:

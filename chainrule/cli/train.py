@@ -26,7 +26,9 @@ from .. import io, nn, optim
 from ..data import FileDataError, load_file
 from ..engine.modes import no_grad
 from ..nn import functional as F
-from .models import MODELS, SequenceCNN, SequenceGRU
+from . import memory
+from .config import ACTIVATIONS, DATASETS, FILE_TYPES, OPTIMIZERS, ConfigError, TrainConfig
+from .models import SequenceCNN, SequenceGRU
 
 __all__ = [
     "TrainConfig",
@@ -39,94 +41,14 @@ __all__ = [
     "build_model",
     "ConfigError",
     "resumed_config",
+    "memory_refusal",
+    "ACTIVATIONS",
+    "DATASETS",
+    "FILE_TYPES",
+    "OPTIMIZERS",
 ]
 
-DATASETS = ("digits", "moons", "spirals", "mnist1d")
-FILE_TYPES = (".csv", ".npz", ".npy")  # a user's own data, --data PATH with --target COLUMN
-# the nonlinearities an MLP can use, from nn's table of activation layers
-ACTIVATIONS = tuple(name for name in nn.ACTIVATION_LAYERS if name != "identity")
-OPTIMIZERS = ("adam", "adamw", "sgd")
 CHECKPOINT_FORMAT = "chainrule-mlp-classifier/1"  # (the name kept: older files stay readable)
-
-
-class ConfigError(ValueError):
-    """A training configuration that cannot be run; the message says which value and why."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (and is stored in its checkpoint)."""
-
-    data: str = "digits"
-    hidden: tuple[int, ...] = (128, 64)
-    activation: str = "relu"
-    optimizer: str = "adam"
-    lr: float = 3e-3
-    epochs: int = 30
-    batch_size: int = 32
-    seed: int = 0
-    test_fraction: float = 0.2
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    model: str = "mlp"
-    target: str | None = None
-
-    @property
-    def from_file(self) -> bool:
-        return self.data not in DATASETS
-
-    def validate(self) -> TrainConfig:
-        if self.from_file:
-            path = Path(self.data)
-            if path.suffix.lower() not in FILE_TYPES:
-                raise ConfigError(
-                    f"unknown data set {self.data!r}; choose one of {', '.join(DATASETS)}, or "
-                    f"give a file ({', '.join(FILE_TYPES)})"
-                )
-            if not path.is_file():
-                raise ConfigError(f"--data {self.data}: no such file")
-        elif self.target is not None:
-            raise ConfigError(f"--target names a column of a data file; {self.data} has its own")
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if not self.hidden or not all(_is_int(h) and h >= 1 for h in self.hidden):
-            raise ConfigError(f"hidden sizes must be positive integers, got {self.hidden}")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ConfigError(f"the seed must be an integer >= 0, got {self.seed!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
-            )
-        if not (np.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"the learning rate must be a positive number, got {self.lr}")
-        if not _is_int(self.epochs) or self.epochs < 1:
-            raise ConfigError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise ConfigError(f"the batch size must be an integer >= 1, got {self.batch_size!r}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ConfigError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        return self
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        raw = json.loads(text)
-        raw["hidden"] = tuple(raw["hidden"])
-        return cls(**raw)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -176,7 +98,15 @@ def prepare_data(config: TrainConfig) -> tuple[datasets.Dataset, datasets.Datase
         ds = datasets.load("digits")
     else:
         ds = datasets.load(config.data, seed=config.seed)
-    train_set, test_set = datasets.split(ds, test_fraction=config.test_fraction, seed=config.seed)
+    try:
+        train_set, test_set = datasets.split(
+            ds, test_fraction=config.test_fraction, seed=config.seed
+        )
+    except ValueError as err:  # too few samples for a training and a test set
+        reason = str(err).removeprefix("split: ")
+        raise ConfigError(
+            f"cannot split {config.data} for training and testing: {reason}"
+        ) from None
     if config.data != "digits":
         train_set, test_set = datasets.standardize(train_set, test_set)
     return train_set, test_set
@@ -195,6 +125,34 @@ def feature_statistics(config: TrainConfig) -> dict[str, list[float]] | None:
         "mean": train_set.X.mean(axis=0, dtype=np.float64).tolist(),
         "std": np.where(std > 0, std, 1.0).tolist(),
     }
+
+
+def memory_refusal(
+    config: TrainConfig, train_set: datasets.Dataset, test_set: datasets.Dataset
+) -> str | None:
+    """Why training the configured model on this split would not fit in this machine's
+    memory ("would need about 23.8 GiB (...); this machine has ..."), or None if it fits.
+    Made from the sizes alone, before anything is built."""
+    n_in, n_out = _io_sizes(train_set)
+    regression = train_set.n_classes is None
+    # evaluation runs a whole set at once: the test set, and for a regressor the training set
+    evaluated = max(len(test_set), len(train_set) if regression else 0)
+    batch = min(config.batch_size, len(train_set))
+    needed = memory.training_bytes(config, n_in, n_out, batch, evaluated)
+    return memory.refusal(needed, "parameters, gradients, optimizer state and activations")
+
+
+def _io_sizes(train_set: datasets.Dataset) -> tuple[int, int]:
+    """(inputs, outputs) of a model for this data: one output for a regressor."""
+    n_out = 1 if train_set.n_classes is None else int(train_set.n_classes)
+    return int(train_set.X.shape[1]), n_out
+
+
+def _sizes(config: TrainConfig) -> str:
+    """The settings that size the model, in words."""
+    if config.model == "mlp":
+        return f"hidden {list(config.hidden)}"
+    return f"model {config.model}"
 
 
 def build_model(config: TrainConfig, n_in: int, n_out: int) -> nn.Module:
@@ -258,7 +216,10 @@ def train(
     config.validate()
     train_set, test_set = prepare_data(config)
     regression = train_set.n_classes is None
-    n_in, n_out = train_set.X.shape[1], 1 if regression else int(train_set.n_classes or 0)
+    reason = memory_refusal(config, train_set, test_set)
+    if reason is not None:
+        raise ConfigError(f"{_sizes(config)} on {config.data}: the run {reason}")
+    n_in, n_out = _io_sizes(train_set)
     model = build_model(config, n_in, n_out)
     model.io_shape = (n_in, n_out)  # what the checkpoint needs to rebuild it
     model.feature_statistics = feature_statistics(config)
@@ -269,9 +230,7 @@ def train(
     if resume:
         if state is None or not Path(state).is_file():
             raise ConfigError(f"--resume: no training state to continue from at {state}")
-        done = io.load_training(state, model, opt, schedule)
-        result.history = [EpochMetrics(**m) for m in done["extra"]["history"]]
-        first = int(done["epoch"]) + 1
+        result.history, first = _resume(state, model, opt, schedule, config)
     start = time.perf_counter()
     step = 0
     saving = None  # the metrics of an epoch whose checkpoint is being written
@@ -336,14 +295,32 @@ def train(
     return result
 
 
+def _resume(
+    state: str | Path, model: nn.Module, opt: optim.Optimizer, schedule: Any, config: TrainConfig
+) -> tuple[list[EpochMetrics], int]:
+    """Load the training state into the model, optimizer and schedule; (the history so far,
+    the first epoch still to run). ConfigError, in one line, for a state that does not fit."""
+    try:
+        done = io.load_training(state, model, opt, schedule)
+        history = [EpochMetrics(**m) for m in done["extra"]["history"]]
+        return history, int(done["epoch"]) + 1
+    except (ValueError, KeyError, TypeError) as err:
+        # load_training lists every problem under headings that end in ':'; the first
+        # problem itself (a shape that does not fit, say) is the line to show
+        lines = [line.strip() for line in str(err).splitlines()] or [type(err).__name__]
+        problem = next((line for line in lines if not line.endswith(":")), lines[-1])
+        raise ConfigError(
+            f"--resume: {state} does not fit the run its configuration describes "
+            f"({_sizes(config)}): {problem}"
+        ) from None
+
+
 def resumed_config(state: str | Path) -> TrainConfig:
     """The configuration of the run whose training state is at ``state``."""
     try:
         meta = io.load_metadata(state)
-        raw = json.loads(meta["extra"])["config"]
-        raw["hidden"] = tuple(raw["hidden"])
-        return TrainConfig(**raw).validate()
-    except (OSError, KeyError, TypeError, ValueError) as err:
+        return TrainConfig.from_dict(json.loads(meta["extra"])["config"]).validate()
+    except (OSError, KeyError, TypeError, ValueError, RecursionError) as err:
         raise ConfigError(f"--resume: {state} is not a chainrule training state ({err})") from None
 
 
@@ -372,26 +349,20 @@ def save_checkpoint(
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig]:
-    """Rebuild the model a checkpoint was saved from, with its parameters."""
+    """Rebuild the model a checkpoint was saved from, with its parameters. Its metadata (the
+    configuration, the input and output sizes) is checked, and the model's size against this
+    machine's memory, before anything is built."""
     meta = io.load_metadata(path)
-    if meta.get("format") != CHECKPOINT_FORMAT or "config" not in meta:
+    config = _checkpoint_config(path, meta)
+    n_in, n_out = _checkpoint_io_shape(path, meta)
+    needed = memory.evaluation_bytes(config, n_in, n_out, evaluated_rows=0)
+    reason = memory.refusal(needed, "parameters and the copies reading them makes")
+    if reason is not None:
         raise io.CheckpointError(
-            f"{path}: a safetensors file, but not a chainrule training checkpoint (no "
-            "training configuration in its metadata)"
+            f"{path}: the model of its {_sizes(config)} {reason}; load it on a machine with "
+            "more memory"
         )
-    try:
-        config = TrainConfig.from_json(meta["config"]).validate()
-    except (TypeError, ValueError, KeyError) as err:
-        raise io.CheckpointError(
-            f"{path}: its training configuration is unreadable ({err})"
-        ) from err
     state = io.load(path)
-    if "io_shape" in meta:  # (n_in, n_out), saved since models other than the MLP exist
-        n_in, n_out = (int(v) for v in json.loads(meta["io_shape"]))
-    else:
-        n_in = _shape_of(state, "0.weight", 1, path)
-        layers = [int(k.split(".")[0]) for k in state if k.split(".")[0].isdigit()]
-        n_out = _shape_of(state, f"{max(layers)}.weight", 0, path)
     model = build_model(config, n_in, n_out)
     try:
         model.load_state_dict(state)
@@ -403,6 +374,45 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig]:
     return model, config
 
 
+def _checkpoint_config(path: str | Path, meta: dict[str, str]) -> TrainConfig:
+    """The validated training configuration in a checkpoint's metadata."""
+    if meta.get("format") != CHECKPOINT_FORMAT or "config" not in meta:
+        raise io.CheckpointError(
+            f"{path}: a safetensors file, but not a chainrule training checkpoint (no "
+            "training configuration in its metadata)"
+        )
+    try:
+        return TrainConfig.from_json(meta["config"]).validate()
+    except (TypeError, ValueError, KeyError) as err:
+        raise io.CheckpointError(
+            f"{path}: its training configuration is unreadable ({err})"
+        ) from err
+
+
+def _checkpoint_io_shape(path: str | Path, meta: dict[str, str]) -> tuple[int, int]:
+    """(inputs, outputs) of a checkpoint's model: its metadata's io_shape, checked, or, in
+    checkpoints older than io_shape (MLPs only), the shapes of its first and last weights."""
+    if "io_shape" not in meta:
+        state = io.load(path)
+        n_in = _shape_of(state, "0.weight", 1, path)
+        layers = [int(k.split(".")[0]) for k in state if k.split(".")[0].isdigit()]
+        return n_in, _shape_of(state, f"{max(layers)}.weight", 0, path)
+    try:
+        shape = json.loads(meta["io_shape"])
+    except (ValueError, RecursionError):
+        shape = None
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(type(v) is int and v >= 1 for v in shape)
+    ):
+        raise io.CheckpointError(
+            f"{path}: its io_shape {meta['io_shape']!r} is not two positive integers "
+            "(the model's inputs and outputs)"
+        )
+    return int(shape[0]), int(shape[1])
+
+
 def _shape_of(state: dict[str, Any], key: str, axis: int, path: Any) -> int:
     if key not in state or np.ndim(state[key]) != 2:
         raise io.CheckpointError(f"{path}: no 2-D weight {key!r}; not an MLP checkpoint")
@@ -410,16 +420,32 @@ def _shape_of(state: dict[str, Any], key: str, axis: int, path: Any) -> int:
 
 
 def evaluate_checkpoint(path: str | Path) -> tuple[float, TrainConfig]:
-    """Test accuracy of a saved model on its own data set's test split."""
-    model, config = load_model(path)
-    _, test_set = prepare_data(config)
-    n_in = json.loads(io.load_metadata(path).get("io_shape", "[null]"))[0]
-    if n_in is None:
-        n_in = model[0].in_features  # type: ignore[index]
-    if test_set.X.shape[1] != n_in:
+    """Test accuracy of a saved model on its own data set's test split. The checkpoint's
+    sizes are checked against the data and this machine's memory before the model is built."""
+    meta = io.load_metadata(path)
+    config = _checkpoint_config(path, meta)
+    try:
+        train_set, test_set = prepare_data(config)
+    except ConfigError as err:
+        raise io.CheckpointError(f"{path}: its data set cannot be used: {err}") from None
+    n_in, n_out = _checkpoint_io_shape(path, meta)
+    data_in, data_out = _io_sizes(train_set)
+    if n_in != data_in:
         raise io.CheckpointError(
-            f"{path}: the model takes {n_in} inputs but {config.data} has "
-            f"{test_set.X.shape[1]} features"
+            f"{path}: the model takes {n_in} inputs but {config.data} has {data_in} features"
         )
+    if n_out != data_out:
+        raise io.CheckpointError(
+            f"{path}: the model gives {n_out} outputs but {config.data} needs {data_out} "
+            f"({'a regression target' if train_set.n_classes is None else 'one per class'})"
+        )
+    needed = memory.evaluation_bytes(config, n_in, n_out, len(test_set))
+    reason = memory.refusal(needed, f"parameters and the activations of {len(test_set)} rows")
+    if reason is not None:
+        raise io.CheckpointError(
+            f"{path}: evaluating the model of its {_sizes(config)} {reason}; evaluate it on a "
+            "machine with more memory"
+        )
+    model, _ = load_model(path)
     _, accuracy = _evaluate(model, test_set.X, test_set.y)
     return accuracy, config

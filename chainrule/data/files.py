@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from .datasets import Dataset
 __all__ = ["load_file", "MAX_CLASSES", "FileDataError"]
 
 MAX_CLASSES = 50  # integer targets with more distinct values than this are a regression
+_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK\x03\x04"}  # how NumPy's files begin (.npz: a zip)
 
 
 class FileDataError(ValueError):
@@ -41,18 +43,29 @@ def load_file(path: str | Path, target: str | int | None = None) -> Dataset:
     if not path.is_file():
         raise FileDataError(f"{path}: no such file")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        X, raw_y, names = _read_csv(path, target)
-    elif suffix == ".npz":
-        X, raw_y, names = _read_npz(path, target)
-    elif suffix == ".npy":
-        X, raw_y, names = _read_npy(path, target)
-    else:
+    readers = {".csv": _read_csv, ".npz": _read_npz, ".npy": _read_npy}
+    if suffix not in readers:
         raise FileDataError(f"{path}: unsupported file type {suffix!r}; use .csv, .npz or .npy")
+    if suffix in _MAGIC and not _starts_with(path, _MAGIC[suffix]):
+        raise FileDataError(f"{path}: not a {suffix} file (it does not begin as NumPy writes one)")
+    try:
+        X, raw_y, names = readers[suffix](path, target)
+    except FileDataError:
+        raise
+    except UnicodeDecodeError:
+        raise FileDataError(f"{path}: not a text file (a .csv must be UTF-8 text)") from None
+    except (ValueError, EOFError, zipfile.BadZipFile, csv.Error) as err:
+        # NumPy's and the csv module's own words: object arrays, a cut file, a bad archive
+        raise FileDataError(f"{path}: not a readable {suffix} file ({err})") from None
     if len(X) < 2:
         raise FileDataError(f"{path}: needs at least 2 rows, found {len(X)}")
     y, n_classes, labels = _target(raw_y, path)
     return Dataset(X, y, path.stem, n_classes, labels=labels, feature_names=names)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(len(magic)) == magic
 
 
 def _column(target: str | int | None, header: list[str] | None, width: int, path: Path) -> int:

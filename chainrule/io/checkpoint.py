@@ -29,7 +29,7 @@ import safetensors.numpy
 
 from ..engine.tensor import Tensor
 
-__all__ = ["CheckpointError", "save", "load", "load_metadata"]
+__all__ = ["CheckpointError", "save", "load", "load_metadata", "write_atomic"]
 
 PathLike = str | os.PathLike[str]
 
@@ -89,10 +89,25 @@ def save(
     >>> p.name, load(p)["w"].dtype
     ('ck.safetensors', dtype('float32'))
     """
-    payload = _serialize(state_dict, metadata)
+    return write_atomic(path, _serialize(state_dict, metadata))
+
+
+def write_atomic(path: PathLike, data: bytes) -> pathlib.Path:
+    """Write ``data`` to ``path`` so that ``path`` always holds a whole file, old or new.
+
+    As :func:`save` does for checkpoints: the bytes go to a temporary file beside ``path``,
+    which is fsynced and renamed over it. Missing parent directories are created. An OSError
+    (a full disk, no permission) names ``path`` (never the temporary file, which is removed)
+    and leaves the old file as it was.
+
+    >>> import tempfile
+    >>> p = write_atomic(tempfile.mkdtemp() + "/notes/a.txt", b"epoch,loss")
+    >>> p.name, p.read_bytes()
+    ('a.txt', b'epoch,loss')
+    """
     target = pathlib.Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, payload)
+    _atomic_write(target, data)
     return target
 
 
@@ -159,6 +174,13 @@ def _atomic_write(target: pathlib.Path, payload: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        # NOTE: a failed write() or fsync() (ENOSPC) names no file, and a failed open names
+        # the temporary one: name the file being saved instead, keeping the errno (and so
+        # the subclass: OSError(ENOSPC, ...) is an OSError, OSError(EACCES, ...) a
+        # PermissionError).
+        raise OSError(err.errno, err.strerror or str(err), str(target)) from err
     except BaseException:
         # KeyboardInterrupt too: never leave a half-written temp file behind when we can help it
         tmp.unlink(missing_ok=True)

@@ -181,7 +181,9 @@ def _json(meta: dict[str, str], key: str, problems: list[str]) -> Any:
         return json.loads(meta[key])
     except ValueError as exc:
         problems.append(f"the metadata's {key!r} is not JSON ({exc})")
-        return None
+    except RecursionError:  # json.loads recurses: "[[[[...]]]]" deep enough ends here
+        problems.append(f"the metadata's {key!r} is JSON nested too deeply")
+    return None
 
 
 def _generator(rng: Any, who: str) -> np.random.Generator:

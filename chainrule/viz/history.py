@@ -7,8 +7,11 @@ object-oriented API and the Agg canvas, so nothing global (the pyplot backend) i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from io import BytesIO
 from pathlib import Path
 from typing import Any
+
+from ..io import write_atomic
 
 __all__ = ["plot_history", "have_matplotlib"]
 
@@ -22,7 +25,8 @@ def have_matplotlib() -> bool:
 
 
 def plot_history(history: Sequence[Any], path: str | Path, title: str = "") -> Path:
-    """Save a PNG of loss (left) and accuracy (right) per epoch, train and test.
+    """Save a PNG of loss (left) and accuracy (right) per epoch, train and test (written
+    atomically, as checkpoints are).
 
     ``history`` holds records with ``epoch``, ``train_loss``, ``test_loss``,
     ``train_accuracy`` and ``test_accuracy`` (``chainrule.cli.train.EpochMetrics``).
@@ -52,7 +56,7 @@ def plot_history(history: Sequence[Any], path: str | Path, title: str = "") -> P
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    return out
+    # Drawn in memory, then written whole: an old picture stays until the new one is complete.
+    picture = BytesIO()
+    fig.savefig(picture, format=Path(path).suffix.lower()[1:] or "png")
+    return write_atomic(path, picture.getvalue())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from .. import ops as F
 from ..engine.tensor import Tensor
+from ..io import write_atomic
 
 if TYPE_CHECKING:
     from ..teach.costs import CostReport
@@ -176,9 +178,10 @@ def _format(path: str | Path) -> tuple[Path, str]:
 
 
 def _save(fig: Any, out: Path, fmt: str) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format=fmt)
-    return out
+    # Drawn in memory, then written whole: an old picture stays until the new one is complete.
+    picture = BytesIO()
+    fig.savefig(picture, format=fmt)
+    return write_atomic(out, picture.getvalue())
 
 
 def activation_figure(negative_slope: float = 0.1, xs: Any = None) -> Any:
