@@ -59,3 +59,64 @@ def test_var_with_no_degrees_of_freedom_in_forward_mode_and_second_order():
         assert np.isinf(tangent)
         hess = cr.hessian(lambda x: cr.var(x, ddof=2))(x0)
     assert not np.all(np.isfinite(np.asarray(hess)))
+
+
+# -- text, dates and Python objects -----------------------------------------------------------
+NOT_NUMBERS = {
+    "text": np.array(["a", "b"]),
+    "bytes": np.array([b"a", b"b"]),
+    "datetime": np.array(["2020-01-01", "2021-06-30"], dtype="datetime64[D]"),
+    "object": np.array([1.0, None], dtype=object),
+}
+
+
+@pytest.mark.parametrize("data", NOT_NUMBERS.values(), ids=NOT_NUMBERS.keys())
+@pytest.mark.parametrize(
+    "name, op",
+    [
+        ("negative", lambda t: -t),
+        ("exp", cr.exp),
+        ("sum", cr.sum),
+        ("multiply", lambda t: t * t),
+        ("matmul", lambda t: t @ t),
+    ],
+)
+def test_ops_on_non_numeric_tensors_name_the_op_and_the_dtype(data, name, op):
+    t = cr.Tensor(data)  # the bare constructor, which does not check, as ops see their results
+    with pytest.raises(TypeError) as err:
+        op(t)
+    message = str(err.value)
+    assert message.startswith(f"{name}: ") and str(data.dtype) in message
+    assert "numbers and booleans" in message and "convert the data to numbers first" in message
+
+
+@pytest.mark.parametrize(
+    "data, given",
+    [
+        (None, "got None"),
+        ("abc", "got the string 'abc'"),
+        (b"abc", "got the bytes b'abc'"),
+        ([1.0, None], "got a list holding None at [1]"),
+        ([[1.0, 2.0], [3.0, "4"]], "got a list holding the string '4' at [1][1]"),
+        ((1, object()), "got a tuple holding a object"),
+        ({"w": 1.0}, "got a dict"),
+        (np.array(["1.5"]), "got an array of dtype <U3"),
+        (np.array([1, None], dtype=object), "got an array of dtype object"),
+        (np.array(["2020-01-01"], dtype="datetime64[D]"), "got an array of dtype datetime64[D]"),
+        (np.array([1, 2], dtype="timedelta64[s]"), "got an array of dtype timedelta64[s]"),
+    ],
+)
+def test_tensor_refuses_what_is_not_numbers(data, given):
+    for make in (cr.tensor, cr.asarray):
+        with pytest.raises(TypeError) as err:
+            make(data)
+        message = str(err.value)
+        assert "expected numbers or booleans" in message and given in message, message
+
+
+def test_tensor_still_takes_numbers_booleans_and_text_it_is_told_to_convert():
+    assert cr.tensor([1, 2.5, True]).dtype == np.float64
+    assert cr.tensor([np.float32(1.0), np.int8(2)]).dtype == np.float32
+    assert cr.tensor(np.array([True, False])).dtype == np.bool_
+    assert cr.tensor(["1.5", "2"], dtype="float64").tolist() == [1.5, 2.0]  # asked for
+    assert cr.tensor([np.array(1.0), 2.0]).tolist() == [1.0, 2.0]

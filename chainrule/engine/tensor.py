@@ -27,11 +27,21 @@ import numpy as np
 
 from ..backends import namespace, to_numpy
 from ..backends.batched import Batched
+from .inputs import check_numeric, checked_namespace
 from .modes import check_not_tracing, next_seq, state
 from .registry import OPS
 from .tensor_methods import TensorMethods, raw_index
 
-__all__ = ["Tensor", "tensor", "ONE", "MANY", "FREED", "inputs_of", "wrap", "data_of"]
+__all__ = [
+    "Tensor",
+    "tensor",
+    "ONE",
+    "MANY",
+    "FREED",
+    "inputs_of",
+    "wrap",
+    "data_of",
+]
 
 
 class _Mark:
@@ -496,7 +506,9 @@ def tensor(
 
     Python floats give float64 and Python ints int64, as in NumPy; an array keeps its dtype
     (float32 stays float32) unless ``dtype`` is given. Arrays of other array-API namespaces
-    (CuPy, ...) stay in their namespace.
+    (CuPy, ...) stay in their namespace. Text, None, dates and other Python objects are
+    refused with a TypeError that names the first such entry: there is nothing to
+    differentiate in them, and every op would fail on them later.
 
     >>> import chainrule as cr
     >>> cr.tensor([1.0, 2.0]).dtype
@@ -511,10 +523,11 @@ def tensor(
             "tensor: the list holds tensors that require grad, and copying them into a new "
             "leaf would cut them out of the graph; use cr.stack(list) to keep the gradients"
         )
-    xp = namespace(data)
+    xp = checked_namespace(data, "tensor")
     if isinstance(dtype, str):
         dtype = getattr(xp, dtype)
     arr = xp.asarray(data, dtype=dtype, copy=True) if dtype is not None else _copy(xp, data)
+    check_numeric(arr, data, "tensor")
     t = Tensor(arr, requires_grad=requires_grad)
     if name is not None:
         t._name = name
