@@ -120,3 +120,84 @@ def test_tensor_still_takes_numbers_booleans_and_text_it_is_told_to_convert():
     assert cr.tensor(np.array([True, False])).dtype == np.bool_
     assert cr.tensor(["1.5", "2"], dtype="float64").tolist() == [1.5, 2.0]  # asked for
     assert cr.tensor([np.array(1.0), 2.0]).tolist() == [1.0, 2.0]
+
+
+# -- a module that contains itself --------------------------------------------------------------
+class Net(cr.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = cr.nn.Linear(2, 2, rng=0)
+        self.register_buffer("steps", cr.tensor(0.0))
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def _self_loop():
+    net = Net()
+    net.child = net
+    return net
+
+
+def _loop_through_a_list():
+    net = Net()
+    net.blocks = cr.nn.ModuleList([cr.nn.Linear(2, 2, rng=1)])
+    net.blocks.append(net)
+    return net
+
+
+def _loop_through_a_sequential():
+    net = Net()
+    inner = Net()
+    net.seq = cr.nn.Sequential(cr.nn.Tanh(), inner)
+    inner.back = net.seq
+    return net
+
+
+CYCLES = {
+    "self": _self_loop,
+    "list": _loop_through_a_list,
+    "sequential": _loop_through_a_sequential,
+}
+
+
+@pytest.mark.parametrize("make", CYCLES.values(), ids=CYCLES.keys())
+def test_a_module_that_contains_itself_is_walked_once(make):
+    net = make()
+    names = [name for name, _ in net.named_parameters()]
+    assert len(names) == len(set(names)) and {"fc.weight", "fc.bias"} <= set(names)
+    assert len(list(net.parameters())) == len(names)
+    modules = list(net.modules())
+    assert len(modules) == len({id(m) for m in modules})  # each once
+    assert modules[0] is net
+    state = net.state_dict()
+    assert set(state) == set(names) | {n for n, _ in net._state_buffers()}
+    assert "steps" in state
+    net.load_state_dict(state)
+    assert len(list(net.named_buffers())) == len({id(b) for b in net.buffers()})
+    visited = []
+    net.apply(visited.append)
+    assert len(visited) == len(modules) and visited[-1] is net  # children first, each once
+    net.eval()
+    assert not any(m.training for m in modules)
+    net.requires_grad_(False)
+    assert not any(p.requires_grad for p in net.parameters())
+    net.zero_grad()
+    assert net.num_parameters() == sum(p.size for p in net.parameters())
+
+
+def test_the_repr_of_a_cycle_shows_it():
+    text = repr(_self_loop())
+    assert "(child): <cycle: Net>" in text and "(fc): Linear" in text
+    text = repr(_loop_through_a_list())
+    assert "(1): <cycle: Net>" in text
+    text = repr(_loop_through_a_sequential())
+    assert "(back): <cycle: Sequential>" in text
+
+
+def test_a_shared_module_is_listed_once_under_its_first_name():
+    shared = cr.nn.Linear(2, 2, rng=0)
+    net = cr.nn.Sequential(shared, cr.nn.Tanh(), shared)
+    assert [name for name, _ in net.named_modules()] == ["", "0", "1"]
+    assert [name for name, _ in net.named_parameters()] == ["0.weight", "0.bias"]
+    assert repr(net).count("Linear") == 2  # not a cycle: shown in full at each place
