@@ -201,3 +201,40 @@ def test_a_shared_module_is_listed_once_under_its_first_name():
     assert [name for name, _ in net.named_modules()] == ["", "0", "1"]
     assert [name for name, _ in net.named_parameters()] == ["0.weight", "0.bias"]
     assert repr(net).count("Linear") == 2  # not a cycle: shown in full at each place
+
+
+# -- assigning .grad -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "value, error, given",
+    [
+        ("abc", TypeError, "got str 'abc'"),
+        (3.0, TypeError, "got float 3.0"),
+        ([1.0, 2.0, 3.0], TypeError, "got list"),
+        (object(), TypeError, "got object"),
+        (np.zeros(2), ValueError, "got shape (2,) (dtype float64)"),
+        (np.zeros((3, 1)), ValueError, "got shape (3, 1)"),
+        (cr.zeros((2, 3)), ValueError, "got shape (2, 3)"),
+        (np.array(["a", "b", "c"]), TypeError, "got dtype <U1"),
+        (np.array([1, 2, 3]), TypeError, "got dtype int64"),
+    ],
+)
+def test_a_wrong_grad_says_what_is_wrong(value, error, given):
+    x = cr.tensor([1.0, 2.0, 3.0], dtype="float32", requires_grad=True)
+    with pytest.raises(error) as err:
+        x.grad = value
+    message = str(err.value)
+    assert message.startswith("grad: ") and given in message
+    assert "shape (3,) and dtype float32" in message  # what the tensor is
+    assert x.grad is None  # nothing was assigned
+
+
+def test_grad_takes_a_tensor_or_an_array_of_its_shape_and_none_clears_it():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    x.grad = np.array([0.5, -1.0])
+    assert x.grad.tolist() == [0.5, -1.0]
+    x.grad = cr.tensor([2.0, 3.0], dtype="float32")
+    assert x.grad.tolist() == [2.0, 3.0]
+    x.grad = None
+    assert x.grad is None
+    cr.sum(x * x).backward()
+    assert x.grad.tolist() == [2.0, 4.0]

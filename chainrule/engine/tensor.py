@@ -178,14 +178,7 @@ class Tensor(TensorMethods):
 
     @grad.setter
     def grad(self, value: Any) -> None:
-        if value is not None:
-            value = value if isinstance(value, Tensor) else Tensor(value)
-            if tuple(value.shape) != tuple(self.shape):
-                raise ValueError(
-                    f"grad: shape {tuple(value.shape)} does not match the tensor's "
-                    f"shape {tuple(self.shape)}"
-                )
-        self._grad = value
+        self._grad = None if value is None else _checked_grad(self, value)
 
     @property
     def is_leaf(self) -> bool:
@@ -474,6 +467,34 @@ def _check_float(data: Any, what: str) -> None:
             f"{data.dtype}; make it with dtype=float64 (or float32), e.g. "
             "cr.tensor([1, 2], dtype='float64', requires_grad=True)"
         )
+
+
+def _checked_grad(t: Tensor, value: Any) -> Tensor:
+    """``value`` (a Tensor or an array) as the gradient of ``t``: t's shape, floating point
+    (or complex); anything else is refused with what was given and what ``t`` is."""
+    of = f"the gradient of a tensor of shape {t.shape} and dtype {t.dtype}"
+    if isinstance(value, Tensor):
+        g = value
+    elif hasattr(value, "shape") and hasattr(value, "dtype"):  # an array of any namespace
+        g = Tensor(value)
+    else:
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise TypeError(
+            f"grad: expected a Tensor or an array for {of}, got {type(value).__name__} "
+            f"{shown}; make one with cr.tensor(...), or assign None to clear it"
+        )
+    if tuple(g.shape) != tuple(t.shape):
+        raise ValueError(
+            f"grad: got shape {tuple(g.shape)} (dtype {g.dtype}) for {of}; a gradient has "
+            "the shape of its tensor"
+        )
+    if getattr(g.dtype, "kind", "f") not in "fc":
+        raise TypeError(
+            f"grad: got dtype {g.dtype} for {of}; a gradient holds floating-point numbers "
+            f"(convert it, e.g. cr.tensor(g, dtype='{t.dtype}'))"
+        )
+    return g
 
 
 def data_of(value: Any) -> Any:
