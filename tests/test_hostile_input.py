@@ -238,3 +238,42 @@ def test_grad_takes_a_tensor_or_an_array_of_its_shape_and_none_clears_it():
     assert x.grad is None
     cr.sum(x * x).backward()
     assert x.grad.tolist() == [2.0, 4.0]
+
+
+# -- losses and preprocessing on values outside their usual range -------------------------------
+def test_bce_with_logits_takes_any_target_as_pytorch_does():
+    z0 = np.array([-3.0, -0.5, 0.0, 2.0, 40.0])
+    y0 = np.array([2.0, -1.0, 1.5, -0.25, 3.0])  # none in [0, 1]
+    z = cr.tensor(z0, requires_grad=True)
+    y = cr.tensor(y0, requires_grad=True)
+    loss = cr.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none")
+    # PyTorch's formula, (1 - y) z + log(1 + exp(-z)), for every y
+    np.testing.assert_allclose(loss.numpy(), (1 - y0) * z0 + np.log1p(np.exp(-z0)), rtol=1e-13)
+    assert loss.numpy()[-1] < 0  # not a probability, so not a cross-entropy >= 0
+    cr.sum(loss).backward()
+    np.testing.assert_allclose(z.grad.numpy(), 1 / (1 + np.exp(-z0)) - y0, rtol=1e-13)
+    np.testing.assert_allclose(y.grad.numpy(), -z0, rtol=1e-13)
+    nan_target = cr.nn.functional.binary_cross_entropy_with_logits(
+        cr.tensor([0.0, 1.0]), np.array([np.nan, 1.0]), reduction="none"
+    )
+    assert np.isnan(nan_target.numpy()[0]) and np.isfinite(nan_target.numpy()[1])
+
+
+def test_bce_with_logits_names_itself_for_a_wrong_reduction():
+    with pytest.raises(ValueError, match=r"^binary_cross_entropy_with_logits: reduction"):
+        cr.nn.functional.binary_cross_entropy_with_logits(
+            cr.tensor([0.0]), np.array([1.0]), reduction="average"
+        )
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_standardize_with_nan_or_inf_gives_nan_features_without_warnings(bad):
+    train = np.array([[1.0, 2.0], [bad, 4.0], [3.0, 6.0]])
+    test = np.array([[2.0, np.nan], [2.0, 4.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from NumPy either
+        tr, te = cr.data.standardize(train, test)
+    # as (x - x.mean(0)) / x.std(0) in PyTorch: the feature with the bad value is NaN throughout
+    assert np.all(np.isnan(tr[:, 0])) and np.all(np.isnan(te[:, 0]))
+    np.testing.assert_allclose(tr[:, 1], [-np.sqrt(1.5), 0.0, np.sqrt(1.5)])
+    assert np.isnan(te[0, 1]) and te[1, 1] == 0.0  # a NaN in the test set stays where it is
