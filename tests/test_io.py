@@ -95,7 +95,9 @@ def test_readable_by_another_safetensors_reader(tmp_path):
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8 : 8 + n])
-    assert header["__metadata__"] == {"k": "v"}
+    checksums = json.loads(header["__metadata__"].pop("chainrule.checksums"))
+    assert header["__metadata__"] == {"k": "v"}  # beside the tensors' checksums, a string
+    assert set(checksums) == {"w", "s"} and checksums["w"].startswith("crc32:")
     assert header["w"]["dtype"] == "F32" and header["w"]["shape"] == [3, 4]
 
 
@@ -192,6 +194,112 @@ def test_save_errors_name_the_key_and_dtype(tmp_path, state, exc, pieces):
 def test_save_metadata_must_be_strings(tmp_path):
     with pytest.raises(TypeError, match=r"metadata keys and values must be str.*'epoch': 3"):
         cr.save({"a": np.zeros(1)}, tmp_path / "m", metadata={"epoch": 3})  # type: ignore[dict-item]
+
+
+# -- checksums ------------------------------------------------------------------------------
+def _tensor_region(raw: bytes, name: str) -> tuple[int, int]:
+    """Where tensor ``name``'s bytes lie in a safetensors file (start, end)."""
+    (n,) = struct.unpack("<Q", raw[:8])
+    start, end = json.loads(raw[8 : 8 + n])[name]["data_offsets"]
+    return 8 + n + start, 8 + n + end
+
+
+@pytest.mark.parametrize("name", ["w", "b", "step", "mask"])
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_a_flipped_bit_in_a_tensor_is_refused_naming_the_file_and_the_tensor(tmp_path, name, where):
+    state = {
+        "w": np.random.default_rng(0).standard_normal((4, 3)),
+        "b": np.arange(3, dtype=np.float32),
+        "step": np.array(7),
+        "mask": np.array([True, False, True]),
+    }
+    path = cr.save(state, tmp_path / "ck.safetensors", metadata={"epoch": "2"})
+    raw = bytearray(path.read_bytes())
+    start, end = _tensor_region(bytes(raw), name)
+    at = start if where == "first" else end - 1
+    raw[at] ^= 0x01  # one bit
+    path.write_bytes(bytes(raw))
+    for loader in (cr.load, cr.io.load_metadata):
+        with pytest.raises(CheckpointError) as err:
+            loader(path)
+        message = str(err.value)
+        assert str(path) in message and f"tensor {name!r}" in message and "corrupted" in message
+        assert "crc32:" in message
+    assert isinstance(err.value, ValueError)
+
+
+def test_a_training_checkpoint_with_a_flipped_bit_is_refused(tmp_path):
+    net = cr.nn.Linear(3, 2, rng=0)
+    opt = cr.optim.SGD(net.parameters(), lr=0.1)
+    path = tmp_path / "run.safetensors"
+    cr.io.save_training(path, net, opt, epoch=1)
+    raw = bytearray(path.read_bytes())
+    start, _ = _tensor_region(bytes(raw), "model.weight")
+    raw[start + 3] ^= 0x80
+    path.write_bytes(bytes(raw))
+    before = net.state_dict()
+    with pytest.raises(CheckpointError, match="'model.weight'.*corrupted"):
+        cr.io.load_training(path, net, opt)
+    assert all(np.array_equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_checksums_live_in_the_metadata_and_stay_out_of_load_metadata(tmp_path):
+    state = {"a": np.arange(5.0), "empty": np.zeros((0, 2)), "s": np.array(1.5, np.float16)}
+    path = cr.save(state, tmp_path / "c.safetensors", metadata={"k": "v"})
+    with safetensors.safe_open(str(path), framework="numpy") as f:  # another reader sees them
+        checksums = json.loads(f.metadata()["chainrule.checksums"])
+    assert set(checksums) == set(state)
+    assert cr.io.load_metadata(path) == {"k": "v"}
+    with pytest.raises(ValueError, match="reserved for the tensors' checksums"):
+        cr.save(state, tmp_path / "d.safetensors", metadata={"chainrule.checksums": "{}"})
+
+
+def test_files_without_checksums_still_load(tmp_path):
+    # written by safetensors itself (the format's reference writer), as another tool would
+    state = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "n": np.array(3)}
+    plain = tmp_path / "plain.safetensors"
+    safetensors.numpy.save_file(state, str(plain))
+    with_meta = tmp_path / "meta.safetensors"
+    safetensors.numpy.save_file(state, str(with_meta), metadata={"format": "np"})
+    for path in (plain, with_meta):
+        loaded = cr.load(path)
+        assert set(loaded) == set(state)
+        assert all(_same_bits(loaded[k], v) for k, v in state.items())
+    assert cr.io.load_metadata(plain) == {} and cr.io.load_metadata(with_meta) == {"format": "np"}
+
+
+def _rewrite_header(path: Path, edit) -> None:
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    edit(header)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n :])
+
+
+@pytest.mark.parametrize(
+    "edit, pieces",
+    [
+        (lambda h: h["__metadata__"].update({"chainrule.checksums": "not json"}), ["crc32"]),
+        (
+            lambda h: h["__metadata__"].update({"chainrule.checksums": json.dumps({"a": "x"})}),
+            ["crc32"],
+        ),
+        (
+            lambda h: h["__metadata__"].update({"chainrule.checksums": json.dumps({})}),
+            ["tensor named 'a'", "edited"],
+        ),
+    ],
+)
+def test_a_tampered_checksum_entry_is_refused(tmp_path, edit, pieces):
+    path = cr.save({"a": np.arange(4.0)}, tmp_path / "t.safetensors")
+    _rewrite_header(path, edit)
+    with pytest.raises(CheckpointError) as err:
+        cr.load(path)
+    assert str(path) in str(err.value)
+    for piece in pieces:
+        assert piece in str(err.value)
 
 
 # -- loading what is not a checkpoint ----------------------------------------------------

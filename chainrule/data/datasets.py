@@ -403,6 +403,11 @@ def standardize(train: Any, test: Any) -> tuple[Any, Any]:
     the always-blank corner pixels of the digits) are centred but not divided. Targets are
     left alone. Accepts two Datasets or two arrays, and returns the same kind.
 
+    NaN and inf are not refused: as ``(x - x.mean(0)) / x.std(0)`` does in PyTorch, a feature
+    with a NaN or an infinite value in the training set comes out NaN in both sets (its mean
+    or spread is undefined), without NumPy's warnings; a NaN in the test set stays in its own
+    entry. Drop or fill missing values first (``np.nan_to_num``, or a mean of the rest).
+
     >>> tr, te = standardize(np.array([[1.0], [3.0]]), np.array([[5.0]]))
     >>> tr.ravel().tolist(), te.ravel().tolist()
     ([-1.0, 1.0], [3.0])
@@ -415,11 +420,12 @@ def standardize(train: Any, test: Any) -> tuple[Any, Any]:
     if Xtr.dtype.kind not in "fiub":
         raise TypeError(f"standardize: features must be numeric; got dtype {Xtr.dtype}")
     dt = Xtr.dtype if Xtr.dtype.kind == "f" else np.dtype(np.float64)
-    mean = Xtr.mean(axis=0, dtype=np.float64)
-    std = Xtr.std(axis=0, dtype=np.float64)
-    std = np.where(std > 0, std, 1.0)
-    Xtr2 = ((Xtr - mean) / std).astype(dt)
-    Xte2 = ((Xte - mean) / std).astype(dt)
+    with np.errstate(invalid="ignore"):  # inf - inf: the NaN documented above
+        mean = Xtr.mean(axis=0, dtype=np.float64)
+        std = Xtr.std(axis=0, dtype=np.float64)
+        std = np.where(std == 0, 1.0, std)  # (a NaN spread stays NaN)
+        Xtr2 = ((Xtr - mean) / std).astype(dt)
+        Xte2 = ((Xte - mean) / std).astype(dt)
     if not as_dataset:
         return Xtr2, Xte2
     return (

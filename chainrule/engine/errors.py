@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..backends import namespace
+from .inputs import NOT_NUMBERS, not_numbers_hint
 from .tensor import Tensor
 
 if TYPE_CHECKING:
@@ -34,7 +35,11 @@ def forward_error(op: Op, raw: Any, params: dict[str, Any], err: Exception) -> E
     """The forward's error, restated with the op, the shapes and dtypes, and a hint."""
     shapes = ", ".join(_describe(r) for r in raw)
     message = str(err)
-    if "broadcast" in message:
+    odd = next((r.dtype for r in raw if _kind(r) in NOT_NUMBERS), None)
+    if odd is not None:
+        what = not_numbers_hint(odd.kind)
+        hint = f"{op.name} computes with numbers and booleans, not {odd} values {what}"
+    elif "broadcast" in message:
         hint = "the shapes cannot be broadcast together; reshape or add an axis with None"
     elif op.name in ("matmul", "dot", "einsum"):
         hint = "the inner dimensions must agree (a (m, k) @ (k, n) -> (m, n))"
@@ -43,7 +48,28 @@ def forward_error(op: Op, raw: Any, params: dict[str, Any], err: Exception) -> E
         hint = message[len(prefix) :] if message.startswith(prefix) else message
     extra = f" with {params}" if params else ""
     cause = f" [{message}]" if hint not in message else ""
-    return type(err)(f"{op.name}: inputs {shapes}{extra}: {hint}{cause}")
+    return _same_kind(err, f"{op.name}: inputs {shapes}{extra}: {hint}{cause}")
+
+
+def _kind(value: Any) -> str:
+    return str(getattr(getattr(value, "dtype", None), "kind", ""))
+
+
+def _same_kind(err: Exception, message: str) -> Exception:
+    """``err``'s class with ``message``; for a class that cannot be made from a message alone
+    (NumPy's ``UFuncTypeError`` family takes the ufunc and the dtypes), the nearest built-in
+    class it derives from (TypeError, ValueError, ...), so that ``except`` clauses still
+    match."""
+    try:
+        same = type(err)(message)
+        if str(same) == message:
+            return same
+    except Exception:
+        pass
+    for cls in type(err).__mro__:
+        if cls.__module__ == "builtins" and issubclass(cls, Exception):
+            return cls(message)
+    return RuntimeError(message)
 
 
 def _describe(value: Any) -> str:

@@ -36,6 +36,7 @@ except ImportError:  # (Cython absent: the plain-Python install)
 
 from ..backends import namespace, to_numpy
 from ..backends.batched import Batched
+from .inputs import check_numeric, checked_namespace
 from .modes import check_not_tracing, next_seq, state
 from .registry import OPS
 from .tensor_methods import TensorMethods, raw_index
@@ -215,14 +216,7 @@ class Tensor(TensorMethods):
 
     @grad.setter
     def grad(self, value: Any) -> None:
-        if value is not None:
-            value = value if isinstance(value, Tensor) else Tensor(value)
-            if tuple(value.shape) != tuple(self.shape):
-                raise ValueError(
-                    f"grad: shape {tuple(value.shape)} does not match the tensor's "
-                    f"shape {tuple(self.shape)}"
-                )
-        self._grad = value
+        self._grad = None if value is None else _checked_grad(self, value)
 
     @property
     def is_leaf(self) -> bool:
@@ -513,6 +507,34 @@ def _check_float(data: Any, what: str) -> None:
         )
 
 
+def _checked_grad(t: Tensor, value: Any) -> Tensor:
+    """``value`` (a Tensor or an array) as the gradient of ``t``: t's shape, floating point
+    (or complex); anything else is refused with what was given and what ``t`` is."""
+    of = f"the gradient of a tensor of shape {t.shape} and dtype {t.dtype}"
+    if isinstance(value, Tensor):
+        g = value
+    elif hasattr(value, "shape") and hasattr(value, "dtype"):  # an array of any namespace
+        g = Tensor(value)
+    else:
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise TypeError(
+            f"grad: expected a Tensor or an array for {of}, got {type(value).__name__} "
+            f"{shown}; make one with cr.tensor(...), or assign None to clear it"
+        )
+    if tuple(g.shape) != tuple(t.shape):
+        raise ValueError(
+            f"grad: got shape {tuple(g.shape)} (dtype {g.dtype}) for {of}; a gradient has "
+            "the shape of its tensor"
+        )
+    if getattr(g.dtype, "kind", "f") not in "fc":
+        raise TypeError(
+            f"grad: got dtype {g.dtype} for {of}; a gradient holds floating-point numbers "
+            f"(convert it, e.g. cr.tensor(g, dtype='{t.dtype}'))"
+        )
+    return g
+
+
 def data_of(value: Any) -> Any:
     """The array inside a Tensor; anything else as it is (the value, outside the graph)."""
     return value.data if isinstance(value, Tensor) else value
@@ -591,7 +613,9 @@ def tensor(
 
     Python floats give float64 and Python ints int64, as in NumPy; an array keeps its dtype
     (float32 stays float32) unless ``dtype`` is given. Arrays of other array-API namespaces
-    (CuPy, ...) stay in their namespace.
+    (CuPy, ...) stay in their namespace. Text, None, dates and other Python objects are
+    refused with a TypeError that names the first such entry: there is nothing to
+    differentiate in them, and every op would fail on them later.
 
     >>> import chainrule as cr
     >>> cr.tensor([1.0, 2.0]).dtype
@@ -606,10 +630,11 @@ def tensor(
             "tensor: the list holds tensors that require grad, and copying them into a new "
             "leaf would cut them out of the graph; use cr.stack(list) to keep the gradients"
         )
-    xp = namespace(data)
+    xp = checked_namespace(data, "tensor")
     if isinstance(dtype, str):
         dtype = getattr(xp, dtype)
     arr = xp.asarray(data, dtype=dtype, copy=True) if dtype is not None else _copy(xp, data)
+    check_numeric(arr, data, "tensor")
     t = Tensor(arr, requires_grad=requires_grad)
     if name is not None:
         t._name = name

@@ -1,9 +1,15 @@
-"""Checkpoints in the safetensors format: written atomically, read without pickle.
+"""Checkpoints in the safetensors format: written atomically, checksummed, read without pickle.
 
 A checkpoint is a flat mapping from names to arrays, as ``Module.state_dict()`` gives, plus
 optional string metadata. The format is safetensors (a JSON header and raw little-endian
 bytes), which PyTorch, JAX, TensorFlow and every other safetensors reader can open, and which
 cannot run code when read: there is nothing in it but numbers and text.
+
+Each tensor's bytes are checksummed (CRC32) when saved, in the header's metadata under
+``chainrule.checksums`` (a string, as the format requires: JSON of name -> "crc32:<hex>"),
+and checked when loaded: a flipped bit on disk or in transfer is refused with the file and
+the tensor named, instead of loading as a wrong number. Files without checksums (written by
+other tools) load as they are.
 
 >>> import os, tempfile
 >>> import numpy as np
@@ -21,6 +27,7 @@ import os
 import pathlib
 import secrets
 import struct
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +36,7 @@ import safetensors.numpy
 
 from ..engine.tensor import Tensor
 
-__all__ = ["CheckpointError", "save", "load", "load_metadata", "write_atomic"]
+__all__ = ["CheckpointError", "CHECKSUMS", "save", "load", "load_metadata", "write_atomic"]
 
 PathLike = str | os.PathLike[str]
 
@@ -55,6 +62,10 @@ _SUPPORTED = frozenset(
 _SUPPORTED_NAMES = ", ".join(sorted(d.name for d in _SUPPORTED))
 
 
+# The metadata entry that holds the checksums: JSON {tensor name: "crc32:<8 hex digits>"}.
+CHECKSUMS = "chainrule.checksums"
+
+
 class CheckpointError(ValueError):
     """A file that is not a valid chainrule (safetensors) checkpoint: truncated, corrupted, or
     in another format. chainrule never falls back to pickle, so such a file is refused."""
@@ -78,7 +89,8 @@ def save(
     ----------
     state_dict : mapping of str to NumPy arrays, chainrule Tensors or array-likes.
     path : where to write (conventionally ``*.safetensors``).
-    metadata : optional str -> str annotations stored in the header (epoch, config, ...).
+    metadata : optional str -> str annotations stored in the header (epoch, config, ...);
+        the key ``chainrule.checksums`` is reserved for the CRC32 of each tensor.
 
     Returns
     -------
@@ -124,7 +136,7 @@ def _serialize(state_dict: Mapping[str, Any], metadata: Mapping[str, str] | None
         if key == "__metadata__":  # reserved by the format for the metadata block
             raise ValueError("save: '__metadata__' is reserved by safetensors; rename that entry")
         arrays[key] = _to_array(key, value)
-    meta = None
+    meta: dict[str, str] = {}
     if metadata is not None:
         if not isinstance(metadata, Mapping):
             raise TypeError(f"save: metadata must be a dict of str; got {type(metadata).__name__}")
@@ -134,8 +146,24 @@ def _serialize(state_dict: Mapping[str, Any], metadata: Mapping[str, str] | None
                     f"save: metadata keys and values must be str; got {k!r}: {v!r} "
                     f"({type(k).__name__}: {type(v).__name__}); use str() or json.dumps()"
                 )
+        if CHECKSUMS in metadata:
+            raise ValueError(
+                f"save: the metadata key {CHECKSUMS!r} is reserved for the tensors' checksums; "
+                "rename that entry"
+            )
         meta = dict(metadata)
+    meta[CHECKSUMS] = json.dumps({key: _checksum(_file_bytes(a)) for key, a in arrays.items()})
     return safetensors.numpy.save(arrays, metadata=meta)
+
+
+def _file_bytes(arr: np.ndarray) -> np.ndarray:
+    """``arr`` as the bytes safetensors writes: little-endian, C order (a view when it is
+    already so, as on every little-endian machine)."""
+    return arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+
+
+def _checksum(buffer: Any) -> str:
+    return f"crc32:{zlib.crc32(buffer):08x}"
 
 
 def _to_array(key: str, value: Any) -> np.ndarray:
@@ -211,46 +239,94 @@ def load(path: PathLike) -> dict[str, np.ndarray]:
     ------
     FileNotFoundError : no file at ``path``.
     CheckpointError : the file is not a valid safetensors checkpoint (truncated, corrupted or
-        another format).
+        another format), or a tensor's bytes differ from the checksum recorded when it was
+        saved (the message names the file and the tensor).
 
     >>> import tempfile
     >>> p = save({"step": np.array(7)}, tempfile.mkdtemp() + "/ck.safetensors")
     >>> load(p)
     {'step': array(7)}
     """
-    data = _read(path)
-    try:
-        arrays = safetensors.numpy.load(data)
-    except Exception as exc:  # SafetensorError, or anything a malformed header provokes
-        raise _invalid(path, data, str(exc)) from None
+    arrays, _ = _parse(path)
     # Writable arrays that own their memory: optimizers update parameters in place.
     return {k: v if v.flags.writeable else v.copy() for k, v in arrays.items()}
 
 
 def load_metadata(path: PathLike) -> dict[str, str]:
-    """The str -> str metadata stored in a checkpoint's header (``{}`` if there is none).
+    """The str -> str metadata stored in a checkpoint's header (``{}`` if there is none),
+    without the tensors' checksums.
 
-    The whole file is validated, as by :func:`load`, so a truncated checkpoint is refused
-    here too.
+    The whole file is validated, as by :func:`load` (its checksums too), so a truncated or
+    corrupted checkpoint is refused here too.
 
     >>> import tempfile
     >>> p = save({"w": np.zeros(2)}, tempfile.mkdtemp() + "/ck.safetensors", {"lr": "0.1"})
     >>> load_metadata(p)
     {'lr': '0.1'}
     """
+    _, meta = _parse(path)
+    return meta
+
+
+def _parse(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The arrays and the metadata (checksums taken out) of a valid checkpoint, whose
+    tensors match their checksums where it has them."""
     data = _read(path)
     try:
-        safetensors.numpy.load(data)  # the same validation as load()
+        arrays = safetensors.numpy.load(data)  # checks the header, the offsets, the size
         (header_len,) = struct.unpack("<Q", data[:8])
         header = json.loads(data[8 : 8 + header_len])
-        meta = header.get("__metadata__") or {}
-    except Exception as exc:
+        meta = header.pop("__metadata__", None) or {}
+    except Exception as exc:  # SafetensorError, or anything a malformed header provokes
         raise _invalid(path, data, str(exc)) from None
     if not isinstance(meta, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
     ):
         raise _invalid(path, data, "its __metadata__ is not a str -> str mapping")
-    return dict(meta)
+    if CHECKSUMS in meta:
+        recorded = _recorded_checksums(path, data, meta.pop(CHECKSUMS))
+        _verify(path, memoryview(data)[8 + header_len :], header, recorded)
+    return arrays, dict(meta)
+
+
+def _recorded_checksums(path: PathLike, data: bytes, text: str) -> dict[str, str]:
+    try:
+        recorded = json.loads(text)
+    except ValueError:
+        recorded = None
+    if not isinstance(recorded, dict) or not all(
+        isinstance(v, str) and v.startswith("crc32:") for v in recorded.values()
+    ):
+        raise _invalid(
+            path, data, f"its {CHECKSUMS!r} metadata is not JSON of name -> 'crc32:<hex>'"
+        )
+    return recorded
+
+
+def _verify(
+    path: PathLike, body: memoryview, header: dict[str, Any], recorded: dict[str, str]
+) -> None:
+    """Each tensor's bytes (``body`` is the file after the header) against its checksum."""
+    unmatched = sorted(set(header) ^ set(recorded))
+    if unmatched:
+        name = unmatched[0]
+        has, lacks = ("a tensor", "checksum") if name in header else ("a checksum", "tensor")
+        raise CheckpointError(
+            f"{path}: the checkpoint has {has} named {name!r} but no {lacks} of that name: "
+            "its header was edited after it was saved. Restore the file from a copy or save "
+            "it again"
+        )
+    for name, info in header.items():
+        start, end = info["data_offsets"]
+        found = _checksum(body[start:end])
+        if found != recorded[name]:
+            raise CheckpointError(
+                f"{path}: tensor {name!r} ({info['dtype']}, shape {tuple(info['shape'])}) is "
+                f"corrupted: its {end - start} bytes have checksum {found}, but "
+                f"{recorded[name]} was recorded when it was saved (a bit flipped on disk or in "
+                "transfer, or another tool edited the file). Nothing was loaded; restore the "
+                "file from a copy or save it again"
+            )
 
 
 def _read(path: PathLike) -> bytes:

@@ -156,14 +156,28 @@ def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Any:
 
 def binary_cross_entropy_with_logits(logits: Any, targets: Any, reduction: str = "mean") -> Any:
     """Stable binary cross-entropy of logits against targets in [0, 1]:
-    ``softplus(z) - z * y``, whose gradient is ``sigmoid(z) - y``."""
+    ``softplus(z) - z * y``, whose gradient is ``sigmoid(z) - y`` (and ``-z`` with respect
+    to targets that require grad).
+
+    Targets outside [0, 1] are not refused, as in PyTorch (``BCEWithLogitsLoss`` computes
+    the same formula for any target): the loss is ``softplus(z) - z * y`` for that ``y``,
+    which can be negative, and a NaN target gives a NaN loss. Clip or check the targets
+    first if they should be probabilities.
+
+    >>> import chainrule as cr
+    >>> loss = binary_cross_entropy_with_logits(cr.tensor([0.0, 0.0]), cr.tensor([2.0, -1.0]),
+    ...                                         reduction="none")
+    >>> [round(v, 4) for v in loss.tolist()]  # log 2 - 0 * y: the logit is 0
+    [0.6931, 0.6931]
+    """
     z, t = _data(logits), _data(targets)
     if tuple(np.shape(z)) != tuple(np.shape(t)):
         raise ValueError(
             f"binary_cross_entropy_with_logits: logits shape {tuple(np.shape(z))} and targets "
             f"shape {tuple(np.shape(t))} differ"
         )
-    return _reduce(softplus(logits) - logits * targets, reduction, "binary_cross_entropy")
+    losses = softplus(logits) - logits * targets
+    return _reduce(losses, reduction, "binary_cross_entropy_with_logits")
 
 
 def dropout(x: Any, p: float = 0.5, training: bool = True, rng: Any = None) -> Any:

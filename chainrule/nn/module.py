@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,16 +137,11 @@ class Module:
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """(dotted name, parameter) for every parameter, each once, in registration order."""
         seen: set[int] = set()
-        for name, p in self._named_parameters(prefix):
-            if id(p) not in seen:
-                seen.add(id(p))
-                yield name, p
-
-    def _named_parameters(self, prefix: str) -> Iterator[tuple[str, Parameter]]:
-        for name, p in self._parameters.items():
-            yield prefix + name, p
-        for name, m in self._modules.items():
-            yield from m._named_parameters(prefix + name + ".")
+        for path, m in _walk(self, prefix):
+            for name, p in m._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield path + name, p
 
     def parameters(self) -> Iterator[Parameter]:
         for _, p in self.named_parameters():
@@ -153,32 +149,29 @@ class Module:
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
         """(dotted name, buffer) for every buffer that is not None."""
-        for name, b in self._buffers.items():
-            if b is not None:
-                yield prefix + name, b
-        for name, m in self._modules.items():
-            yield from m.named_buffers(prefix + name + ".")
+        for path, m in _walk(self, prefix):
+            for name, b in m._buffers.items():
+                if b is not None:
+                    yield path + name, b
 
     def buffers(self) -> Iterator[Tensor]:
         for _, b in self.named_buffers():
             yield b
 
     def _state_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        for name, b in self._buffers.items():
-            if b is not None and name in self._persistent:
-                yield prefix + name, b
-        for name, m in self._modules.items():
-            yield from m._state_buffers(prefix + name + ".")
+        for path, m in _walk(self, prefix):
+            for name, b in m._buffers.items():
+                if b is not None and name in m._persistent:
+                    yield path + name, b
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         yield from self._modules.items()
 
     def apply(self, fn: Any) -> Module:
         """Call ``fn(module)`` on every submodule, then on this one (PyTorch's order: an
-        initialiser sees the leaves first); returns the module."""
-        for m in self._modules.values():
-            m.apply(fn)
-        fn(self)
+        initialiser sees the leaves first), once per module; returns the module."""
+        for _, m in _walk(self, "", children_first=True):
+            fn(m)
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
@@ -188,9 +181,11 @@ class Module:
         return self
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        yield prefix.rstrip("."), self
-        for name, m in self._modules.items():
-            yield from m.named_modules(prefix + name + ".")
+        """(dotted name, module) for this module and every one below it, each once (a module
+        that contains itself, or is shared, is listed under the first name that reaches
+        it)."""
+        for path, m in _walk(self, prefix):
+            yield path.rstrip("."), m
 
     def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
@@ -279,11 +274,49 @@ class Module:
         head = f"{type(self).__name__}({self.extra_repr()}"
         if not self._modules:
             return head + ")"
-        lines = [head]
-        for name, m in self._modules.items():
-            body = repr(m).replace("\n", "\n  ")
-            lines.append(f"  ({name}): {body}")
+        key = (id(self), threading.get_ident())
+        _IN_REPR.add(key)  # a child that contains this module shows the cycle, not recursion
+        try:
+            lines = [head]
+            for name, m in self._modules.items():
+                if (id(m), key[1]) in _IN_REPR:
+                    body = f"<cycle: {type(m).__name__}>"
+                else:
+                    body = repr(m).replace("\n", "\n  ")
+                lines.append(f"  ({name}): {body}")
+        finally:
+            _IN_REPR.discard(key)
         return "\n".join(lines) + "\n)"
+
+
+# (id(module), thread) of the modules whose repr is being built: their ancestors' lines
+_IN_REPR: set[tuple[int, int]] = set()
+
+
+def _walk(root: Module, prefix: str, children_first: bool = False) -> Iterator[tuple[str, Module]]:
+    """(dotted prefix, module) for ``root`` and every module below it, depth first in
+    registration order, each module once, under the first path that reaches it (PyTorch's
+    memo): a module that contains itself, directly or through a ModuleList or Sequential, is
+    not entered again. Parents come before their children, or after them with
+    ``children_first``. (A loop, not recursion: no depth limit.)"""
+    seen = {id(root)}
+    if not children_first:
+        yield prefix, root
+    stack = [(prefix, root, iter(root._modules.items()))]
+    while stack:
+        path, module, children = stack[-1]
+        for name, child in children:
+            if id(child) not in seen:
+                seen.add(id(child))
+                child_path = f"{path}{name}."
+                if not children_first:
+                    yield child_path, child
+                stack.append((child_path, child, iter(child._modules.items())))
+                break
+        else:  # every child done
+            stack.pop()
+            if children_first:
+                yield path, module
 
 
 def _checked_value(value: Any, p: Tensor, allow_nonfinite: bool) -> tuple[Any, str]:

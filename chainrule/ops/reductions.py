@@ -7,6 +7,7 @@ does that once for all of them.
 from __future__ import annotations
 
 import builtins
+import math
 from typing import Any
 
 import numpy as np
@@ -146,17 +147,31 @@ def _centered(x: Any, axis: Any) -> Any:
     return x - _mean(x, axis=axis, keepdims=True)
 
 
+def _dof(x: Any, axis: Any, ddof: Any) -> Any:
+    """The divisor of var and std: n - ddof, and 0 when ddof >= n (an empty axis, or a
+    correction of n or more), as NumPy and PyTorch clamp it in the forward pass."""
+    return builtins.max(_count(x, axis) - ddof, 0)
+
+
+def _var_scale(x: Any, axis: Any, ddof: Any) -> float:
+    # NOTE: 2 / (n - ddof) as a Python float, inf where the divisor is 0 (Python's 2.0 / 0
+    # would raise ZeroDivisionError): the gradient is then 2 (x_i - mean) / 0, +-inf, or NaN
+    # where x_i equals the mean, as in PyTorch
+    dof = _dof(x, axis, ddof)
+    return 2.0 / dof if dof > 0 else math.inf
+
+
 def _var_vjp(
     g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0
 ) -> Any:
     # d var(x)/dx_i = 2 (x_i - mean(x)) / (n - ddof)
-    return expand(g, x, axis, keepdims) * _centered(x, axis) * (2.0 / (_count(x, axis) - ddof))
+    return expand(g, x, axis, keepdims) * _centered(x, axis) * _var_scale(x, axis, ddof)
 
 
 def _var_jvp(
     t: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0
 ) -> Any:
-    scale = 2.0 / (_count(x, axis) - ddof)
+    scale = _var_scale(x, axis, ddof)
     return _sum(t * _centered(x, axis), axis=axis, keepdims=keepdims) * scale
 
 
@@ -176,7 +191,20 @@ def var(
     correction: Any = None,
     **numpy_kwargs: Any,
 ) -> Any:
-    """Variance over ``axis``; ``ddof`` (NumPy) or ``correction`` (array API) subtracts from n."""
+    """Variance over ``axis``; ``ddof`` (NumPy) or ``correction`` (array API) subtracts from n.
+
+    When ``ddof >= n`` (an empty axis included) chainrule does what PyTorch does (and NumPy,
+    for the value): no error; the value is NaN (0/0) or inf, with NumPy's RuntimeWarning
+    "Degrees of freedom <= 0", and the gradient 2 (x_i - mean) / 0 is +-inf, or NaN where
+    x_i equals the mean (over an empty axis the gradient is empty).
+
+    >>> import warnings
+    >>> import chainrule as cr, numpy as np
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", RuntimeWarning)
+    ...     cr.var(cr.tensor(np.zeros((2, 0))), axis=1)
+    tensor([nan, nan])
+    """
     _no_numpy_extras("var", numpy_kwargs)
     return _var(
         x, axis=_as_axis(axis), keepdims=keepdims, ddof=ddof if correction is None else correction
@@ -194,7 +222,7 @@ def _std_vjp(
     # entries equal, or just one), as PyTorch defines it, not 0 * inf
     s = expand(out, x, axis, keepdims)
     zero = equal(s, 0)
-    scale = (_count(x, axis) - ddof) * where(zero, 1.0, s)
+    scale = _dof(x, axis, ddof) * where(zero, 1.0, s)
     return where(zero, 0.0, expand(g, x, axis, keepdims) * _centered(x, axis) / scale)
 
 
@@ -202,7 +230,7 @@ def _std_jvp(
     t: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False, ddof: Any = 0
 ) -> Any:
     zero = equal(out, 0)
-    scale = (_count(x, axis) - ddof) * where(zero, 1.0, out)
+    scale = _dof(x, axis, ddof) * where(zero, 1.0, out)
     return where(zero, 0.0, _sum(t * _centered(x, axis), axis=axis, keepdims=keepdims) / scale)
 
 
@@ -225,7 +253,12 @@ def std(
     **numpy_kwargs: Any,
 ) -> Any:
     """Standard deviation over ``axis``; ``ddof`` (NumPy) or ``correction`` (array API)
-    subtracts from n. Where the spread is 0 the gradient is 0."""
+    subtracts from n. Where the spread is 0 the gradient is 0.
+
+    When ``ddof >= n`` (an empty axis included) chainrule does what PyTorch does (and NumPy,
+    for the value): no error; the value is NaN or inf, with NumPy's RuntimeWarning, and the
+    gradient is NaN ((x_i - mean) over 0 times that value).
+    """
     _no_numpy_extras("std", numpy_kwargs)
     return _std(
         x, axis=_as_axis(axis), keepdims=keepdims, ddof=ddof if correction is None else correction

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..backends import full_for, namespace
 from ..engine.declare import family, public
+from ..engine.inputs import check_numeric, checked_namespace
 from ..engine.op import Op, gather
 from ..engine.tensor import Tensor, data_of
 
@@ -240,7 +241,9 @@ def asarray(obj: Any, dtype: Any = None) -> Any:
     """
     out = gather(obj)
     if not isinstance(out, Tensor):
-        out = Tensor(namespace(out).asarray(out))
+        data = checked_namespace(out, "asarray").asarray(out)
+        check_numeric(data, obj, "asarray")
+        out = Tensor(data)
     return out if dtype is None else astype(out, dtype=dtype)
 
 
