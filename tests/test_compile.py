@@ -35,7 +35,7 @@ MAY_FALL_BACK = {
 
 # -- helpers ---------------------------------------------------------------------------------
 def _raw(a: Any) -> np.ndarray:
-    return np.asarray(a.data if isinstance(a, cr.Tensor) else a)
+    return np.asarray(a.numpy() if isinstance(a, cr.Tensor) else a)
 
 
 def _assert_same(got: Any, want: Any, what: str) -> None:

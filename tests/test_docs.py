@@ -174,7 +174,7 @@ ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line mu
     "chainrule/engine/op.py:191": "def apply(",
     "chainrule/engine/op.py:250": "out._op = op",
     "chainrule/engine/op.py:254": "out._seq = next_seq()",
-    "chainrule/engine/tensor.py:337": "def backward(",
+    "chainrule/engine/tensor.py:356": "def backward(",
     "chainrule/engine/backward.py:76": "def backward(",
     "chainrule/engine/backward.py:428": "def _seed(",
     "chainrule/engine/backward.py:139": "def _run(",

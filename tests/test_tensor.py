@@ -613,6 +613,44 @@ def test_numpy_of_a_tensor_that_requires_grad_cannot_be_written_behind_the_graph
     y.sum().backward()
     assert x.grad.tolist() == [2.0, 4.0, 6.0]
     np.testing.assert_array_equal(view, [1.0, 2.0, 3.0])  # still the value, no copy needed
-    constant = cr.tensor([1.0, 2.0])  # no gradient: its array is the user's to write
-    constant.numpy()[0] = 5.0
+    constant = cr.tensor([1.0, 2.0])  # no gradient, but a graph may keep it all the same
+    with pytest.raises(ValueError, match="read-only"):
+        constant.numpy()[0] = 5.0
+    constant.data[0] = 5.0  # .data is the array to write
     assert constant.tolist() == [5.0, 2.0]
+
+
+def test_writes_through_data_after_a_recorded_op_are_refused_at_backward():
+    # the gradient would silently be [20, 4, 6]: backward names the op, shape and versions
+    x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * x
+    x.data[0] = 10.0
+    with pytest.raises(RuntimeError, match=r"multiply \(shape \(3,\), float64\).*version"):
+        y.sum().backward()
+    # a constant the rule reads (d(w * d)/dw = d), written through .data or reassigned
+    for write in ("item", "assign"):
+        w, d = cr.tensor([1.0, 1.0], requires_grad=True), cr.tensor([2.0, 3.0])
+        y = (w * d).sum()
+        if write == "item":
+            d.data[0] = 5.0
+        else:
+            d.data = np.array([5.0, 3.0])
+        with pytest.raises(RuntimeError, match="modified in place"):
+            y.backward()
+        assert w.grad is None
+
+
+def test_reading_with_numpy_counts_nothing_and_data_is_for_writing():
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    loss = (w * w).sum()
+    assert w.numpy().tolist() == [1.0, 2.0] and w.item if w.size == 1 else True
+    loss.backward()  # reading through numpy() left the graph usable
+    assert w.grad.tolist() == [2.0, 4.0]
+    # the training idiom: write through .data once the pass is done
+    for _ in range(3):
+        loss = (w * w).sum()
+        w.grad = None
+        loss.backward()
+        with cr.no_grad():
+            w.data -= 0.25 * w.grad.numpy()
+    np.testing.assert_allclose(w.numpy(), np.array([1.0, 2.0]) * 0.5**3)

@@ -221,17 +221,17 @@ def _chain_rule(
     x, y = t._a, t._b
     if y is ONE:
         inputs: Sequence[Any] = (x,)
-        args: Sequence[Any] = inputs if create_graph else (x.data,)
+        args: Sequence[Any] = inputs if create_graph else (x._data,)
     elif y is MANY:
         inputs = x
-        args = x if create_graph else [v.data if isinstance(v, Tensor) else v for v in x]
+        args = x if create_graph else [v._data if isinstance(v, Tensor) else v for v in x]
     else:
         inputs = (x, y)
         if create_graph:
             args = inputs
         else:
-            args = (x.data if isinstance(x, Tensor) else x, y.data if isinstance(y, Tensor) else y)
-    out = t if create_graph else t.data
+            args = (x._data if isinstance(x, Tensor) else x, y._data if isinstance(y, Tensor) else y)
+    out = t if create_graph else t._data
     params = t._params
     # a plain pass runs the op's fast kernels (the sheet's rules where it has none); a
     # recorded one runs the sheet's rules, which take no saved value (see declare.kernel)
@@ -259,12 +259,12 @@ def _chain_rule(
             c = rule(g, out, *args, **params) if params else rule(g, out, *args)
         if c is None:  # a custom Function may return None for "no gradient"
             c = _zeros_like(a)
-        data = a.data
+        data = a._data
         if (
             c.shape != data.shape
             or (c.dtype is not data.dtype and c.dtype != data.dtype)
             or type(c) is Batched  # (inside cr.vmap: a batch may need summing, see fit_to)
-            or (type(c) is Tensor and type(c.data) is Batched)
+            or (type(c) is Tensor and type(c._data) is Batched)
         ):
             c = fit_to(c, a, op)
         if owned is not None and type(c) is np.ndarray and c.size >= REUSE_MIN and not custom:
@@ -341,7 +341,7 @@ def _husked(a: Any, husks: dict[Any, Any]) -> Any:
     HUSK_MIN bytes, else itself (a leaf, a constant, a small value)."""
     if not isinstance(a, Tensor) or a._op is None:
         return a
-    data = a.data
+    data = a._data
     if (type(data) is np.ndarray or isinstance(data, np.generic)) and data.nbytes <= HUSK_MIN:
         return a
     h = husks.get(id(a))
@@ -392,7 +392,7 @@ class _Delivery:
 
     def _accumulate(self, t: Tensor, g: Any) -> None:
         """``t.grad += g``: a Tensor of its own, never an array another ``.grad`` holds."""
-        if type(g) is Batched or (type(g) is Tensor and type(g.data) is Batched):
+        if type(g) is Batched or (type(g) is Tensor and type(g._data) is Batched):
             _check_batched_grad(t, g)
         if self.create_graph:
             value = g if isinstance(g, Tensor) else Tensor(g)
@@ -408,15 +408,15 @@ class _Delivery:
         elif self.create_graph:
             t._grad = prev + value
         else:
-            t._grad = wrap(prev.data + value.data)
+            t._grad = wrap(prev._data + value._data)
 
 
 def _check_batched_grad(t: Tensor, g: Any) -> None:
     """Refuse to keep one gradient per example in the ``.grad`` of a tensor the examples
     share: ``backward()`` inside ``cr.vmap`` has no single answer to store there."""
-    running = [level for level in levels(g.data if isinstance(g, Tensor) else g)
+    running = [level for level in levels(g._data if isinstance(g, Tensor) else g)
                if level in state.vmap_levels]  # fmt: skip
-    if any(level not in levels(t.data) for level in running):
+    if any(level not in levels(t._data) for level in running):
         raise RuntimeError(
             f"backward() inside cr.vmap would store one gradient per example in the .grad of "
             f"a tensor the examples share (shape {t.shape}); for per-example gradients use "
@@ -427,7 +427,7 @@ def _check_batched_grad(t: Tensor, g: Any) -> None:
 # -- the seed and the sub-graph that matters -----------------------------------------------------
 def _seed(root: Tensor, grad: Any, create_graph: bool) -> Any:
     """The gradient to start from: 1 for a one-element root, else ``grad`` (checked)."""
-    data = root.data
+    data = root._data
     if grad is None:
         if root.size != 1:
             raise RuntimeError(
@@ -441,7 +441,7 @@ def _seed(root: Tensor, grad: Any, create_graph: bool) -> Any:
             seed = namespace(data).ones_like(data)
         return Tensor(seed) if create_graph else seed
     if isinstance(grad, Tensor):
-        g = grad if create_graph else grad.data
+        g = grad if create_graph else grad._data
     elif hasattr(grad, "shape") and hasattr(grad, "dtype"):
         g = grad
     else:
@@ -499,15 +499,15 @@ def topological_order(sink: Tensor) -> list[Tensor]:
 # -- broadcasting: summed back once, here, for every rule --------------------------------------
 def fit_to(c: Any, a: Tensor, op: Any) -> Any:
     """Sum a gradient back over broadcast dimensions and cast it to its input's dtype."""
-    if type(c) is Batched or (type(c) is Tensor and type(c.data) is Batched):
-        c = _fit_batches(c, a.data)
-    shape = tuple(a.data.shape)
+    if type(c) is Batched or (type(c) is Tensor and type(c._data) is Batched):
+        c = _fit_batches(c, a._data)
+    shape = tuple(a._data.shape)
     if tuple(c.shape) != shape:
         c = _unbroadcast(c, shape, op)
-    if c.dtype != a.data.dtype:
-        if is_complex(c.dtype) and not is_complex(a.data.dtype):
-            raise TypeError(complex_error(op, "gradient", a.data.dtype))
-        c = OPS["astype"](c, dtype=a.data.dtype)
+    if c.dtype != a._data.dtype:
+        if is_complex(c.dtype) and not is_complex(a._data.dtype):
+            raise TypeError(complex_error(op, "gradient", a._data.dtype))
+        c = OPS["astype"](c, dtype=a._data.dtype)
     return c
 
 
@@ -515,7 +515,7 @@ def _fit_batches(c: Any, data: Any) -> Any:
     """Sum ``c`` over each ``cr.vmap`` batch that its input was shared by (not batched at)
     and that closed before this pass: a batch is a broadcast dimension too. A batch whose
     vmap is still running stays apart: there the gradients asked for are per example."""
-    batches = levels(c.data if isinstance(c, Tensor) else c)
+    batches = levels(c._data if isinstance(c, Tensor) else c)
     if not batches:
         return c
     shared = levels(data)
@@ -583,9 +583,12 @@ def _modified_error(node: Tensor, a: Tensor, i: int) -> RuntimeError:
     op = node._op
     what = "the output" if i < 0 else f"input {i}"
     return RuntimeError(
-        f"backward: {what} of {op.name} (shape {a.shape}) was modified in place after "
-        f"{op.name} used it (made at {format_where(node._where_made())}), so its gradient "
-        "would be wrong; update it out of place (x = x + y) or make the update after backward()"
+        f"backward: {what} of {op.name} (shape {a.shape}, {a._data.dtype}) was modified in "
+        f"place after {op.name} used it (made at {format_where(node._where_made())}; the "
+        f"value is at version {a._version}, later than {op.name}, recorded at {node._seq}), "
+        "so its gradient would be wrong. Update it out of place (x = x + y) or after "
+        "backward(); taking x.data counts as an update (it may be written): read the value "
+        "with x.numpy() or x.item()"
     )
 
 
@@ -607,4 +610,4 @@ def _no_rule_error(op: Any, i: int, a: Tensor) -> NotImplementedError:
 
 def _zeros_like(t: Tensor) -> Any:
     """The gradient of a tensor nothing flowed to: zeros of its shape and dtype."""
-    return namespace(t.data).zeros_like(t.data)
+    return namespace(t._data).zeros_like(t._data)

@@ -97,14 +97,14 @@ def format_where(where: tuple[str, int, str] | None) -> str:
 
 def check_finite(value: Any, op: Op, args: Any, phase: str, where: Any) -> None:
     """Raise :class:`AnomalyError` if ``value`` (a result or a gradient) holds a NaN or inf."""
-    data = value.data if isinstance(value, Tensor) else value
+    data = value._data if isinstance(value, Tensor) else value
     xp = namespace(data)
     kind = getattr(data.dtype, "kind", "f")
     if kind not in "fc":
         return
     if bool(xp.all(xp.isfinite(data))):
         return
-    shapes = ", ".join(_describe(a.data if isinstance(a, Tensor) else a) for a in args)
+    shapes = ", ".join(_describe(a._data if isinstance(a, Tensor) else a) for a in args)
     bad = "NaN" if bool(xp.any(xp.isnan(data))) else "inf"
     raise AnomalyError(
         f"{op.name}: {bad} in the {phase} pass (inputs {shapes}, result "

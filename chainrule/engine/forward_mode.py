@@ -45,8 +45,8 @@ def _tangent(
 ) -> Any:
     """The tangent of ``out``: the sum of each input's contribution through its JVP rule.
     The rules see Tensors when an outer level or a gradient must see through them."""
-    rule_out = out if outer else out.data
-    rule_args = args if outer else tuple(a.data if isinstance(a, Tensor) else a for a in args)
+    rule_out = out if outer else out._data
+    rule_args = args if outer else tuple(a._data if isinstance(a, Tensor) else a for a in args)
     total = None
     for i, entry in enumerate(tangents):
         if entry is None:
@@ -64,7 +64,7 @@ def _tangent(
         total = contribution if total is None else total + contribution
     if total is None:
         return None
-    like = out.data
+    like = out._data
     if tuple(total.shape) != tuple(like.shape):
         total = OPS["broadcast_to"](total, shape=tuple(like.shape))
     if total.dtype != like.dtype:

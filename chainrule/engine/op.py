@@ -202,12 +202,12 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         rg = False
         if isinstance(a, Tensor):
             rg = a._rg
-            x = a.data
+            x = a._data
         else:
             x = a
         if isinstance(b, Tensor):
             rg = rg or b._rg
-            y = b.data
+            y = b._data
         else:
             y = b
         xp = NAMESPACES.get(type(x)) or namespace(x, y)
@@ -219,7 +219,7 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         (a,) = args
         b = ONE
         rg = a._rg
-        x = a.data
+        x = a._data
         xp = NAMESPACES.get(type(x)) or namespace(x)
         try:
             data = op.forward(xp, x, **params) if params else op.forward(xp, x)
@@ -232,7 +232,7 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         for v in args:
             if isinstance(v, Tensor):
                 rg = rg or v._rg
-                raw.append(v.data)
+                raw.append(v._data)
             else:
                 raw.append(v)
         xp = NAMESPACES.get(type(raw[0])) or namespace(*raw)
@@ -241,7 +241,7 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         except (ValueError, TypeError, IndexError) as err:
             raise forward_error(op, raw, params, err) from err
     out = _new(Tensor)
-    out.data = data
+    out._data = data
     out._grad = None
     out._version = 0
     # (integer and boolean results never require grad, as in PyTorch: x.astype(int))
@@ -262,7 +262,7 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
 def _apply_special(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
     """:func:`apply` for an op with a ``save()``, or while anomaly mode, forward mode or a
     ``cr.compile`` trace is on."""
-    raw = [v.data if isinstance(v, Tensor) else v for v in args]
+    raw = [v._data if isinstance(v, Tensor) else v for v in args]
     rg = any(v._rg for v in args if isinstance(v, Tensor))
     record = rg and op.differentiable and state.grad_enabled
     # a plain pass keeps what save() hands its rules (see the op contract)

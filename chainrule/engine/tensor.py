@@ -118,7 +118,10 @@ class Tensor(TensorMethods):
     """An array that records the operations applied to it, so that gradients can flow back.
 
     Make one with :func:`chainrule.tensor`. ``.data`` is the underlying array (NumPy by
-    default, or any array-API array such as CuPy's).
+    default, or any array-API array such as CuPy's), handed out to read and write: each time
+    it is taken (or assigned) the tensor counts as updated in place, so that a graph that
+    used the old value refuses to backpropagate rather than give a wrong gradient. To read
+    the value, ``.numpy()`` or ``.item()`` count nothing.
 
     >>> import chainrule as cr
     >>> x = cr.tensor([1.0, 2.0], requires_grad=True)
@@ -129,7 +132,7 @@ class Tensor(TensorMethods):
     """
 
     __slots__ = (
-        "data",
+        "_data",
         "_rg",
         "_grad",
         "_version",
@@ -148,13 +151,29 @@ class Tensor(TensorMethods):
     __array_priority__ = 1000
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
-        self.data = data
+        self._data = data
         self._rg = False
         self._op: Any = None
         self._grad: Any = None
         self._version = 0
         if requires_grad:
             self.requires_grad = True
+
+    @property
+    def data(self) -> Any:
+        """The underlying array, to read or write in place. Taking it counts as an update
+        of the tensor (its version moves on): a graph recorded before, that kept this value
+        for its rule, then raises in backward() instead of using what may have been written
+        (``y = x * x; x.data[0] = 10; y.backward()``). Read with ``.numpy()`` (read-only for
+        a tensor in a graph) or ``.item()``; write under ``cr.no_grad()`` with
+        ``x.data[...] = new`` or ``x[...] = new``."""
+        self._version = next_seq()
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data = value
+        self._version = next_seq()
 
     @property
     def _node(self) -> tuple[Any, ...] | None:
@@ -194,7 +213,7 @@ class Tensor(TensorMethods):
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
         if flag:
-            _check_float(self.data, "requires_grad=True")
+            _check_float(self._data, "requires_grad=True")
         elif self._op is not None:
             raise RuntimeError(
                 "requires_grad: cannot switch off gradients of a tensor made by an op "
@@ -239,38 +258,38 @@ class Tensor(TensorMethods):
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+        return tuple(self._data.shape)
 
     @property
     def ndim(self) -> int:
-        return len(self.data.shape)
+        return len(self._data.shape)
 
     @property
     def dtype(self) -> Any:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self) -> int:
         n = 1
-        for d in self.data.shape:
+        for d in self._data.shape:
             n *= d
         return n
 
     @property
     def xp(self) -> Any:
         """The array namespace of ``.data`` (``numpy`` by default)."""
-        return namespace(self.data)
+        return namespace(self._data)
 
     # -- conversion ---------------------------------------------------------------------
     def numpy(self) -> Any:
-        """The value as a NumPy array (no copy for NumPy data). For a tensor that requires
-        grad the array is a read-only view: a write through it would change a value that a
-        recorded op saved, and the gradient would be silently wrong (``y = x * x;
-        x.numpy()[0] = 10``). Update such a tensor in place under ``cr.no_grad()``
-        (``x[0] = 10``), which the backward pass checks, or copy the array."""
+        """The value as a NumPy array, to read: a read-only view (no copy for NumPy data).
+        A write through it would change a value that a recorded op may have kept, and the
+        gradient would be silently wrong (``y = w * x; x.numpy()[0] = 10``). Update a tensor
+        with ``x[...] = new`` or through ``x.data`` (under ``cr.no_grad()`` where it requires
+        grad), which the backward pass checks, or copy the array."""
         _leaving_the_graph(self, "numpy")
-        out = to_numpy(self.data)
-        if self._rg and isinstance(out, np.ndarray) and out.flags.writeable:
+        out = to_numpy(self._data)
+        if isinstance(out, np.ndarray) and out.flags.writeable:
             out = out.view()
             out.flags.writeable = False
         return out
@@ -283,15 +302,15 @@ class Tensor(TensorMethods):
     def _item(self, what: str) -> Any:
         if self.size != 1:
             raise ValueError(f"{what}: the tensor has shape {self.shape}; only one-element tensors")
-        return to_numpy(self.data).item()
+        return to_numpy(self._data).item()
 
     def tolist(self) -> Any:
         _leaving_the_graph(self, "tolist")
-        return to_numpy(self.data).tolist()
+        return to_numpy(self._data).tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
         _leaving_the_graph(self, "__array__")
-        out = to_numpy(self.data)
+        out = to_numpy(self._data)
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def __float__(self) -> float:
@@ -304,12 +323,12 @@ class Tensor(TensorMethods):
 
     def __bool__(self) -> bool:
         check_not_tracing("__bool__")
-        return bool(self.data)
+        return bool(self._data)
 
     def __len__(self) -> int:
-        if not self.data.shape:
+        if not self._data.shape:
             raise TypeError("len() of a 0-d tensor")
-        return int(self.data.shape[0])
+        return int(self._data.shape[0])
 
     def __iter__(self) -> Iterator[Tensor]:
         for i in range(len(self)):
@@ -318,9 +337,9 @@ class Tensor(TensorMethods):
     def __repr__(self) -> str:
         import numpy as np
 
-        if isinstance(self.data, Batched):  # inside cr.vmap: no one value to print
-            return f"tensor({self.data!r})"
-        body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(")
+        if isinstance(self._data, Batched):  # inside cr.vmap: no one value to print
+            return f"tensor({self._data!r})"
+        body = np.array2string(to_numpy(self._data), separator=", ", prefix="tensor(")
         extra = ""
         if self._op is not None:
             extra = f", op={self._op.name}"
@@ -328,7 +347,7 @@ class Tensor(TensorMethods):
             extra = ", requires_grad=True"
         if getattr(self, "_name", None):
             extra += f", name={self._name!r}"
-        dt = self.data.dtype
+        dt = self._data.dtype
         if str(dt) not in ("float64", "int64", "bool"):
             extra += f", dtype={dt}"
         return f"tensor({body}{extra})"
@@ -362,7 +381,7 @@ class Tensor(TensorMethods):
 
     def detach(self) -> Tensor:
         """The same data as a new leaf outside the graph (shares memory)."""
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     def zero_grad(self) -> None:
         self._grad = None
@@ -385,26 +404,26 @@ class Tensor(TensorMethods):
         if state.levels and any(id(v) in lv for v in (self, other) for lv in state.levels):
             rebound: Tensor = op(self, other)  # (inside cr.jvp: the new one gets its tangent)
             return rebound
-        raw = other.data if isinstance(other, Tensor) else other
-        result = op.forward(namespace(self.data, raw), self.data, raw)
-        if tuple(result.shape) != tuple(self.data.shape):
+        raw = other._data if isinstance(other, Tensor) else other
+        result = op.forward(namespace(self._data, raw), self._data, raw)
+        if tuple(result.shape) != tuple(self._data.shape):
             raise ValueError(
                 f"in-place {op.name}: the result has shape {tuple(result.shape)}, the tensor "
-                f"{tuple(self.data.shape)}; an in-place update cannot change the shape"
+                f"{tuple(self._data.shape)}; an in-place update cannot change the shape"
             )
-        if result.dtype != self.data.dtype:
+        if result.dtype != self._data.dtype:
             kind_new = getattr(result.dtype, "kind", "f")
-            if getattr(self.data.dtype, "kind", "f") in "iub" and kind_new in "fc":
+            if getattr(self._data.dtype, "kind", "f") in "iub" and kind_new in "fc":
                 raise TypeError(
                     f"in-place {op.name}: the result is {result.dtype} but the tensor is "
-                    f"{self.data.dtype}; it cannot hold it without truncating. Write "
+                    f"{self._data.dtype}; it cannot hold it without truncating. Write "
                     f"`x = x {_SYMBOL.get(op.name, op.name)} y` or convert x to float first"
                 )
-            result = namespace(result).astype(result, self.data.dtype)
+            result = namespace(result).astype(result, self._data.dtype)
         try:
-            self.data[...] = result
+            self._data[...] = result
         except (TypeError, ValueError):  # NumPy scalars and read-only arrays: rebind
-            self.data = result
+            self._data = result
         self._version = next_seq()
         return self
 
@@ -433,8 +452,8 @@ class Tensor(TensorMethods):
                 "cr.jvp) is not recorded, so its tangent would go stale; use cr.where(mask, new, "
                 "x) or build the tensor with cr.concatenate/cr.stack"
             )
-        raw = value.data if isinstance(value, Tensor) else value
-        self.data[raw_index(index)] = raw
+        raw = value._data if isinstance(value, Tensor) else value
+        self._data[raw_index(index)] = raw
         self._version = next_seq()
 
 
@@ -537,14 +556,14 @@ def _checked_grad(t: Tensor, value: Any) -> Tensor:
 
 def data_of(value: Any) -> Any:
     """The array inside a Tensor; anything else as it is (the value, outside the graph)."""
-    return value.data if isinstance(value, Tensor) else value
+    return value._data if isinstance(value, Tensor) else value
 
 
 def wrap(data: Any) -> Tensor:
     """``Tensor(data)`` for an array already checked and owned: a leaf that needs no
     gradient, made without the constructor's call (the engine makes one per ``.grad``)."""
     t = _new(Tensor)
-    t.data = data
+    t._data = data
     t._rg = False
     t._op = None
     t._grad = None
@@ -573,7 +592,7 @@ def husk(t: Tensor, stand_ins: dict[Any, Any]) -> Husk:
     """A new husk of node ``t`` (its value left behind); ``stand_ins`` shares one stand-in
     array among the husks of a backward pass with the same shape and dtype."""
     h = _new(Husk)
-    data = t.data
+    data = t._data
     if type(data) is np.ndarray:
         key = (data.shape, data.dtype)
         stand_in = stand_ins.get(key)
@@ -582,13 +601,13 @@ def husk(t: Tensor, stand_ins: dict[Any, Any]) -> Husk:
                                   (0,) * data.ndim)  # fmt: skip
             stand_in.flags.writeable = False
             stand_ins[key] = stand_in
-        h.data = stand_in
+        h._data = stand_in
     else:  # another namespace: its own broadcast zero, where it has one
         try:
             xp = namespace(data)
-            h.data = xp.broadcast_to(xp.zeros((), dtype=data.dtype), tuple(data.shape))
+            h._data = xp.broadcast_to(xp.zeros((), dtype=data.dtype), tuple(data.shape))
         except Exception:  # (a namespace without broadcast_to: the value stays)
-            h.data = data
+            h._data = data
     h._rg = t._rg
     h._grad = t._grad
     h._version = t._version
@@ -624,7 +643,7 @@ def tensor(
     tensor(3., requires_grad=True, name='x')
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     elif isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) and d._rg for d in data):
         raise TypeError(
             "tensor: the list holds tensors that require grad, and copying them into a new "

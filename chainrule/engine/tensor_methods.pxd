@@ -2,4 +2,4 @@
 # becomes an extension type, so that Tensor, which derives from it, can be one too; Tensor's
 # array is declared here, where the methods read it.
 cdef class TensorMethods:
-    cdef public object data
+    cdef public object _data

@@ -45,7 +45,7 @@ class TensorMethods:
     """Mixin of operators and methods for :class:`chainrule.Tensor`."""
 
     __slots__ = ()
-    data: Any  # (a slot of Tensor's)
+    _data: Any  # (a slot of Tensor's)
 
     # -- operators: each a call into the op table -----------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -165,9 +165,9 @@ class TensorMethods:
             return _FUNCTIONS["transpose"](self)
         if len(axes) == 1 and not isinstance(axes[0], int):
             axes = tuple(axes[0])
-        if len(axes) == 2 and len(self.data.shape) != 2:
-            order = list(range(len(self.data.shape)))
-            a, b = axes[0] % len(self.data.shape), axes[1] % len(self.data.shape)
+        if len(axes) == 2 and len(self._data.shape) != 2:
+            order = list(range(len(self._data.shape)))
+            a, b = axes[0] % len(self._data.shape), axes[1] % len(self._data.shape)
             order[a], order[b] = order[b], order[a]
             axes = tuple(order)
         return _FUNCTIONS["transpose"](self, axes)
@@ -179,11 +179,11 @@ class TensorMethods:
 
     def numel(self) -> int:
         """The number of entries (PyTorch's name for ``size``)."""
-        return int(self.data.size)
+        return int(self._data.size)
 
     def t(self) -> Tensor:
         """The transpose of a matrix (PyTorch's ``t()``; 0-d and 1-d as they are)."""
-        if len(self.data.shape) < 2:
+        if len(self._data.shape) < 2:
             return self  # type: ignore[return-value]
         return _FUNCTIONS["transpose"](self, None)
 
@@ -401,11 +401,11 @@ _TENSOR_INDEX = "an index that is a Tensor (the program would keep the values it
 def raw_index(index: Any) -> Any:
     if isinstance(index, TensorMethods):
         check_not_tracing(_TENSOR_INDEX)
-        return index.data
+        return index._data
     if isinstance(index, tuple):
         if any(isinstance(i, TensorMethods) for i in index):
             check_not_tracing(_TENSOR_INDEX)
-        return tuple(i.data if isinstance(i, TensorMethods) else i for i in index)
+        return tuple(i._data if isinstance(i, TensorMethods) else i for i in index)
     if isinstance(index, list):
         return namespace().asarray(index)
     return index

@@ -36,7 +36,7 @@ def _as_input(x: Any) -> Any:
 
 
 def _raw(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x._data if isinstance(x, Tensor) else np.asarray(x)
 
 
 def _is_bool(mask: Any) -> bool:
@@ -258,7 +258,7 @@ class MultiheadAttention(Module):
         self.in_proj_bias = Parameter(np.zeros(3 * e, dtype=dtype)) if bias else None
         self.out_proj = Linear(e, e, bias=bias, rng=gen, dtype=dtype)
         if bias:
-            self.out_proj.bias.data = self.out_proj.bias.data * 0
+            self.out_proj.bias._data = self.out_proj.bias._data * 0
         if add_bias_kv:  # Xavier-normal of a (1, 1, E) tensor: std sqrt(2 / (E + E))
             std = 1.0 / math.sqrt(e)
             self.bias_k = Parameter(gen.normal(0.0, std, (1, 1, e)).astype(dtype))

@@ -85,7 +85,7 @@ def _reduce(losses: Any, reduction: str, name: str) -> Any:
 
 
 def _data(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:

@@ -225,12 +225,12 @@ class MLP(Sequential):
             layer = Linear(n_in, n_out, rng=gen, dtype=dtype)
             shape = (n_out, n_in)
             if he_like and not last:
-                layer.weight.data = init.kaiming_normal(shape, act_name.lower(), gen, dtype)
+                layer.weight._data = init.kaiming_normal(shape, act_name.lower(), gen, dtype)
             else:
                 nl = "linear" if last else act_name.lower()
                 gain = init.gain(nl) if nl in ("tanh", "sigmoid", "linear") else 1.0
-                layer.weight.data = init.xavier_uniform(shape, gain, gen, dtype)
-            layer.bias.data = layer.bias.data * 0
+                layer.weight._data = init.xavier_uniform(shape, gain, gen, dtype)
+            layer.bias._data = layer.bias._data * 0
             layers.append(layer)
             if not last:
                 layers.append(_activation_of(activation))

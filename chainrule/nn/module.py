@@ -28,7 +28,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: Any, requires_grad: bool = True) -> None:
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
         xp = namespace(data)
         arr = xp.asarray(data)
         if getattr(arr.dtype, "kind", "f") in "iub":
@@ -201,7 +201,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad = Tensor(namespace(p.data).zeros_like(p.data))
+                p.grad = Tensor(namespace(p._data).zeros_like(p._data))
 
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
@@ -223,9 +223,9 @@ class Module:
     def state_dict(self) -> dict[str, np.ndarray]:
         """Parameter and persistent buffer name -> a NumPy copy of its value (a snapshot, not
         a view), parameters first, in registration order."""
-        out = {name: np.array(to_numpy(p.data), copy=True) for name, p in self.named_parameters()}
+        out = {name: np.array(to_numpy(p._data), copy=True) for name, p in self.named_parameters()}
         for name, b in self._state_buffers():
-            out[name] = np.array(to_numpy(b.data), copy=True)
+            out[name] = np.array(to_numpy(b._data), copy=True)
         return out
 
     def load_state_dict(
@@ -263,7 +263,7 @@ class Module:
             )
         for name, value in values.items():
             p = own[name]
-            p.data = namespace(p.data).asarray(value, dtype=p.data.dtype)
+            p._data = namespace(p._data).asarray(value, dtype=p._data.dtype)
             p._version = next_seq()
 
     # -- display ------------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def _walk(root: Module, prefix: str, children_first: bool = False) -> Iterator[t
 
 def _checked_value(value: Any, p: Tensor, allow_nonfinite: bool) -> tuple[Any, str]:
     """(a NumPy copy of ``value`` ready to cast into ``p``, "") or (None, what is wrong)."""
-    raw = value.data if isinstance(value, Tensor) else value
+    raw = value._data if isinstance(value, Tensor) else value
     if raw is None:
         return None, "the value is None"
     try:
@@ -330,8 +330,8 @@ def _checked_value(value: Any, p: Tensor, allow_nonfinite: bool) -> tuple[Any, s
         return None, f"not an array ({err})"
     if arr.dtype.kind not in "biufc":
         return None, f"dtype {arr.dtype} is not numeric"
-    if arr.dtype.kind == "c" and np.dtype(str(p.data.dtype)).kind != "c":
-        return None, f"complex values ({arr.dtype}) for a real parameter ({p.data.dtype})"
+    if arr.dtype.kind == "c" and np.dtype(str(p._data.dtype)).kind != "c":
+        return None, f"complex values ({arr.dtype}) for a real parameter ({p._data.dtype})"
     if tuple(arr.shape) != tuple(p.shape):
         return None, f"checkpoint shape {tuple(arr.shape)}, model shape {p.shape}"
     if not allow_nonfinite and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):

@@ -77,9 +77,9 @@ class _BatchNorm(Module):
         momentum, running = self.momentum, (None, None)
         if self.training and self.track_running_stats:
             count = self.num_batches_tracked
-            count.data = count.data + 1
+            count._data = count._data + 1
             if momentum is None:  # a cumulative average, as PyTorch
-                momentum = 1.0 / float(count.data)
+                momentum = 1.0 / float(count._data)
             running = (self.running_mean, self.running_var)
         return N.batch_norm(
             x, *running, self.weight, self.bias, training=True, momentum=momentum or 0.0,
@@ -217,7 +217,7 @@ class Embedding(Module):
         self.weight = Parameter(table)
 
     def forward(self, indices: Any) -> Any:
-        data = indices.data if isinstance(indices, Tensor) else indices
+        data = indices._data if isinstance(indices, Tensor) else indices
         return N.embedding(np.asarray(data) if isinstance(data, list) else data, self.weight,
                            self.padding_idx)  # fmt: skip
 

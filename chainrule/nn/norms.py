@@ -112,7 +112,7 @@ def _update_running(
     for running, stat in ((running_mean, batch_mean), (running_var, batch_var)):
         if running is None:
             continue
-        target = running.data if isinstance(running, Tensor) else running
+        target = running._data if isinstance(running, Tensor) else running
         target *= 1 - momentum
         target += momentum * stat.astype(target.dtype, copy=False)
         if isinstance(running, Tensor):
@@ -120,7 +120,7 @@ def _update_running(
 
 
 def _raw(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def layer_norm(

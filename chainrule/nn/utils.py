@@ -39,7 +39,7 @@ def _grads(parameters: Tensor | Iterable[Tensor], who: str) -> list[tuple[Tensor
         if not isinstance(p, Tensor):
             raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}, not a Tensor")
         if p.grad is not None:
-            out.append((p, p.grad.data))
+            out.append((p, p.grad._data))
     return out
 
 

@@ -503,7 +503,7 @@ def allclose(
     a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False
 ) -> bool:
     """Whether every entry is close (see :func:`isclose`)."""
-    return bool(np.all(isclose(a, b, rtol, atol, equal_nan).data))
+    return bool(np.all(isclose(a, b, rtol, atol, equal_nan)._data))
 
 
 @public(_sum, numpy=("trapezoid",), face=False)

@@ -105,7 +105,7 @@ def _like(x: Any, numpy: dict[str, Any]) -> tuple[Any, Any]:
     unknown = set(numpy) - {"order", "subok", "device"}  # NumPy's, with no meaning here
     if unknown:
         raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
-    data = x.data if isinstance(x, Tensor) else x
+    data = x._data if isinstance(x, Tensor) else x
     if not hasattr(data, "shape"):
         data = namespace(data).asarray(data)
     return namespace(data), data
@@ -149,7 +149,7 @@ def full_like(
     """``fill_value`` with the shape (or ``shape``), dtype and array namespace of ``x``."""
     xp, data = _like(x, numpy)
     if isinstance(fill_value, Tensor):
-        fill_value = fill_value.detach().data
+        fill_value = fill_value.detach()._data
     target = _shape(shape) if shape is not None else tuple(data.shape)
     return _leaf(xp.full(target, fill_value, dtype=_dtype(xp, dtype, data.dtype)), requires_grad)
 

@@ -64,7 +64,7 @@ def _along(x: Any, indices: Any, axis: int) -> tuple[Any, ...]:
     and, on every other axis, the position along it (0 where ``x`` is broadcast)."""
     ndim = len(x.shape)
     axis %= ndim
-    raw = indices.data if isinstance(indices, Tensor) else indices
+    raw = indices._data if isinstance(indices, Tensor) else indices
     xp = namespace(raw)
     index: list[Any] = []
     for d in range(ndim):

@@ -166,7 +166,7 @@ def _read_states(opt: Optimizer, arrays: Any, problems: list[str]) -> list[dict[
                 states[i][name] = int(arr)
         else:
             p = opt.params[i]
-            dtype = _dtype(p.data)
+            dtype = _dtype(p._data)
             if arr.shape != tuple(p.shape):
                 problems.append(
                     f"state {key!r}: shape {arr.shape}, but parameter {i} has shape {p.shape}"
@@ -189,7 +189,7 @@ def _read_states(opt: Optimizer, arrays: Any, problems: list[str]) -> list[dict[
 
 def _as_numpy(value: Any) -> np.ndarray | None:
     if isinstance(value, Tensor):
-        value = value.data
+        value = value._data
     if isinstance(value, (np.ndarray, np.generic)):
         return np.asarray(value)
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -216,10 +216,10 @@ def apply(opt: Optimizer, loaded: Any) -> None:
         for name, value in state.items():
             if isinstance(value, int):
                 own[name] = value
-            elif isinstance(p.data, np.ndarray):  # own memory laid out as the parameter's,
-                own[name] = buf = np.empty_like(p.data)  # which the one-pass kernels need
+            elif isinstance(p._data, np.ndarray):  # own memory laid out as the parameter's,
+                own[name] = buf = np.empty_like(p._data)  # which the one-pass kernels need
                 buf[...] = value
             else:
-                own[name] = namespace(p.data).asarray(np.array(value, copy=True))
+                own[name] = namespace(p._data).asarray(np.array(value, copy=True))
         new.append(own)
     opt.state = new

@@ -117,7 +117,7 @@ class Optimizer:
                 grad = p._grad  # (the .grad property, without its call)
                 if not isinstance(grad, Tensor) or not p._rg:  # no gradient, or frozen
                     continue
-                g, data = grad.data, p.data
+                g, data = grad._data, p._data
                 if self._fused(data, g, states[i]):
                     p._version = _bump()
                     continue
@@ -128,7 +128,7 @@ class Optimizer:
                 tmp = self._scratch(i, data) if _writable(data, g) else None
                 new = self._update(data, g, states[i], tmp)
                 if new is not data:
-                    p.data = new
+                    p._data = new
                 p._version = _bump()  # a graph that used the old value is now stale
 
     def _fused(self, p: Any, g: Any, state: dict[str, Any]) -> bool:
@@ -157,9 +157,9 @@ class Optimizer:
             flat = self._flat.get(like.dtype)
             if flat is None or flat.size < like.size:
                 sizes = [
-                    p.data.size
+                    p._data.size
                     for p in self.params
-                    if type(p.data) is np.ndarray and p.data.dtype == like.dtype
+                    if type(p._data) is np.ndarray and p._data.dtype == like.dtype
                 ]
                 flat = self._flat[like.dtype] = np.empty(max(sizes + [like.size]), like.dtype)
                 self._tmp.clear()  # views of the old buffer

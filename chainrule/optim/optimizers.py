@@ -159,7 +159,7 @@ class SGD(Optimizer):
                 continue  # None, or a retain_grad() mark
             if not p._rg:  # frozen (requires_grad=False): left alone
                 continue
-            g, data = grad.data, p.data
+            g, data = grad._data, p._data
             if fused is not None and fused(data, g, lr):  # in C, one pass: the same bits
                 p._version = _bump()
                 continue
@@ -182,7 +182,7 @@ class SGD(Optimizer):
                 except ValueError:  # NumPy refuses to write into a read-only parameter
                     tmp = None  # (checked here, not in advance: flags cost 0.1 us)
             if tmp is None:  # not NumPy, or read-only: out of place
-                p.data = data - g * lr
+                p._data = data - g * lr
             p._version = _bump()  # a graph that used the old value is now stale
         return None
 

@@ -19,14 +19,14 @@ class GradcheckError(AssertionError):
 
 
 def _as_float64(value: Any) -> np.ndarray:
-    data = value.data if isinstance(value, Tensor) else value
+    data = value._data if isinstance(value, Tensor) else value
     return np.array(
         to_numpy(data) if not isinstance(data, (int, float, list)) else data, dtype=np.float64
     )
 
 
 def _scalar(value: Any) -> float:
-    data = value.data if isinstance(value, Tensor) else value
+    data = value._data if isinstance(value, Tensor) else value
     arr = to_numpy(data) if not isinstance(data, (int, float)) else np.asarray(data)
     if arr.size != 1:
         raise TypeError(
@@ -129,7 +129,7 @@ def gradcheck(
 
 
 def _is_float(value: Any) -> bool:
-    data = value.data if isinstance(value, Tensor) else value
+    data = value._data if isinstance(value, Tensor) else value
     if isinstance(data, bool):
         return False
     if isinstance(data, float):

@@ -36,7 +36,7 @@ class _Recompute(Function):
             # function of them and can be differentiated again
             again = list(inputs)
         else:  # the usual pass: a recomputation of its own, dropped when done
-            again = [Tensor(v.data, requires_grad=True) if _wants(v) else v for v in inputs]
+            again = [Tensor(v._data, requires_grad=True) if _wants(v) else v for v in inputs]
         with enable_grad():
             out = ctx.fn(*again)  # type: ignore[attr-defined]
         targets = [v for v in again if _wants(v)]

@@ -92,7 +92,7 @@ class _Program:
         traced: list[Any] = []
         for a in args:
             if isinstance(a, Tensor):
-                traced.append(Tensor(a.data, requires_grad=a.requires_grad))
+                traced.append(Tensor(a._data, requires_grad=a.requires_grad))
             elif is_array(a):
                 traced.append(Tensor(a))
             else:
@@ -123,7 +123,7 @@ class _Program:
             if t._node is None:
                 continue
             op, args_, params = t._node[0], t._node[1], t._node[2]
-            raw = [a.data if isinstance(a, Tensor) else a for a in args_]
+            raw = [a._data if isinstance(a, Tensor) else a for a in args_]
             xp = self._const(namespace(*raw))
             refs = [xp, *self._refs(args_)]
             if op.save is not None:
@@ -249,7 +249,7 @@ class _Program:
             args_, params = t._node[1], t._node[2]
             node = self.names[id(t)]
             refs = self._refs(args_)
-            raw = [a.data if isinstance(a, Tensor) else a for a in args_]
+            raw = [a._data if isinstance(a, Tensor) else a for a in args_]
             kept = {SAVED: node + "s"} if op.save is not None else {}  # see declare.kernel
             for name in (node, *refs, *kept.values()):
                 if name.startswith("v"):
@@ -262,8 +262,8 @@ class _Program:
                 lines.append(f"c = {self._call(self._const(rule), call_args, params, kept)}")
                 # the rule's raw result on the traced values says whether the engine had to
                 # sum it back over broadcast dimensions or cast it (same shapes every replay)
-                c = rule(*([i] if op.variadic else []), g, t.data, *raw, **params)
-                lines.extend(self._fit(c, a.data, op))
+                c = rule(*([i] if op.variadic else []), g, t._data, *raw, **params)
+                lines.extend(self._fit(c, a._data, op))
                 target = grad(a)
                 lines.append(
                     f"{target} = c" if id(a) not in has_grad else f"{target} = {target} + c"
@@ -304,7 +304,7 @@ def _frozen(value: Any) -> Any:
 
 
 def _ones(t: Tensor) -> Any:
-    return namespace(t.data).ones_like(t.data)
+    return namespace(t._data).ones_like(t._data)
 
 
 def _compiled_vjp(i: int, g: Any, out: Any, call: Any, *inputs: Any) -> Any:
@@ -335,7 +335,7 @@ _DATA = operator.attrgetter("data")
 
 
 def _data(a: Any) -> Any:
-    return a.data if isinstance(a, Tensor) else a
+    return a._data if isinstance(a, Tensor) else a
 
 
 class _Call:
@@ -372,8 +372,8 @@ class CompiledFunction:
         for a in args:
             if isinstance(a, Tensor):
                 # the dtype's type first: dtypes of two array namespaces never get compared
-                dtype = a.data.dtype
-                key.append(("tensor", a.data.shape, type(dtype), dtype, a._rg))
+                dtype = a._data.dtype
+                key.append(("tensor", a._data.shape, type(dtype), dtype, a._rg))
             elif is_array(a):
                 key.append(("array", tuple(a.shape), type(a.dtype), a.dtype))
             else:  # any other argument is part of the program: keyed by its value

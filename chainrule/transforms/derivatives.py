@@ -71,7 +71,7 @@ def _differentiable(value: Any, name: str) -> tuple[Tensor, bool]:
             # through it (x * grad(lambda y: x * y)(x) is x * x, not x * 2x)
             with enable_grad():
                 return F.reshape(value, shape=value.shape), True
-        t = Tensor(_as_float_array(value.data, name), requires_grad=True)
+        t = Tensor(_as_float_array(value._data, name), requires_grad=True)
         for level in state.levels:  # keep forward-mode tangents attached
             entry = level.get(id(value))
             if entry is not None:
@@ -129,7 +129,7 @@ def _keep_tangents(t: Any) -> Any:
     what a transform hands back to an outer ``jvp`` when only tangents must flow through it."""
     if not isinstance(t, Tensor):
         return t
-    d = Tensor(t.data)
+    d = Tensor(t._data)
     for level in state.levels:
         entry = level.get(id(t))
         if entry is not None:
@@ -174,7 +174,7 @@ def value_and_grad(
             grads = [_keep_tangents(g) for g in grads]
             value = _keep_tangents(out)
         elif not nested:
-            value = out.data
+            value = out._data
             aux = _unwrap(aux)
         trees = _regroup(grads, specs)
         g: Any = trees[0] if isinstance(argnums, int) else tuple(trees)
@@ -239,7 +239,7 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
         total: list[Any] | None = None
         for o, ct in zip(outs, cts):
             if not isinstance(ct, Tensor) and not hasattr(ct, "dtype"):
-                ct = namespace(o.data).asarray(ct, dtype=o.dtype)
+                ct = namespace(o._data).asarray(ct, dtype=o.dtype)
             grads = gradients(
                 o, targets, grad=ct, retain_graph=True, create_graph=nested or tangents
             )
@@ -255,12 +255,12 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
     elif state.levels:
         kept = [_keep_tangents(o) for o in outs]
     else:
-        kept = [o.data for o in outs]
+        kept = [o._data for o in outs]
     return tree.unflatten(out_spec, kept), vjp_fn
 
 
 def _zeros_of(t: Tensor, nested: bool) -> Any:
-    zero = namespace(t.data).zeros_like(t.data)
+    zero = namespace(t._data).zeros_like(t._data)
     return Tensor(zero) if nested else zero
 
 
@@ -293,7 +293,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
             # this level's tangent is never confused with an outer one (see _differentiable)
             x = F.reshape(pv, shape=pv.shape) if isinstance(pv, Tensor) else None
             x = x if x is not None else Tensor(_as_float_array(pv, "jvp"))
-            tangent = tv if isinstance(tv, Tensor) else namespace(x.data).asarray(tv, dtype=x.dtype)
+            tangent = tv if isinstance(tv, Tensor) else namespace(x._data).asarray(tv, dtype=x.dtype)
             if tuple(tangent.shape) != x.shape:
                 raise ValueError(
                     f"jvp: a tangent of argument {i} has shape {tuple(tangent.shape)} where its "
@@ -309,7 +309,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     for v in values:
         o = _as_tensor(v)
         entry = level.get(id(o))
-        slopes.append(entry[1] if entry is not None else namespace(o.data).zeros_like(o.data))
+        slopes.append(entry[1] if entry is not None else namespace(o._data).zeros_like(o._data))
         outs.append(o)
     # Recorded results (f closes over tensors that require grad) stay Tensors, so that an
     # outer transform can differentiate through this one.
@@ -320,8 +320,8 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
         outs = [_keep_tangents(o) for o in outs]
         slopes = [_keep_tangents(s) for s in slopes]
     else:
-        outs = [o.data for o in outs]
-        slopes = [s.data if isinstance(s, Tensor) else s for s in slopes]
+        outs = [o._data for o in outs]
+        slopes = [s._data if isinstance(s, Tensor) else s for s in slopes]
     return tree.unflatten(out_spec, outs), tree.unflatten(out_spec, slopes)
 
 
@@ -358,7 +358,7 @@ def jacobian(f: Callable[..., Any], argnums: int = 0, mode: str = "auto") -> Cal
         n_in = sum(_prod(sh) for sh in in_shapes)
         n_out = sum(_prod(sh) for sh in out_shapes)
         use_forward = mode == "forward" or (mode == "auto" and n_in < n_out)
-        xp = namespace(*[o.data if isinstance(o, Tensor) else o for o in outs] or [0.0])
+        xp = namespace(*[o._data if isinstance(o, Tensor) else o for o in outs] or [0.0])
         wrap = Tensor if nested else (lambda v: v)
         # blocks[o][k]: d out_o / d x_k, as out_o.shape + x_k.shape
         blocks: list[list[Any]] = []
@@ -445,7 +445,7 @@ def _reaches_outer(outs: Sequence[Tensor], start: int) -> bool:
 
 def _unwrap(value: Any) -> Any:
     """``value``'s Tensors as their arrays, containers kept."""
-    return tree.map(lambda v: v.data if isinstance(v, Tensor) else v, value)
+    return tree.map(lambda v: v._data if isinstance(v, Tensor) else v, value)
 
 
 def _shape(x: Any) -> tuple[int, ...]:
@@ -455,7 +455,7 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 
 def _dtype_of(x: Any) -> Any:
-    data = x.data if isinstance(x, Tensor) else _as_float_array(x, "jacobian")
+    data = x._data if isinstance(x, Tensor) else _as_float_array(x, "jacobian")
     return data.dtype
 
 

@@ -58,7 +58,7 @@ def _function_vjp(i: int, g: Any, out: Any, *inputs: Any, ctx: Context, fn: Any)
                 f"{len(inputs)} input(s); return one per input of forward (None for none)"
             )
         unwrapped = tuple(
-            r if create_graph or r is None else (r.data if isinstance(r, Tensor) else r)
+            r if create_graph or r is None else (r._data if isinstance(r, Tensor) else r)
             for r in result
         )
         ctx._cache = (g, unwrapped)
@@ -105,7 +105,7 @@ class Function:
         ctx = Context(needs)
         with no_grad():
             result = cls.forward(ctx, *inputs, **kwargs)
-        data = result.data if isinstance(result, Tensor) else as_array(result)
+        data = result._data if isinstance(result, Tensor) else as_array(result)
         out = Tensor(data)
         if any(needs) and state.grad_enabled:
             out._rg = True
@@ -145,6 +145,6 @@ def _as_tensor(value: Any) -> Tensor:
 
 
 def _zeros_like(value: Any) -> Tensor:
-    data = value.data if isinstance(value, Tensor) else value
+    data = value._data if isinstance(value, Tensor) else value
     xp = namespace(data)
     return Tensor(xp.zeros_like(data) if hasattr(data, "shape") else xp.asarray(0.0))

@@ -119,7 +119,7 @@ def _batch_size(leaves: list[Any], axes: list[Any]) -> int:
     for i, (v, a) in enumerate(zip(leaves, axes)):
         if a is None:
             continue
-        shape = tuple(np.shape(v.data if isinstance(v, Tensor) else v))
+        shape = tuple(np.shape(v._data if isinstance(v, Tensor) else v))
         if not -len(shape) <= a < max(len(shape), 1) or not shape:
             raise ValueError(
                 f"vmap: in_axes gives axis {a} for argument leaf {i} of shape {shape}, which "
@@ -137,7 +137,7 @@ def _batch_size(leaves: list[Any], axes: list[Any]) -> int:
 def _enter(value: Any, axis: Any, level: int, size: int) -> Any:
     if axis is None:
         return value
-    data = value.data if isinstance(value, Tensor) else value
+    data = value._data if isinstance(value, Tensor) else value
     if not isinstance(data, (np.ndarray, np.generic, Batched, int, float, list, tuple)):
         kind = type(data).__module__.split(".")[0]
         raise TypeError(
@@ -152,7 +152,7 @@ def _enter(value: Any, axis: Any, level: int, size: int) -> Any:
 
 
 def _leave(value: Any, axis: Any, level: int, size: int, plain: bool) -> Any:
-    data = value.data if isinstance(value, Tensor) else value
+    data = value._data if isinstance(value, Tensor) else value
     batched = _has_level(data, level)
     if axis is None:
         if batched:
@@ -163,7 +163,7 @@ def _leave(value: Any, axis: Any, level: int, size: int, plain: bool) -> Any:
         return value
     if isinstance(value, Tensor):
         out = unbatch(value, axis=axis, level=level, size=size)
-        return out.data if plain and not out.requires_grad else out
+        return out._data if plain and not out.requires_grad else out
     if not batched:
         value = promote(_array(value), level, size)
     return unbatch(value, axis=axis, level=level, size=size)

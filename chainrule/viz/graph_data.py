@@ -163,10 +163,10 @@ class Graph:
             return
         if t is self.sink.tensor:  # a new pass starts at the sink
             self._steps = []
-        value = to_numpy(g.data if isinstance(g, Tensor) else g)
+        value = to_numpy(g._data if isinstance(g, Tensor) else g)
         node.traced_grad = value
         contributions = tuple(
-            (self._by_id[id(a)], i, to_numpy(c.data if isinstance(c, Tensor) else c))
+            (self._by_id[id(a)], i, to_numpy(c._data if isinstance(c, Tensor) else c))
             for i, a, c in sent
             if id(a) in self._by_id
         )
