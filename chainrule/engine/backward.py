@@ -230,7 +230,10 @@ def _chain_rule(
         if create_graph:
             args = inputs
         else:
-            args = (x._data if isinstance(x, Tensor) else x, y._data if isinstance(y, Tensor) else y)
+            args = (
+                x._data if isinstance(x, Tensor) else x,
+                y._data if isinstance(y, Tensor) else y,
+            )
     out = t if create_graph else t._data
     params = t._params
     # a plain pass runs the op's fast kernels (the sheet's rules where it has none); a

@@ -293,7 +293,9 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
             # this level's tangent is never confused with an outer one (see _differentiable)
             x = F.reshape(pv, shape=pv.shape) if isinstance(pv, Tensor) else None
             x = x if x is not None else Tensor(_as_float_array(pv, "jvp"))
-            tangent = tv if isinstance(tv, Tensor) else namespace(x._data).asarray(tv, dtype=x.dtype)
+            tangent = (
+                tv if isinstance(tv, Tensor) else namespace(x._data).asarray(tv, dtype=x.dtype)
+            )
             if tuple(tangent.shape) != x.shape:
                 raise ValueError(
                     f"jvp: a tangent of argument {i} has shape {tuple(tangent.shape)} where its "
