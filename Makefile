@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: test-peers demo examples test lint typecheck browser bench profile clean
+.PHONY: test-peers demo examples test stress lint typecheck browser bench profile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,11 +60,16 @@ PLAIN_TESTS := test_compiled test_graph test_errors test_tensor test_transforms 
   test_vmap
 PURELIB = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 test: $(STAMP) lint typecheck browser
-	$(BIN)/python -m pytest chainrule tests --ignore=tests/peers
+	$(BIN)/python -m pytest chainrule tests --ignore=tests/peers --ignore=tests/stress
 	rm -rf build/plain && mkdir -p build/plain && cp -r chainrule build/plain/
 	find build/plain -name '*.so' -delete
 	cd build/plain && CHAINRULE_EXPECT=plain PYTHONPATH=.:$(PURELIB) $(abspath $(BIN))/python -S \
 	  -m pytest chainrule/engine $(patsubst %,../../tests/%.py,$(PLAIN_TESTS))
+
+# The slow proofs of docs/reliability.md (tests/stress): 100 SIGKILLs in the middle of a save,
+# 8 threads x 50 training steps against the serial runs. CI runs them after make test.
+stress: $(STAMP)
+	$(BIN)/python -m pytest tests/stress
 
 # Peer benchmarks (not part of make test): their own venv with PyTorch 2.13.0 (a CPU build on
 # the local disk), HIPS autograd, JAX, MyGrad and micrograd beside chainrule.

@@ -213,3 +213,20 @@ def test_architecture_walk_points_at_the_code_it_names():
             moved.append(f"{ref} ({expected!r}) is now at line {now or 'none'}")
     # after an edit of the engine: renumber these in the page and in ARCHITECTURE_LINES
     assert not moved, "docs/architecture.md cites lines that moved:\n" + "\n".join(moved)
+
+
+def test_reliability_cites_tests_that_exist():
+    # every `tests/file.py::name` (a * for a family of names) in docs/reliability.md is a test
+    page = (ROOT / "docs" / "reliability.md").read_text()
+    cited = re.findall(r"`(tests/[\w/]+\.py)(?:::([\w*]+))?`", page)
+    assert len(cited) > 30
+    for path, name in cited:
+        source = (ROOT / path).read_text()
+        if name:
+            pattern = "def " + re.escape(name).replace(r"\*", r"\w*") + r"\b"
+            assert re.search(pattern, source), f"{path}::{name}"
+    # and the names cited after a file without repeating it
+    for path_and_rest in re.findall(r"`(tests/[\w/]+\.py)::\w+`((?:, `\w+`)+)", page):
+        source = (ROOT / path_and_rest[0]).read_text()
+        for name in re.findall(r"`(\w+)`", path_and_rest[1]):
+            assert f"def {name}(" in source, f"{path_and_rest[0]}::{name}"
