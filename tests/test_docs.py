@@ -176,7 +176,7 @@ ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line mu
     "chainrule/engine/op.py:254": "out._seq = next_seq()",
     "chainrule/engine/tensor.py:356": "def backward(",
     "chainrule/engine/backward.py:76": "def backward(",
-    "chainrule/engine/backward.py:431": "def _seed(",
+    "chainrule/engine/backward.py:439": "def _seed(",
     "chainrule/engine/backward.py:139": "def _run(",
     "chainrule/engine/backward.py:162": "heappop(heap)",
     "chainrule/engine/backward.py:203": "def _chain_rule(",
@@ -184,15 +184,15 @@ ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line mu
     "chainrule/ops/elementwise.py:187": "dx=(lambda g, out, x: g * (1 - out * out),",
     "chainrule/engine/backward.py:241": "rules = op.vjps if create_graph else op.fast_vjps",
     "chainrule/engine/backward.py:272": "fit_to(c, a, op)",
-    "chainrule/engine/backward.py:503": "def fit_to(",
+    "chainrule/engine/backward.py:511": "def fit_to(",
     "chainrule/engine/backward.py:180": "pending[k] = _add(prev, c, owned)",
     "chainrule/engine/backward.py:178": "_enqueue(a, heap, sources)",
     "chainrule/engine/backward.py:184": "_free(t, husks)",
     "chainrule/engine/backward.py:185": "for t in sources:",
     "chainrule/engine/backward.py:187": "out.deliver(t, g)",
-    "chainrule/engine/backward.py:388": "def deliver(",
-    "chainrule/engine/backward.py:396": "def _accumulate(",
-    "chainrule/engine/backward.py:410": "t._grad = value",
+    "chainrule/engine/backward.py:396": "def deliver(",
+    "chainrule/engine/backward.py:404": "def _accumulate(",
+    "chainrule/engine/backward.py:418": "t._grad = value",
 }
 
 

@@ -34,5 +34,5 @@ cpdef list _chain_rule(Tensor t, object g, bint create_graph, object needed, bin
 @cython.locals(h=Tensor)
 cpdef object _free(Tensor t, dict husks)
 
-@cython.locals(h=object, data=object)
+@cython.locals(t=Tensor, h=object, data=object, key=object)
 cpdef object _husked(object a, dict husks)

@@ -156,7 +156,7 @@ def _run(
     heap: list[tuple[int, Tensor]] = []  # (-seq, node): the latest recorded pops first
     sources: list[Tensor] = []  # leaves reached, in order; their gradients land at the end
     nodes_wanted = out.nodes_wanted
-    husks: dict[Any, Any] = {}  # id -> Husk of each node freed, and stand-in arrays (see _free)
+    husks: dict[Any, Any] = {}  # id -> the Husk of each node freed (see _free)
     _enqueue(root, heap, sources)
     while heap:
         t = heappop(heap)[1]
@@ -312,6 +312,7 @@ def _add(prev: Any, c: Any, owned: set[int] | None) -> Any:
 #: A node's value of at most this many bytes stays in the graph after backward() (a husk
 #: would take as much memory as the value): the pictures of small graphs keep their numbers.
 HUSK_MIN = 64
+_NDARRAY, _GENERIC = np.ndarray, np.generic  # (read once: this runs for every input freed)
 
 
 def _free(t: Tensor, husks: dict[Any, Any]) -> None:
@@ -334,7 +335,7 @@ def _free(t: Tensor, husks: dict[Any, Any]) -> None:
         t._params = Freed({k: v for k, v in params.items() if k != SAVED and _describes(v)})
     else:
         t._params = FREED_NO_PARAMS
-    h = husks.get(id(t))
+    h = husks.get(id(t)) if husks else None
     if h is not None:
         h._a, h._b, h._params, h._grad = t._a, t._b, t._params, t._grad
 
@@ -342,14 +343,21 @@ def _free(t: Tensor, husks: dict[Any, Any]) -> None:
 def _husked(a: Any, husks: dict[Any, Any]) -> Any:
     """``a`` as a freed node keeps it: its husk if it is a node with a value of more than
     HUSK_MIN bytes, else itself (a leaf, a constant, a small value)."""
-    if not isinstance(a, Tensor) or a._op is None:
+    if not isinstance(a, Tensor):
         return a
-    data = a._data
-    if (type(data) is np.ndarray or isinstance(data, np.generic)) and data.nbytes <= HUSK_MIN:
+    t = a  # (typed in backward.pxd: its slots are read as C fields)
+    if t._op is None:
         return a
-    h = husks.get(id(a))
+    data = t._data
+    if type(data) is _NDARRAY:
+        if data.nbytes <= HUSK_MIN:
+            return a
+    elif isinstance(data, _GENERIC):
+        return a
+    key = id(a)
+    h = husks.get(key)
     if h is None:
-        h = husks[id(a)] = husk(a, husks)
+        h = husks[key] = husk(t)
     return h
 
 

@@ -588,20 +588,32 @@ class Husk(Tensor):
         return True
 
 
-def husk(t: Tensor, stand_ins: dict[Any, Any]) -> Husk:
-    """A new husk of node ``t`` (its value left behind); ``stand_ins`` shares one stand-in
-    array among the husks of a backward pass with the same shape and dtype."""
+#: One read-only stand-in array per (shape, dtype) for the husks of every backward pass (one
+#: number each; cleared when it holds STAND_INS_MAX of them).
+_STAND_INS: dict[Any, Any] = {}
+STAND_INS_MAX = 1024
+
+
+def _stand_in(shape: tuple[int, ...], dtype: Any) -> Any:
+    """An array of ``shape`` and ``dtype`` that holds one number (all strides 0), read-only."""
+    key = (shape, dtype.num)  # (a dtype's own hash costs more than the rest of a husk)
+    stand_in = _STAND_INS.get(key)
+    if stand_in is None or stand_in.dtype != dtype:
+        if len(_STAND_INS) >= STAND_INS_MAX:
+            _STAND_INS.clear()
+        stand_in = np.ndarray(shape, dtype, np.zeros(1, dtype), 0, (0,) * len(shape))
+        stand_in.flags.writeable = False
+        _STAND_INS[key] = stand_in
+    return stand_in
+
+
+def husk(t: Tensor) -> Husk:
+    """A new husk of node ``t``: its value left behind, a stand-in of its shape and dtype in
+    its place."""
     h = _new(Husk)
     data = t._data
     if type(data) is np.ndarray:
-        key = (data.shape, data.dtype)
-        stand_in = stand_ins.get(key)
-        if stand_in is None:
-            stand_in = np.ndarray(data.shape, data.dtype, np.zeros(1, data.dtype), 0,
-                                  (0,) * data.ndim)  # fmt: skip
-            stand_in.flags.writeable = False
-            stand_ins[key] = stand_in
-        h._data = stand_in
+        h._data = _stand_in(data.shape, data.dtype)
     else:  # another namespace: its own broadcast zero, where it has one
         try:
             xp = namespace(data)
@@ -617,7 +629,7 @@ def husk(t: Tensor, stand_ins: dict[Any, Any]) -> Husk:
     h._b = t._b
     h._params = t._params
     h._seq = t._seq
-    h._where = getattr(t, "_where", None)
+    h._where = None  # (where it was made: for anomaly mode's messages, which a husk never gives)
     h._scope = t._scope
     return h
 
