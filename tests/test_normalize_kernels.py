@@ -137,9 +137,10 @@ def test_a_case_that_is_not_plain_runs_the_rules() -> None:
     assert (out == untouched[0]).all() and (mean == untouched[1]).all()
     with pytest.raises(TypeError, match="takes 13 arguments"):
         loops.forward(x)
-    # the kernels then run the sheet's rules: a transposed x, a float16 one, a weight laid out
-    # otherwise (one per entry of x)
-    for xs, w in ((x.T, None), (x.astype(np.float16), None), (x, rng.standard_normal((6, 8)))):
+    # the kernels then run the sheet's rules: an x with gaps between its entries, a float16
+    # one, a weight laid out otherwise (one per entry of x)
+    wide = rng.standard_normal((6, 16))[:, ::2]
+    for xs, w in ((wide, None), (x.astype(np.float16), None), (x, rng.standard_normal((6, 8)))):
         out, saved = kernels.normalize_save(np, xs, w, None, axes=(1,), eps=1e-5)
         assert saved is None
         assert np.allclose(out, _normalize.forward(np, xs, w, None, axes=(1,), eps=1e-5))
@@ -162,3 +163,27 @@ def test_normalize_with_weight_and_bias_is_documented_in_its_formula() -> None:
     x = cr.tensor(np.array([[1.0, 3.0], [2.0, 6.0]]), requires_grad=True)
     y = normalize(x, np.array([2.0, 2.0]), np.array([1.0, 1.0]), axes=(1,), eps=0.0)
     assert y.tolist() == [[-1.0, 3.0], [-1.0, 3.0]]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_loops_read_an_array_laid_out_in_another_order(dtype: str) -> None:
+    # a convolution's output is (N, C, L) laid out as (C, N, L): the loops read it in that
+    # order, the value comes back laid out as x, and every gradient matches the rules
+    rng = np.random.default_rng(7)
+    x = np.ascontiguousarray(rng.standard_normal((6, 20, 9)).astype(dtype)).transpose(1, 0, 2)
+    assert not x.flags.c_contiguous
+    g = rng.standard_normal(x.shape).astype(dtype)
+    w, b = (rng.standard_normal((6, 1)).astype(dtype) for _ in range(2))
+    axes = (0, 2)
+    out, saved = kernels.normalize_save(np, x, w, b, axes=axes, eps=1e-5)
+    assert saved is not None and out.strides == np.empty_like(x).strides
+    plain = _normalize.forward(np, x, w, b, axes=axes, eps=1e-5)
+    assert np.allclose(out, plain, **_tol(x.dtype))
+    fast = [kernels.normalize_dx, kernels.normalize_dweight, kernels.normalize_dbias]
+    for i, (rule, kernel) in enumerate(zip(_normalize.vjps, fast)):
+        got = kernel(g, out, x, w, b, axes, 1e-5, saved=saved)
+        expected = rule(g, out, x, w, b, axes, 1e-5)
+        assert got.shape == expected.shape and np.allclose(got, expected, **_tol(x.dtype)), i
+    mean, var = kernels.moments(x, axes)
+    assert np.allclose(mean, x.mean(axis=axes), **_tol(x.dtype))
+    assert np.allclose(var, x.var(axis=axes), **_tol(x.dtype))

@@ -237,7 +237,7 @@ def _avg_pool(
     else:  # the mean of the entries inside the input: count them with a window of ones
         spatial = _shape(cols)[2 + d :]
         x_shape = _shape(input)[-d:]
-        ones = namespace(getattr(input, "data", input)).ones((1, 1, *x_shape))
+        ones = namespace(getattr(input, "_data", input)).ones((1, 1, *x_shape))
         counted, _, _ = _pool_windows(ones, kernel_size, stride, padding, 1, d, name, 0.0)
         counts = ops.sum(counted, axis=axes)
         out = total / ops.reshape(counts, shape=(1, 1, *spatial))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -200,20 +200,49 @@ def _thread_count() -> int:
 THREADS = _thread_count()
 
 
-def _layout(x: Any, axes: tuple[int, ...]) -> tuple[int, int, int] | None:
-    """x's (A, C, B) sizes for the compiled loops, where x is a C-contiguous NumPy float array
-    and the normalised ``axes`` are a leading and a trailing block of its axes (the others, the
-    channels, one block between them); else None."""
-    if type(x) is not np.ndarray or x.dtype not in (np.float32, np.float64):
+class _Plan(NamedTuple):
+    """How the compiled loops read x: its axes in the order of its memory (``perm``, None
+    where that is their order already, C-contiguous), the normalised axes in that order, and
+    the (A, C, B) sizes: the normalised axes are a leading and a trailing block, the kept
+    ones (the channels) one block between them."""
+
+    perm: tuple[int, ...] | None
+    axes: tuple[int, ...]
+    sizes: tuple[int, int, int]
+
+
+def _plan(x: Any, axes: tuple[int, ...]) -> _Plan | None:
+    """The loops' plan for x (a NumPy float array whose memory is one block in some order of
+    its axes: a convolution's output, transposed, is), or None where they cannot run."""
+    if type(x) is not np.ndarray or x.dtype not in (np.float32, np.float64) or not axes:
         return None
-    if not x.flags.c_contiguous or not axes:
-        return None
-    kept = [i for i in range(x.ndim) if i not in axes]
+    perm = None
+    if not x.flags.c_contiguous:
+        order = tuple(sorted(range(x.ndim), key=lambda i: -x.strides[i]))
+        if not x.transpose(order).flags.c_contiguous:
+            return None
+        perm = order
+        axes = tuple(sorted(order.index(a) for a in axes))
+    shape = x.shape if perm is None else tuple(x.shape[i] for i in perm)
+    kept = [i for i in range(len(shape)) if i not in axes]
     if kept and kept != list(range(kept[0], kept[-1] + 1)):
         return None
     first, last = (kept[0], kept[-1] + 1) if kept else (0, 0)
-    shape = x.shape
-    return math.prod(shape[:first]), math.prod(shape[first:last]), math.prod(shape[last:])
+    sizes = math.prod(shape[:first]), math.prod(shape[first:last]), math.prod(shape[last:])
+    return _Plan(perm, axes, sizes)
+
+
+def _in_order(v: Any, plan: _Plan, ndim: int) -> Any:
+    """An array of the op (x, g, or a weight or bias, first given x's rank) with its axes in
+    the plan's order: a view."""
+    if v is None or plan.perm is None:
+        return v
+    return v.reshape((1,) * (ndim - v.ndim) + v.shape).transpose(plan.perm)
+
+
+def _in_place(v: Any, plan: _Plan) -> Any:
+    """A result of the loops, in the plan's order, back in the op's order of axes (a view)."""
+    return v if plan.perm is None else v.transpose(np.argsort(plan.perm))
 
 
 def _affine_mode(v: Any, x: Any, axes: tuple[int, ...]) -> tuple[Any, int] | None:
@@ -239,16 +268,19 @@ def normalize_save(
 ) -> tuple[Any, Any]:
     """The op's value in one pass of the compiled loops (two over each channel for its
     statistics), keeping each channel's mean and 1 / sqrt(var + eps) for the kernels below;
-    the sheet's forward (saving nothing) where the case is not theirs."""
-    sizes = _layout(x, axes) if _loops is not None else None
-    w = _affine_mode(weight, x, axes) if sizes else None
-    b = _affine_mode(bias, x, axes) if w else None
-    if b is not None and sizes is not None and w is not None:
-        channels = sizes[1]
-        out = np.empty_like(x)
-        mean, rstd = np.empty(channels), np.empty(channels)
-        if _loops.forward(x, *sizes, float(eps), *w, *b, out, mean, rstd, THREADS):
-            return out, (mean, rstd)
+    the sheet's forward (saving nothing) where the case is not theirs. The value is laid out
+    in memory as x is."""
+    plan = _plan(x, axes) if _loops is not None else None
+    if plan is not None:
+        xo = _in_order(x, plan, x.ndim)
+        w = _affine_mode(_in_order(weight, plan, x.ndim), xo, plan.axes)
+        b = _affine_mode(_in_order(bias, plan, x.ndim), xo, plan.axes) if w else None
+        if w is not None and b is not None:
+            channels = plan.sizes[1]
+            out = np.empty(xo.shape, xo.dtype)
+            mean, rstd = np.empty(channels), np.empty(channels)
+            if _loops.forward(xo, *plan.sizes, float(eps), *w, *b, out, mean, rstd, THREADS):
+                return _in_place(out, plan), (mean, rstd)
     return _normalize_forward(xp, x, weight, bias, axes=axes, eps=eps), None
 
 
@@ -257,22 +289,34 @@ def moments(x: Any, axes: tuple[int, ...]) -> tuple[Any, Any]:
     other axes), in x's dtype: by the compiled loops in one pass (two over each channel) where
     the case is theirs, by NumPy otherwise. For batch norm's running statistics; nothing is
     recorded."""
-    sizes = _layout(x, axes) if _loops is not None else None
-    if sizes is not None:
-        mean, var = np.empty(sizes[1]), np.empty(sizes[1])
-        if _loops.moments(x, *sizes, mean, var, THREADS):
-            shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
-            return mean.astype(x.dtype).reshape(shape), var.astype(x.dtype).reshape(shape)
+    plan = _plan(x, axes) if _loops is not None else None
+    if plan is not None:
+        channels = plan.sizes[1]
+        mean, var = np.empty(channels), np.empty(channels)
+        if _loops.moments(_in_order(x, plan, x.ndim), *plan.sizes, mean, var, THREADS):
+            order = plan.perm or tuple(range(x.ndim))
+            kept = [order[i] for i in range(x.ndim) if i not in plan.axes]  # in memory order
+            shape = [x.shape[a] for a in kept]
+            back = np.argsort(kept)  # (the kept axes in their own order)
+            return tuple(  # type: ignore[return-value]
+                v.astype(x.dtype).reshape(shape).transpose(back) for v in (mean, var)
+            )
     xp = namespace(x)
     return xp.mean(x, axis=axes), xp.var(x, axis=axes)
 
 
-def _fast_backward(g: Any, x: Any, axes: tuple[int, ...], saved: Any) -> tuple[Any, Any] | None:
-    """(g as the loops take it, x's layout) where the kernels below can run; else None."""
+def _fast_backward(
+    g: Any, x: Any, axes: tuple[int, ...], saved: Any
+) -> tuple[Any, Any, _Plan] | None:
+    """(g and x in the loops' order, C-contiguous, and the plan) where the kernels below can
+    run; else None."""
     if saved is None or type(g) is not np.ndarray or g.dtype != x.dtype or g.shape != x.shape:
         return None
-    sizes = _layout(x, axes)
-    return (np.ascontiguousarray(g), sizes) if sizes is not None else None
+    plan = _plan(x, axes)
+    if plan is None:
+        return None
+    gx = np.ascontiguousarray(_in_order(g, plan, x.ndim))
+    return gx, _in_order(x, plan, x.ndim), plan
 
 
 def normalize_dx(
@@ -281,27 +325,32 @@ def normalize_dx(
 ) -> Any:  # fmt: skip
     """x's gradient in two passes over each channel (the sums, then the gradient)."""
     fast = _fast_backward(g, x, axes, saved)
-    w = _affine_mode(weight, x, axes) if fast else None
-    if fast is not None and w is not None:
-        g, sizes = fast
-        dx = np.empty_like(x)
-        if _loops.backward_x(g, x, *saved, *sizes, *w, dx, THREADS):
-            return dx
+    if fast is not None:
+        go, xo, plan = fast
+        w = _affine_mode(_in_order(weight, plan, x.ndim), xo, plan.axes)
+        if w is not None:
+            dx = np.empty(xo.shape, xo.dtype)
+            if _loops.backward_x(go, xo, *saved, *plan.sizes, *w, dx, THREADS):
+                return _in_place(dx, plan)
     return _normalize.vjps[0](g, out, x, weight, bias, axes, eps)
 
 
 def _reduced(g: Any, x: Any, v: Any, axes: tuple[int, ...], saved: Any, with_x: bool) -> Any:
     """The weight's (with_x) or the bias's (v) gradient summed by the loops to v's shape."""
     fast = _fast_backward(g, x, axes, saved)
-    mode = _affine_mode(v, x, axes) if fast else None
-    if fast is None or mode is None or mode[0] is None:
+    if fast is None or v is None:
         return None
-    g, sizes = fast
+    go, xo, plan = fast
+    vo = _in_order(v, plan, x.ndim)
+    mode = _affine_mode(vo, xo, plan.axes)
+    if mode is None:
+        return None
     acc = np.zeros(mode[0].size)
-    stats = (x, *saved) if with_x else (None, None, None)
-    if not _loops.reduce(g, *stats, *sizes, mode[1], acc, THREADS):
+    stats = (xo, *saved) if with_x else (None, None, None)
+    if not _loops.reduce(go, *stats, *plan.sizes, mode[1], acc, THREADS):
         return None
-    return acc.astype(v.dtype).reshape(v.shape)
+    summed = acc.astype(v.dtype).reshape(vo.shape)
+    return _in_place(summed, plan).reshape(v.shape)
 
 
 def normalize_dweight(

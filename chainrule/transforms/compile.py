@@ -331,7 +331,7 @@ _OP: Op = defop(
 
 
 _RG = operator.attrgetter("_rg")  # (map with these: no Python frame per tensor)
-_DATA = operator.attrgetter("data")
+_DATA = operator.attrgetter("_data")
 
 
 def _data(a: Any) -> Any:
