@@ -404,14 +404,20 @@ while True:
 
 
 def test_kill_mid_save_leaves_a_whole_checkpoint(tmp_path):
+    kill_saves(tmp_path, kills=10, seed=1234)  # (tests/stress kills 100)
+
+
+def kill_saves(tmp_path: Path, kills: int, seed: int) -> None:
+    """Kill a process that saves two known contents in turn, ``kills`` times at random
+    moments; after each kill the checkpoint must be one of the two, whole."""
     namespace: dict = {}
     exec(_CONTENTS, namespace)
     known = [namespace["content"](0), namespace["content"](1)]
     path = tmp_path / "ck.safetensors"
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    delays = random.Random(1234)
+    delays = random.Random(seed)
     seen = set()
-    for _ in range(10):
+    for _ in range(kills):
         proc = subprocess.Popen(
             [sys.executable, "-c", _WRITER, str(path)],
             stdout=subprocess.PIPE,
