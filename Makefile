@@ -17,7 +17,10 @@ $(BIN)/python:
 # reinstalls, so that the compiled modules are never stale.
 COMPILED_SOURCES := $(wildcard chainrule/engine/*.py chainrule/engine/*.pxd) chainrule/optim/_fused.c \
   chainrule/ops/_normalize.c
+# (the old compiled modules go first: an optional module that fails to build would leave the
+# last one in place, stale, where test_compiled should see that the build failed)
 $(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES) | $(BIN)/python
+	rm -f chainrule/engine/*.so chainrule/optim/*.so chainrule/ops/*.so
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

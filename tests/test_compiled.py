@@ -8,6 +8,7 @@ never test the other build by mistake."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import runpy
 import shutil
@@ -34,6 +35,12 @@ def test_the_engine_is_the_build_this_run_expects() -> None:
         assert not any(builds.values()), builds
     elif expected == "compiled" or any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
         assert all(builds.values()), f"a C compiler is here but the engine is not built: {builds}"
+        kernels = {
+            "chainrule.optim._fused": importlib.util.find_spec("chainrule.optim._fused"),
+            "chainrule.ops._normalize": importlib.util.find_spec("chainrule.ops._normalize"),
+        }
+        missing = [name for name, spec in kernels.items() if spec is None]
+        assert not missing, f"a C compiler is here but these are not built: {missing}"
     else:  # no compiler, nothing expected: all of one kind
         assert len(set(builds.values())) == 1, builds
 
