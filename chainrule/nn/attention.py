@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from ..backends.gaps import mT
 from ..engine.tensor import Tensor
 from . import functional as F
 from . import init
@@ -131,7 +132,7 @@ def _attention(
         attn_mask = np.tril(np.ones((n_q, n_k), dtype=bool))  # query i sees keys 0..i
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     # (the queries scaled rather than the scores: (L, E) products, not (L, S))
-    scores = ops.matmul(q * scale, k.mT)
+    scores = ops.matmul(q * scale, mT(k))
     if attn_mask is None:
         weights = ops.softmax(scores, axis=-1)
     else:

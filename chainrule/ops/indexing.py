@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backends import full_for, index_add, namespace
-from ..backends.batched import index as batched_index
+import numpy as np
+
+from ..backends import from_host, full_for, gaps, index_add, namespace, to_numpy
 from ..engine.declare import family
 from ..engine.op import Op
 from ..engine.tensor import Tensor
@@ -28,6 +29,8 @@ def _has_integer_array(index: Any) -> bool:
 def _scatter_add(xp: Any, values: Any, *, index: Any, shape: tuple[int, ...]) -> Any:
     # NOTE: an index that repeats an entry (x[[0, 0]]) must add both gradients there, which
     # plain assignment would not; only integer-array indices can repeat.
+    if gaps.is_dask(values):  # (Dask's assignment takes few indices: done in NumPy, computed)
+        return from_host(xp, _scatter_add(np, to_numpy(values), index=index, shape=shape))
     out = full_for(xp, values, shape)
     if _has_integer_array(index):
         return index_add(xp, out, index, values)
@@ -45,7 +48,7 @@ def _scatter_add(xp: Any, values: Any, *, index: Any, shape: tuple[int, ...]) ->
 
 # Both are linear: each tangent rule is the op itself, applied to the tangent.
 # fmt: off
-getitem: Op = defop("getitem", lambda xp, x, *, index: batched_index(x, index),
+getitem: Op = defop("getitem", lambda xp, x, *, index: gaps.index(x, index),
     "x[index]: basic (slices, ints, None, ...) or advanced (arrays, masks) indices.",
     dx=(lambda g, out, x, index: scatter_add(g, index=index, shape=tuple(x.shape)),
         "d x[index]/dx: the gradient scattered back to the indexed places (repeats add)"),
@@ -87,7 +90,7 @@ def _take_along_axis(xp: Any, x: Any, indices: Any, axis: int = -1) -> Any:
             f"indices must have as many dimensions as the array ({len(x.shape)}), got "
             f"{len(indices.shape)}: for one index per row use indices[:, None]"
         )
-    return xp.take_along_axis(x, indices, axis=axis)
+    return gaps.take_along_axis(xp, x, indices, axis)
 
 
 # fmt: off

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..backends.gaps import mT
 from ..engine.declare import family, public
 from ..engine.op import Op
 from .shape import broadcast_to, expand_dims, reshape, squeeze
@@ -21,8 +22,8 @@ def _matmul_dx(g: Any, out: Any, x: Any, y: Any) -> Any:
             return g * y
         return expand_dims(g, axis=-1) * y
     if len(x.shape) == 1:
-        return squeeze(matmul(expand_dims(g, axis=-2), y.mT), axis=-2)
-    return matmul(g, y.mT)
+        return squeeze(matmul(expand_dims(g, axis=-2), mT(y)), axis=-2)
+    return matmul(g, mT(y))
 
 
 def _matmul_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -32,8 +33,8 @@ def _matmul_dy(g: Any, out: Any, x: Any, y: Any) -> Any:
             return g * x
         return expand_dims(x, axis=-1) * expand_dims(g, axis=-2)
     if len(y.shape) == 1:
-        return squeeze(matmul(x.mT, expand_dims(g, axis=-1)), axis=-1)
-    return matmul(x.mT, g)
+        return squeeze(matmul(mT(x), expand_dims(g, axis=-1)), axis=-1)
+    return matmul(mT(x), g)
 
 
 def _matmul(xp: Any, x: Any, y: Any) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace
+from ..backends.gaps import linalg
 from ..engine.declare import family, public
 from ..engine.op import Op
 from ..engine.tensor import Tensor, data_of
@@ -87,7 +88,7 @@ def _solve(a: Any, b: Any) -> Any:
 
 # -- inverse and solve ---------------------------------------------------------------------
 def _solve_forward(xp: Any, a: Any, b: Any) -> Any:
-    return xp.linalg.solve(a, b)
+    return linalg(xp, "solve", a, b)
 
 
 def _vector(b: Any) -> bool:
@@ -102,7 +103,7 @@ def _solve_da(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 # fmt: off
-_inv: Op = defop("inv", lambda xp, a: xp.linalg.inv(a), "The inverse of a square matrix.",
+_inv: Op = defop("inv", lambda xp, a: linalg(xp, "inv", a), "The inverse of a square matrix.",
     numpy=(),
     da=(lambda g, out, a: -matmul(_mT(out), matmul(g, _mT(out))),
         "d inv(A) = -inv(A) dA inv(A): the gradient -inv(A)^T g inv(A)^T"),
@@ -124,12 +125,12 @@ def _trace_solve(a: Any, t: Any) -> Any:
 
 
 def _slogdet_forward(xp: Any, a: Any) -> Any:
-    sign, logabs = xp.linalg.slogdet(a)
+    sign, logabs = linalg(xp, "slogdet", a)
     return xp.stack([sign, logabs], axis=-1)
 
 
 # fmt: off
-_det: Op = defop("det", lambda xp, a: xp.linalg.det(a),
+_det: Op = defop("det", lambda xp, a: linalg(xp, "det", a),
     "The determinant of a square matrix (its gradient needs the inverse: NumPy refuses a "
     "singular matrix there).", numpy=(),
     da=(lambda g, out, a: expand_dims(expand_dims(g * out, axis=-1), axis=-1) * _mT(_inv(a)),
@@ -161,7 +162,7 @@ def _cholesky_ta(t: Any, out: Any, a: Any) -> Any:
 
 
 def _eigh_forward(xp: Any, a: Any) -> Any:
-    w, v = xp.linalg.eigh(a)
+    w, v = linalg(xp, "eigh", a)
     return xp.concat([xp.expand_dims(w, axis=-2), v], axis=-2)
 
 
@@ -197,7 +198,7 @@ def _concat_rows(top: Any, rest: Any) -> Any:
 
 
 # fmt: off
-_cholesky: Op = defop("cholesky", lambda xp, a: xp.linalg.cholesky(a),
+_cholesky: Op = defop("cholesky", lambda xp, a: linalg(xp, "cholesky", a),
     "The lower-triangular L with L L^T = A (A symmetric positive definite; its lower triangle "
     "is read).", numpy=(),
     da=(_cholesky_da, "d cholesky(A): L^{-T} phi(L^T gL) L^{-1}, phi the lower half"),
@@ -214,7 +215,7 @@ _eigh: Op = defop("eigh", _eigh_forward,
 
 # -- the singular value decomposition (thin) -------------------------------------------------
 def _svd_forward(xp: Any, a: Any) -> Any:
-    u, s, vh = xp.linalg.svd(a, full_matrices=False)
+    u, s, vh = linalg(xp, "svd", a, full_matrices=False)
     lead = tuple(a.shape[:-2])
     return xp.concat([xp.reshape(u, (*lead, -1)), s, xp.reshape(vh, (*lead, -1))], axis=-1)
 
@@ -292,7 +293,7 @@ def _triangle_mask(x: Any, strict: bool) -> Any:
 
 
 def _qr_forward(xp: Any, a: Any) -> Any:
-    q, r = xp.linalg.qr(a)
+    q, r = linalg(xp, "qr", a)
     lead = tuple(a.shape[:-2])
     return xp.concat([xp.reshape(q, (*lead, -1)), xp.reshape(r, (*lead, -1))], axis=-1)
 
@@ -434,7 +435,7 @@ def _cutoff(s: Any, rcond: Any, m: int, n: int) -> Any:
 
 
 def _pinv_forward(xp: Any, a: Any, *, rcond: Any = None) -> Any:
-    u, s, vh = xp.linalg.svd(a, full_matrices=False)
+    u, s, vh = linalg(xp, "svd", a, full_matrices=False)
     cutoff = _cutoff(s, rcond, *a.shape[-2:])
     keep = s > cutoff
     inverse = xp.where(keep, 1 / xp.where(keep, s, 1), 0)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace
+from ..backends.gaps import mT, take_along_axis
 from ..engine.declare import family, public
 from ..engine.op import Op
 from ..engine.tensor import data_of
@@ -295,7 +296,7 @@ def _ce_forward(
     m, e, s = _lse_parts(xp, logits, -1)
     lse = _lse_value(xp, logits, m, _at_least_1(xp, s), -1, False)
     # (not sum(z * onehot): inf * 0 = NaN)
-    picked = xp.take_along_axis(logits, xp.expand_dims(targets, -1), axis=-1)[..., 0]
+    picked = take_along_axis(xp, logits, xp.expand_dims(targets, -1), -1)[..., 0]
     if label_smoothing:
         picked = (1 - label_smoothing) * picked + label_smoothing * xp.mean(logits, axis=-1)
     losses = lse - picked
@@ -348,7 +349,7 @@ def _linear(xp: Any, x: Any, weight: Any, bias: Any) -> Any:
             f"linear: the input has shape {tuple(x.shape)} but the weight has shape "
             f"{tuple(weight.shape)}; the input's last dimension must equal weight.shape[1]"
         )
-    y = xp.matmul(x, weight.mT)  # .mT: the array attribute, 10x cheaper than a call
+    y = xp.matmul(x, mT(weight))
     if bias is None:
         return y
     if type(y) is np.ndarray and bias.dtype == y.dtype and bias.shape == y.shape[-1:]:
@@ -366,11 +367,11 @@ def _rows(v: Any) -> Any:
 _linear_op: Op = defop("linear", _linear,
     "x @ weight.T + bias in one node: the fully connected layer (bias may be None).",
     dx=(lambda g, out, x, weight, bias: matmul(g, weight),      "d(x W^T + b)/dx = g W"),
-    dweight=(lambda g, out, x, weight, bias: matmul(_rows(g).mT, _rows(x)),
+    dweight=(lambda g, out, x, weight, bias: matmul(mT(_rows(g)), _rows(x)),
                                                                 "d(x W^T + b)/dW = g^T x"),
     dbias=(lambda g, out, x, weight, bias: g,                   "d(x W^T + b)/db = sum of g"),
-    tx=lambda t, out, x, weight, bias: matmul(t, weight.mT),
-    tweight=lambda t, out, x, weight, bias: matmul(x, t.mT),
+    tx=lambda t, out, x, weight, bias: matmul(t, mT(weight)),
+    tweight=lambda t, out, x, weight, bias: matmul(x, mT(t)),
     tbias=lambda t, out, x, weight, bias: t)
 # fmt: on
 

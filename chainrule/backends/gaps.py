@@ -1,0 +1,134 @@
+"""What some array namespaces lack, filled in one place (the ops call these, not ``xp``):
+
+- ``mT(v)``: the last two axes swapped. NumPy arrays and Tensors have the array API's ``.mT``
+  attribute; Dask arrays do not, and get their namespace's ``matrix_transpose``.
+- ``take_along_axis``: Dask has none. Dask arrays get NumPy's, block by block, with the axis
+  it takes along in one block (still lazy); other namespaces without it go through NumPy.
+- ``index(x, index)``: ``x[index]``. Dask indexes lazily with slices and one 1-D integer
+  array; given several integer arrays, one of more than one dimension, or a boolean mask
+  (whose result has a size Dask cannot know), a Dask array is indexed through NumPy: its
+  values are computed. So are the gradients of indexing (a scatter-add) on Dask arrays.
+- ``linalg(xp, name, *arrays)``: ``dask.array.linalg`` lacks det, slogdet, eigh, inv and
+  cholesky, and its svd and qr take only tall-and-skinny chunkings. Dask arrays get NumPy's
+  function as a generalised ufunc over their stacks of matrices (``dask.array.apply_gufunc``:
+  each matrix in one block, still lazy).
+
+Nothing here imports Dask unless a Dask array is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .batched import index as batched_index
+
+__all__ = ["is_dask", "mT", "index", "take_along_axis", "linalg"]
+
+
+def is_dask(value: Any) -> bool:
+    """Whether ``value`` is a Dask array (without importing Dask)."""
+    return type(value).__module__.startswith("dask.")
+
+
+def mT(v: Any) -> Any:
+    """``v`` with its last two axes swapped: the ``.mT`` attribute where it has one (NumPy,
+    Tensors: ten times cheaper than a call), else its namespace's ``matrix_transpose``."""
+    try:
+        return v.mT
+    except AttributeError:
+        from . import namespace
+
+        return namespace(v).matrix_transpose(v)
+
+
+def index(x: Any, key: Any) -> Any:
+    """``x[key]`` for every namespace, a batch inside ``cr.vmap`` included (see the module)."""
+    if is_dask(x) and _beyond_dask(key):
+        import dask.array as da
+
+        parts = key if isinstance(key, tuple) else (key,)
+        host = tuple(np.asarray(p) if hasattr(p, "dtype") else p for p in parts)
+        return da.from_array(np.asarray(x)[host if isinstance(key, tuple) else host[0]])
+    return batched_index(x, key)
+
+
+def _beyond_dask(key: Any) -> bool:
+    """Whether Dask cannot take ``key`` lazily: several integer arrays, one of more than one
+    dimension, or a boolean mask."""
+    parts = key if isinstance(key, tuple) else (key,)
+    arrays = [np.asarray(p) for p in parts if isinstance(p, list) or hasattr(p, "dtype")]
+    arrays = [a for a in arrays if a.ndim > 0]
+    return len(arrays) > 1 or any(a.ndim > 1 or a.dtype == np.bool_ for a in arrays)
+
+
+def take_along_axis(xp: Any, x: Any, indices: Any, axis: int) -> Any:
+    """``xp.take_along_axis(x, indices, axis=axis)`` for every namespace (see the module)."""
+    if hasattr(xp, "take_along_axis"):
+        return xp.take_along_axis(x, indices, axis=axis)
+    if is_dask(x) or is_dask(indices):
+        import dask.array as da
+
+        axis %= len(x.shape)
+        x, indices = da.asarray(x), da.asarray(indices)
+        x = x.rechunk({axis: -1})
+        # the other axes blocked alike (a broadcast axis of length 1 stays one block)
+        same = {
+            d: x.chunks[d] for d in range(x.ndim) if d != axis and indices.shape[d] == x.shape[d]
+        }
+        indices = indices.rechunk({**same, axis: -1})
+        return da.map_blocks(
+            lambda a, i: np.take_along_axis(a, i, axis=axis),
+            x, indices, dtype=x.dtype, chunks=indices.chunks,
+        )  # fmt: skip
+    from . import from_host, to_numpy
+
+    return from_host(xp, np.take_along_axis(to_numpy(x), to_numpy(indices), axis=axis))
+
+
+#: NumPy's linear algebra as generalised ufuncs: the signature over the core (matrix) axes.
+_SIGNATURES = {
+    "det": "(n,n)->()",
+    "slogdet": "(n,n)->(),()",
+    "inv": "(n,n)->(n,n)",
+    "cholesky": "(n,n)->(n,n)",
+    "eigh": "(n,n)->(n),(n,n)",
+    "solve": "(n,n),(n,k)->(n,k)",
+    "svd": "(m,n)->(m,k),(k),(k,n)",
+    "qr": "(m,n)->(m,k),(k,n)",
+}
+
+
+def linalg(xp: Any, name: str, *arrays: Any, **kwargs: Any) -> Any:
+    """``xp.linalg.<name>(*arrays, **kwargs)``; for Dask arrays NumPy's function over each
+    matrix of the stack (see the module)."""
+    if not any(is_dask(a) for a in arrays):
+        return getattr(xp.linalg, name)(*arrays, **kwargs)
+    import dask.array as da
+
+    # each matrix (or vector) in one block, so that NumPy's function sees it whole
+    arrays = tuple(da.asarray(a) for a in arrays)
+    arrays = tuple(
+        a.rechunk({d: -1 for d in range(max(0, a.ndim - 2), a.ndim)}) for a in arrays
+    )
+    numpy_fn = getattr(np.linalg, name)
+    signature = _SIGNATURES[name]
+    if name == "solve" and arrays[1].ndim == 1:  # (NumPy 2: b is a vector only when 1-D)
+        signature = "(n,n),(n)->(n)"
+    outputs = signature.split("->")[1].count("(")
+    dtype = np.result_type(*(a.dtype for a in arrays))
+    sizes = {}
+    if "k" in signature and name in ("svd", "qr"):
+        m, n = arrays[0].shape[-2:]
+        sizes["k"] = min(m, n)
+
+    def fn(*blocks: Any) -> Any:
+        result = numpy_fn(*blocks, **kwargs)
+        return tuple(result) if outputs > 1 else result
+
+    return da.apply_gufunc(
+        fn, signature, *arrays,
+        output_dtypes=[dtype] * outputs if outputs > 1 else dtype,
+        output_sizes=sizes or None,
+    )  # fmt: skip
