@@ -109,9 +109,7 @@ def linalg(xp: Any, name: str, *arrays: Any, **kwargs: Any) -> Any:
 
     # each matrix (or vector) in one block, so that NumPy's function sees it whole
     arrays = tuple(da.asarray(a) for a in arrays)
-    arrays = tuple(
-        a.rechunk({d: -1 for d in range(max(0, a.ndim - 2), a.ndim)}) for a in arrays
-    )
+    arrays = tuple(a.rechunk({d: -1 for d in range(max(0, a.ndim - 2), a.ndim)}) for a in arrays)
     numpy_fn = getattr(np.linalg, name)
     signature = _SIGNATURES[name]
     if name == "solve" and arrays[1].ndim == 1:  # (NumPy 2: b is a vector only when 1-D)
