@@ -164,9 +164,9 @@ class Tensor(TensorMethods):
         """The underlying array, to read or write in place. Taking it counts as an update
         of the tensor (its version moves on): a graph recorded before, that kept this value
         for its rule, then raises in backward() instead of using what may have been written
-        (``y = x * x; x.data[0] = 10; y.backward()``). Read with ``.numpy()`` (read-only for
-        a tensor in a graph) or ``.item()``; write under ``cr.no_grad()`` with
-        ``x.data[...] = new`` or ``x[...] = new``."""
+        (``y = x * x; x.data[0] = 10; y.backward()``). Read with ``.numpy()`` (a read-only
+        view) or ``.item()``; write under ``cr.no_grad()`` with ``x.data[...] = new`` or
+        ``x[...] = new``."""
         self._version = next_seq()
         return self._data
 
