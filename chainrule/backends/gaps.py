@@ -107,8 +107,11 @@ def linalg(xp: Any, name: str, *arrays: Any, **kwargs: Any) -> Any:
         return getattr(xp.linalg, name)(*arrays, **kwargs)
     import dask.array as da
 
-    # each matrix (or vector) in one block, so that NumPy's function sees it whole
+    # each matrix (or vector) in one block, so that NumPy's function sees it whole; with two
+    # inputs (solve), their stacks in one block too: Dask wants their loop axes blocked alike
     arrays = tuple(da.asarray(a) for a in arrays)
+    if len(arrays) > 1:
+        arrays = tuple(a.rechunk(-1) for a in arrays)
     arrays = tuple(a.rechunk({d: -1 for d in range(max(0, a.ndim - 2), a.ndim)}) for a in arrays)
     numpy_fn = getattr(np.linalg, name)
     signature = _SIGNATURES[name]
