@@ -857,11 +857,21 @@ def _dask(a: Any) -> Any:
     return a
 
 
+class _Computed(AssertionError):
+    pass
+
+
+def _refuse_compute(*args: Any, **kwargs: Any) -> Any:
+    raise _Computed("a Dask array was computed while the graph was built or differentiated")
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_op_runs_on_dask_arrays(name: str) -> None:
     # every op on multi-chunk Dask arrays: a Dask result, and the value and every gradient
     # equal to NumPy's to 1e-12 (what Dask lacks is filled in chainrule/backends/gaps.py)
     da = pytest.importorskip("dask.array")
+    import dask
+
     differentiable = OPS[name].differentiable
 
     def run(s: Sample, convert: Callable[[Any], Any], w: Any) -> tuple[Any, list[Any]]:
@@ -881,7 +891,8 @@ def test_op_runs_on_dask_arrays(name: str) -> None:
             with pytest.raises(TypeError, match="vmap.*dask"):
                 run(s, _dask, w)
             return
-        out_da, xs_da = run(s, _dask, w)
+        with dask.config.set(scheduler=_refuse_compute):  # forward and backward stay lazy
+            out_da, xs_da = run(s, _dask, w)
         if any(isinstance(a, np.ndarray) and a.ndim for a in s.args):
             assert isinstance(out_da._data, da.Array), f"{s}: {type(out_da._data).__name__}"
         got = np.asarray(out_da._data)

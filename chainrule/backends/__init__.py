@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import batching_rules  # noqa: F401 (fills Batched's rules)
+from . import gaps
 from .batched import Batched, concrete_error, elementwise
 
 __all__ = [
@@ -148,6 +149,8 @@ def erf(xp: Any, x: Any) -> Any:
     """
     if xp is _NP:
         return _numpy_erf(x)
+    if gaps.is_dask(x):
+        return gaps.elementwise(_numpy_erf, x, dtype=x.dtype)
     dtype = x.dtype
     out = _numpy_erf(to_numpy(x))
     return xp.asarray(out, dtype=dtype)
@@ -188,6 +191,8 @@ def scipy_special(xp: Any, name: str, *args: Any) -> Any:
             return elementwise(fn, args)  # (a Python function around ufuncs: polygamma)
         return fn(*args)
     arrays = [a for a in args if hasattr(a, "dtype")]
+    if any(gaps.is_dask(a) for a in arrays):
+        return gaps.elementwise(fn, *args, dtype=arrays[-1].dtype)
     out = fn(*[to_numpy(a) if hasattr(a, "dtype") else a for a in args])
     return xp.asarray(out, dtype=arrays[-1].dtype if arrays else None)
 

@@ -24,12 +24,42 @@ import numpy as np
 
 from .batched import index as batched_index
 
-__all__ = ["is_dask", "mT", "index", "take_along_axis", "linalg"]
+__all__ = [
+    "is_dask",
+    "is_lazy",
+    "checked",
+    "on_host",
+    "over_blocks",
+    "elementwise",
+    "mT",
+    "index",
+    "scatter_add",
+    "take_along_axis",
+    "linalg",
+]
 
 
 def is_dask(value: Any) -> bool:
     """Whether ``value`` is a Dask array (without importing Dask)."""
     return type(value).__module__.startswith("dask.")
+
+
+def is_lazy(value: Any) -> bool:
+    """Whether ``value``'s entries are not computed yet (a Dask array): a check that reads
+    them must wait until they are (see :func:`checked`)."""
+    return is_dask(value)
+
+
+def checked(value: Any, check: Any) -> Any:
+    """``value``, with ``check(numpy_block)`` (which raises on bad entries) run on each block
+    when the value is computed: a lazy array stays lazy and its error comes at compute time,
+    naming the op as an eager check would."""
+
+    def block(b: Any) -> Any:
+        check(b)
+        return b
+
+    return value.map_blocks(block, dtype=value.dtype)
 
 
 def mT(v: Any) -> Any:
@@ -43,24 +73,89 @@ def mT(v: Any) -> Any:
         return namespace(v).matrix_transpose(v)
 
 
+def on_host(fn: Any, shape: tuple[int, ...], dtype: Any, *args: Any) -> Any:
+    """``fn(*args)`` computed by NumPy, as a lazy Dask array of ``shape`` and ``dtype``: one
+    task, which sees each Dask array among ``args`` (also inside tuples) as a NumPy array.
+    For what Dask cannot do block by block; the result is one block."""
+    import dask
+    import dask.array as da
+
+    return da.from_delayed(dask.delayed(fn)(*args), shape=shape, dtype=dtype)
+
+
+def over_blocks(fn: Any, x: Any, axis: int, out_axis: int, out_shape: Any) -> Any:
+    """``fn`` (NumPy, independent along ``axis`` of ``x``, which becomes ``out_axis`` of its
+    result) on each block of the Dask array ``x`` chunked along ``axis`` only, the results
+    joined along ``out_axis``: lazy, block by block. ``out_shape(n)`` is the result's shape
+    for a block of ``n`` entries along ``axis``."""
+    import dask
+    import dask.array as da
+
+    x = x.rechunk({d: (x.chunks[d] if d == axis else -1) for d in range(x.ndim)})
+    blocks = x.to_delayed().reshape(-1)
+    dtype = np.result_type(x.dtype)
+    parts = [
+        da.from_delayed(dask.delayed(fn)(b), shape=out_shape(n), dtype=dtype)
+        for b, n in zip(blocks, x.chunks[axis])
+    ]
+    return da.concatenate(parts, axis=out_axis)
+
+
+def elementwise(fn: Any, *args: Any, dtype: Any = None) -> Any:
+    """The NumPy elementwise function ``fn`` on Dask arrays (and scalars, NumPy arrays)
+    broadcast together, block by block (lazy)."""
+    from dask.array.core import elemwise
+
+    return elemwise(fn, *args, dtype=dtype)
+
+
 def index(x: Any, key: Any) -> Any:
     """``x[key]`` for every namespace, a batch inside ``cr.vmap`` included (see the module)."""
     if is_dask(x) and _beyond_dask(key):
-        import dask.array as da
-
         parts = key if isinstance(key, tuple) else (key,)
-        host = tuple(np.asarray(p) if hasattr(p, "dtype") else p for p in parts)
-        return da.from_array(np.asarray(x)[host if isinstance(key, tuple) else host[0]])
+        if any(is_dask(p) and p.dtype == np.bool_ for p in parts):
+            # a lazy mask: the size of the result is not known until it is computed
+            host = tuple(np.asarray(p) if is_dask(p) else p for p in parts)
+            return index(x, host if isinstance(key, tuple) else host[0])
+        shape = _indexed_shape(x, key)
+        return on_host(lambda a, k: a[k], shape, x.dtype, x, key)
     return batched_index(x, key)
+
+
+def _indexed_shape(x: Any, key: Any) -> tuple[int, ...]:
+    """The shape of ``x[key]``, from a stand-in that holds no data (Dask arrays in ``key``
+    stand in by zeros of their shape: integer arrays, whose values do not change it)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    host = tuple(np.zeros(p.shape, p.dtype) if is_dask(p) else p for p in parts)
+    stand_in = np.broadcast_to(np.zeros((), x.dtype), tuple(x.shape))
+    return tuple(stand_in[host if isinstance(key, tuple) else host[0]].shape)
 
 
 def _beyond_dask(key: Any) -> bool:
     """Whether Dask cannot take ``key`` lazily: several integer arrays, one of more than one
     dimension, or a boolean mask."""
     parts = key if isinstance(key, tuple) else (key,)
-    arrays = [np.asarray(p) for p in parts if isinstance(p, list) or hasattr(p, "dtype")]
+    arrays = [
+        p if is_dask(p) else np.asarray(p)
+        for p in parts
+        if isinstance(p, list) or hasattr(p, "dtype")
+    ]
     arrays = [a for a in arrays if a.ndim > 0]
     return len(arrays) > 1 or any(a.ndim > 1 or a.dtype == np.bool_ for a in arrays)
+
+
+def scatter_add(values: Any, index: Any, shape: tuple[int, ...], numpy_scatter: Any) -> Any:
+    """Zeros of ``shape`` with the Dask array ``values`` added at ``index`` (lazy): Dask's
+    item assignment for a basic index (slices, integers: no place is written twice), else
+    ``numpy_scatter(values, index, shape)`` as one task."""
+    import dask.array as da
+
+    parts = index if isinstance(index, tuple) else (index,)
+    if all(p is Ellipsis or isinstance(p, (int, slice)) for p in parts):
+        out = da.zeros(shape, dtype=values.dtype)
+        out[index] = values
+        return out
+    return on_host(numpy_scatter, shape, values.dtype, values, index, shape)
 
 
 def take_along_axis(xp: Any, x: Any, indices: Any, axis: int) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from ..backends import namespace, to_numpy
+from ..backends import gaps, namespace, to_numpy
 from ..backends.batched import Batched
 from ..engine.modes import check_not_tracing
 from ..engine.tensor import Tensor
@@ -121,14 +121,20 @@ def _class_targets(logits: Any, targets: Any, name: str) -> Any:
         )
     if isinstance(t, Batched):  # inside cr.vmap: an index out of range raises when used
         return targets
-    host = to_numpy(t)
-    if host.size:
-        low, high = np.minimum.reduce(host, axis=None), np.maximum.reduce(host, axis=None)
-        if low < 0 or high >= z.shape[-1]:  # (the reductions themselves: 1 us each, not 3)
-            raise ValueError(
-                f"{name}: targets must lie in [0, {z.shape[-1]}) for {z.shape[-1]} classes, got "
-                f"values from {low} to {high}"
-            )
+    classes = z.shape[-1]
+
+    def check(host: Any) -> None:
+        if host.size:
+            low, high = np.minimum.reduce(host, axis=None), np.maximum.reduce(host, axis=None)
+            if low < 0 or high >= classes:  # (the reductions themselves: 1 us each, not 3)
+                raise ValueError(
+                    f"{name}: targets must lie in [0, {classes}) for {classes} classes, got "
+                    f"values from {low} to {high}"
+                )
+
+    if gaps.is_lazy(t):  # checked when computed, each block (the graph stays lazy)
+        return gaps.checked(t, check)
+    check(to_numpy(t))
     return targets if isinstance(targets, Tensor) else t
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import from_host, to_host
+from ..backends import from_host, gaps, to_host
 from ..engine.declare import family
 from ..engine.op import Op
 
@@ -64,8 +64,17 @@ def _unfold_forward(
     padding: tuple[tuple[int, int], ...],
     dilation: tuple[int, ...],
 ) -> Any:
-    host = to_host(x)  # NumPy's strided views (other namespaces go through the host and back)
     d = len(kernel)
+    if gaps.is_dask(x):  # each block of samples in NumPy (lazy)
+        c, positions = (
+            x.shape[1],
+            window_geometry(tuple(x.shape[2:]), kernel, stride, padding, dilation),
+        )
+        return gaps.over_blocks(
+            lambda b: _unfold_forward(np, b, kernel=kernel, stride=stride, padding=padding, dilation=dilation),
+            x, 0, 1 + d, lambda n: (c, *kernel, n, *positions),
+        )  # fmt: skip
+    host = to_host(x)  # NumPy's strided views (other namespaces go through the host and back)
     window_geometry(tuple(host.shape[2:]), kernel, stride, padding, dilation)
     padded = np.pad(host, ((0, 0), (0, 0), *padding)) if any(map(any, padding)) else host
     extents = tuple(di * (k - 1) + 1 for k, di in zip(kernel, dilation))
@@ -89,8 +98,14 @@ def _fold_forward(
     padding: tuple[tuple[int, int], ...],
     dilation: tuple[int, ...],
 ) -> Any:
-    host = to_host(cols)
     d = len(kernel)
+    if gaps.is_dask(cols):  # each block of samples in NumPy (lazy)
+        c = cols.shape[0]
+        return gaps.over_blocks(
+            lambda b: _fold_forward(np, b, size=size, kernel=kernel, stride=stride, padding=padding, dilation=dilation),
+            cols, 1 + d, 0, lambda n: (n, c, *size),
+        )  # fmt: skip
+    host = to_host(cols)
     c, n = host.shape[0], host.shape[1 + d]
     out_shape = host.shape[2 + d :]
     shape = (c, n, *(m + lo + hi for m, (lo, hi) in zip(size, padding)))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import from_host, full_for, gaps, index_add, namespace, to_numpy
+from ..backends import full_for, gaps, index_add, namespace
 from ..engine.declare import family
 from ..engine.op import Op
 from ..engine.tensor import Tensor
@@ -29,8 +29,8 @@ def _has_integer_array(index: Any) -> bool:
 def _scatter_add(xp: Any, values: Any, *, index: Any, shape: tuple[int, ...]) -> Any:
     # NOTE: an index that repeats an entry (x[[0, 0]]) must add both gradients there, which
     # plain assignment would not; only integer-array indices can repeat.
-    if gaps.is_dask(values):  # (Dask's assignment takes few indices: done in NumPy, computed)
-        return from_host(xp, _scatter_add(np, to_numpy(values), index=index, shape=shape))
+    if gaps.is_dask(values):  # (lazy: see gaps.scatter_add)
+        return gaps.scatter_add(values, index, shape, _numpy_scatter_add)
     out = full_for(xp, values, shape)
     if _has_integer_array(index):
         return index_add(xp, out, index, values)
@@ -44,6 +44,10 @@ def _scatter_add(xp: Any, values: Any, *, index: Any, shape: tuple[int, ...]) ->
         values = xp.reshape(values, tuple(out[index].shape))
     out[index] = values
     return out
+
+
+def _numpy_scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    return _scatter_add(np, values, index=index, shape=shape)
 
 
 # Both are linear: each tangent rule is the op itself, applied to the tangent.
