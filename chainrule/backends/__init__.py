@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from . import batching_rules  # noqa: F401 (fills Batched's rules)
-from . import gaps
+from . import (
+    batching_rules,  # noqa: F401 (fills Batched's rules)
+    gaps,  # (what some namespaces lack)
+)
 from .batched import Batched, concrete_error, elementwise
 
 __all__ = [

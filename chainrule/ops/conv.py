@@ -66,12 +66,15 @@ def _unfold_forward(
 ) -> Any:
     d = len(kernel)
     if gaps.is_dask(x):  # each block of samples in NumPy (lazy)
-        c, positions = (
-            x.shape[1],
-            window_geometry(tuple(x.shape[2:]), kernel, stride, padding, dilation),
-        )
+        geometry: dict[str, Any] = {
+            "kernel": kernel,
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+        }
+        c, positions = x.shape[1], window_geometry(tuple(x.shape[2:]), **geometry)
         return gaps.over_blocks(
-            lambda b: _unfold_forward(np, b, kernel=kernel, stride=stride, padding=padding, dilation=dilation),
+            lambda b: _unfold_forward(np, b, **geometry),
             x, 0, 1 + d, lambda n: (c, *kernel, n, *positions),
         )  # fmt: skip
     host = to_host(x)  # NumPy's strided views (other namespaces go through the host and back)
@@ -100,9 +103,15 @@ def _fold_forward(
 ) -> Any:
     d = len(kernel)
     if gaps.is_dask(cols):  # each block of samples in NumPy (lazy)
+        geometry: dict[str, Any] = {
+            "kernel": kernel,
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+        }
         c = cols.shape[0]
         return gaps.over_blocks(
-            lambda b: _fold_forward(np, b, size=size, kernel=kernel, stride=stride, padding=padding, dilation=dilation),
+            lambda b: _fold_forward(np, b, size=size, **geometry),
             cols, 1 + d, 0, lambda n: (n, c, *size),
         )  # fmt: skip
     host = to_host(cols)
