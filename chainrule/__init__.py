@@ -39,6 +39,7 @@ from .transforms import (
     GradcheckError,
     checkpoint,
     compile,
+    compute,
     elementwise_grad,
     grad,
     gradcheck,
@@ -51,6 +52,7 @@ from .transforms import (
     numerical_grad,
     numerical_jacobian,
     stop_gradient,
+    to,
     tree,
     value_and_grad,
     vjp,
@@ -78,6 +80,9 @@ __all__ = [
     "is_grad_enabled",
     "detect_anomaly",
     "AnomalyError",
+    # backends
+    "to",
+    "compute",
     # transforms
     "grad",
     "value_and_grad",

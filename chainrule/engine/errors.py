@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..backends import namespace
+from ..backends.devices import mixed_devices
 from .inputs import NOT_NUMBERS, not_numbers_hint
 from .tensor import Tensor
 
@@ -22,6 +23,7 @@ __all__ = [
     "check_finite",
     "is_complex",
     "complex_error",
+    "check_devices",
 ]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -36,7 +38,10 @@ def forward_error(op: Op, raw: Any, params: dict[str, Any], err: Exception) -> E
     shapes = ", ".join(_describe(r) for r in raw)
     message = str(err)
     odd = next((r.dtype for r in raw if _kind(r) in NOT_NUMBERS), None)
-    if odd is not None:
+    devices = mixed_devices(raw)
+    if devices is not None:
+        hint = devices
+    elif odd is not None:
         what = not_numbers_hint(odd.kind)
         hint = f"{op.name} computes with numbers and booleans, not {odd} values {what}"
     elif "broadcast" in message:
@@ -49,6 +54,16 @@ def forward_error(op: Op, raw: Any, params: dict[str, Any], err: Exception) -> E
     extra = f" with {params}" if params else ""
     cause = f" [{message}]" if hint not in message else ""
     return _same_kind(err, f"{op.name}: inputs {shapes}{extra}: {hint}{cause}")
+
+
+def check_devices(op: Op, raw: Any) -> None:
+    """Raise TypeError where an op's inputs are on different devices (GPU and host): run by
+    ``apply`` when the first input is not a NumPy array, so that an op cannot copy the other
+    input silently (see chainrule.backends.devices)."""
+    problem = mixed_devices(raw)
+    if problem is not None:
+        shapes = ", ".join(f"{_describe(r)} ({type(r).__module__.split('.')[0]})" for r in raw)
+        raise TypeError(f"{op.name}: inputs {shapes}: {problem}")
 
 
 def _kind(value: Any) -> str:

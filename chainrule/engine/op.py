@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ..backends import NAMESPACES, is_array, namespace
-from .errors import check_finite, forward_error, user_frame
+from .errors import check_devices, check_finite, forward_error, user_frame
 from .forward_mode import push_tangents
 from .modes import next_seq, state
 from .registry import OPS, SAVED
@@ -26,6 +28,7 @@ __all__ = ["Op", "apply", "gather", "NO_PARAMS", "Rule"]
 Rule = Callable[..., Any]
 NO_PARAMS: dict[str, Any] = {}  # shared by every node without parameters; never mutated
 _PLAIN = (bool, int, float, complex, list, tuple)
+_HOST = NAMESPACES[np.ndarray]  # NumPy's namespace: any other has its inputs' devices checked
 _new = Tensor.__new__
 
 
@@ -115,6 +118,8 @@ class Op:
         if args:  # the fast path: the first input is an array of a known namespace
             xp = NAMESPACES.get(type(args[0]))
             if xp is not None:
+                if xp is not _HOST:
+                    check_devices(self, args)
                 return self.forward(xp, *args, **params) if params else self.forward(xp, *args)
         return self._plain(args, params)
 
@@ -129,6 +134,8 @@ class Op:
             # Only Python numbers or lists: compute with arrays, as NumPy would, not with
             # Python arithmetic (which overflows with an error, or grows big integers).
             args = tuple(xp.asarray(a) if isinstance(a, _PLAIN) else a for a in args)
+        elif xp is not _HOST:
+            check_devices(self, args)
         return self.forward(xp, *args, **params)
 
     def _bind(self, args: tuple[Any, ...], params: dict[str, Any]) -> tuple[Any, Any]:
@@ -211,6 +218,8 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
         else:
             y = b
         xp = NAMESPACES.get(type(x)) or namespace(x, y)
+        if xp is not _HOST:
+            check_devices(op, (x, y))
         try:
             data = op.forward(xp, x, y, **params) if params else op.forward(xp, x, y)
         except (ValueError, TypeError, IndexError) as err:
@@ -236,6 +245,8 @@ def apply(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Tensor:
             else:
                 raw.append(v)
         xp = NAMESPACES.get(type(raw[0])) or namespace(*raw)
+        if xp is not _HOST:
+            check_devices(op, raw)
         try:
             data = op.forward(xp, *raw, **params)
         except (ValueError, TypeError, IndexError) as err:
@@ -268,6 +279,8 @@ def _apply_special(op: Op, args: tuple[Any, ...], params: dict[str, Any]) -> Ten
     # a plain pass keeps what save() hands its rules (see the op contract)
     saving = record and op.save is not None and not state.special
     xp = NAMESPACES.get(type(raw[0])) or namespace(*raw)
+    if xp is not _HOST:
+        check_devices(op, raw)
     try:
         data = op.save(xp, *raw, **params) if saving else op.forward(xp, *raw, **params)  # type: ignore[misc]
     except (ValueError, TypeError, IndexError) as err:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace, to_numpy
+from ..backends.devices import BACKENDS, convert
+from ..backends.devices import compute as compute_arrays
 from ..engine.modes import next_seq, state
 from ..engine.tensor import Tensor
 
@@ -206,6 +208,33 @@ class Module:
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
+    # -- backends ---------------------------------------------------------------------------
+    def to(self, backend: str, chunks: Any = None) -> Module:
+        """Move every parameter and buffer (and gradient) to ``backend`` (``"numpy"``,
+        ``"cupy"`` or ``"dask"``, see ``cr.to``), in place: the same Parameter objects, so
+        an optimizer made before still holds them (but make it after a move to the GPU, so
+        that its state is made there too). Returns the module.
+
+        >>> import chainrule as cr
+        >>> layer = cr.nn.Linear(3, 2).to("numpy")
+        >>> type(layer.weight.numpy()).__name__
+        'ndarray'
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"Module.to: backend must be one of {BACKENDS}, got {backend!r}")
+        tensors = [*self.parameters(), *self.buffers()]
+        tensors += [t._grad for t in tensors if isinstance(t._grad, Tensor)]
+        # (everything converted before anything is changed: a failure leaves the module)
+        arrays = [t._data for t in tensors]
+        if backend == "numpy":
+            arrays = compute_arrays(arrays)  # (from Dask: one pass for all)
+        moved = [convert(a, backend, chunks) for a in arrays]
+        for t, data in zip(tensors, moved):
+            if data is not t._data:
+                t._data = data
+                t._version = next_seq()
+        return self
+
     # -- modes ------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         """Training mode (dropout active, batch statistics in BatchNorm); returns the
@@ -223,10 +252,9 @@ class Module:
     def state_dict(self) -> dict[str, np.ndarray]:
         """Parameter and persistent buffer name -> a NumPy copy of its value (a snapshot, not
         a view), parameters first, in registration order."""
-        out = {name: np.array(to_numpy(p._data), copy=True) for name, p in self.named_parameters()}
-        for name, b in self._state_buffers():
-            out[name] = np.array(to_numpy(b._data), copy=True)
-        return out
+        named = [*self.named_parameters(), *self._state_buffers()]
+        values = compute_arrays([t._data for _, t in named])  # (lazy ones: one pass for all)
+        return {name: np.array(to_numpy(v), copy=True) for (name, _), v in zip(named, values)}
 
     def load_state_dict(
         self, state: dict[str, Any], strict: bool = True, allow_nonfinite: bool = False

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.devices import compute as compute_arrays
+from ..backends.gaps import is_dask
 from ..engine.modes import next_seq
 from ..engine.tensor import Tensor
 from . import _checks, _state
@@ -106,9 +108,15 @@ class Optimizer:
             p._grad = None  # (what the .grad setter does with None, without its call)
 
     def step(self) -> None:
-        """Update every parameter that has a gradient and does not have requires_grad=False."""
+        """Update every parameter that has a gradient and does not have requires_grad=False.
+
+        Lazy (Dask) gradients are computed first, all in one pass (``cr.compute`` with the
+        loss before the step shares that pass with the forward's values); parameters that
+        are themselves Dask arrays are persisted after the update, so that each step's
+        task graph does not grow on the last one's."""
         self.steps += 1
         states = self.state
+        lazy = False
         i = -1
         for group in self.param_groups:
             self._group = group
@@ -118,6 +126,9 @@ class Optimizer:
                 if not isinstance(grad, Tensor) or not p._rg:  # no gradient, or frozen
                     continue
                 g, data = grad._data, p._data
+                if type(g) is not np.ndarray and is_dask(g):
+                    lazy = self._compute_gradients()  # all of them, in one pass
+                    g = grad._data
                 if self._fused(data, g, states[i]):
                     p._version = _bump()
                     continue
@@ -130,6 +141,27 @@ class Optimizer:
                 if new is not data:
                     p._data = new
                 p._version = _bump()  # a graph that used the old value is now stale
+        if lazy:
+            self._persist_parameters()
+
+    def _compute_gradients(self) -> bool:
+        """Compute every lazy (Dask) gradient of the parameters in one ``dask.compute``, in
+        place; True (there were some)."""
+        grads = [p._grad for p in self.params if isinstance(p._grad, Tensor)]
+        lazy = [g for g in grads if is_dask(g._data)]
+        for g, value in zip(lazy, compute_arrays([g._data for g in lazy])):
+            g._data = value
+        return True
+
+    def _persist_parameters(self) -> None:
+        """Parameters that are Dask arrays, computed and kept (in this process, or on the
+        cluster's workers): the next step's graph starts from their values."""
+        lazy = [p for p in self.params if is_dask(p._data)]
+        if lazy:
+            import dask
+
+            for p, value in zip(lazy, dask.persist(*(p._data for p in lazy))):
+                p._data = value
 
     def _fused(self, p: Any, g: Any, state: dict[str, Any]) -> bool:
         """Whether the whole update of ``p`` (and its state) was done in place in one pass by

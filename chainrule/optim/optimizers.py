@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.gaps import is_dask
 from ..engine.tensor import Tensor
 from . import _checks
 from ._groups import Hyperparameter
@@ -153,6 +154,7 @@ class SGD(Optimizer):
         lr = group["lr"]
         scratch = self._tmp
         fused = _sgd_update
+        lazy = False
         for i, p in enumerate(self.params):
             grad = p._grad
             if type(grad) is not Tensor and not isinstance(grad, Tensor):
@@ -182,8 +184,13 @@ class SGD(Optimizer):
                 except ValueError:  # NumPy refuses to write into a read-only parameter
                     tmp = None  # (checked here, not in advance: flags cost 0.1 us)
             if tmp is None:  # not NumPy, or read-only: out of place
+                if is_dask(g):  # lazy gradients: all computed in one pass, then stepped
+                    self._compute_gradients()
+                    lazy, g = True, grad._data
                 p._data = data - g * lr
             p._version = _bump()  # a graph that used the old value is now stale
+        if lazy:
+            self._persist_parameters()
         return None
 
     def _fused(self, p: Any, g: Any, state: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ numerical checks; custom Functions."""
 from __future__ import annotations
 
 from . import tree
+from .backend import compute, to
 from .check import GradcheckError, gradcheck, numerical_grad, numerical_jacobian
 from .checkpoint import checkpoint
 from .compile import CompiledFunction, compile
@@ -24,6 +25,8 @@ from .function import Context, Function
 from .vmap import vmap
 
 __all__ = [
+    "to",
+    "compute",
     "grad",
     "value_and_grad",
     "vjp",
