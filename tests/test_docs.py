@@ -169,11 +169,11 @@ def test_an_unclosed_fence_fails():
 # -- docs/architecture.md: the walk from loss.backward() to .grad points at the right lines -----
 ARCHITECTURE_LINES = {  # "file:line" as the page writes it -> what that line must hold
     "chainrule/engine/tensor_methods.py:63": "def __mul__",
-    "chainrule/engine/op.py:107": "def __call__",
-    "chainrule/engine/op.py:114": "return apply(self, args, params)",
-    "chainrule/engine/op.py:191": "def apply(",
-    "chainrule/engine/op.py:250": "out._op = op",
-    "chainrule/engine/op.py:254": "out._seq = next_seq()",
+    "chainrule/engine/op.py:110": "def __call__",
+    "chainrule/engine/op.py:117": "return apply(self, args, params)",
+    "chainrule/engine/op.py:198": "def apply(",
+    "chainrule/engine/op.py:261": "out._op = op",
+    "chainrule/engine/op.py:265": "out._seq = next_seq()",
     "chainrule/engine/tensor.py:356": "def backward(",
     "chainrule/engine/backward.py:76": "def backward(",
     "chainrule/engine/backward.py:439": "def _seed(",

@@ -10,6 +10,7 @@ table runs under array-api-strict with the same results as under NumPy.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -28,6 +29,7 @@ from hypothesis.extra import numpy as hnp
 from op_samples import KINDS, SAMPLES, Sample, np_const
 
 import chainrule as cr
+from chainrule.backends import to_numpy
 from chainrule.engine.registry import FUNCTIONS, SAVED
 from chainrule.ops import NOT_IMPLEMENTED, OPS
 from chainrule.ops.kernels import ROUNDING
@@ -91,10 +93,10 @@ def _strict(a: Any) -> Any:
 
 def _to_numpy(a: Any) -> np.ndarray:
     if isinstance(a, cr.Tensor):
-        a = a.data
+        a = a._data
     if isinstance(a, STRICT_ARRAY):
         return np.from_dlpack(a)
-    return np.asarray(a)
+    return to_numpy(a)  # (Dask's computed, CuPy's copied from the GPU)
 
 
 # -- the table and its samples ---------------------------------------------------------------
@@ -847,7 +849,7 @@ def test_op_runs_under_array_api_strict(name: str) -> None:
     _run(st.tuples(_any_kind(name), SEEDS), check, 10)
 
 
-# -- Dask ---------------------------------------------------------------------------------------
+# -- Dask and CuPy -----------------------------------------------------------------------------
 def _dask(a: Any) -> Any:
     """A NumPy array as a Dask array of several chunks (about half of each axis a chunk)."""
     import dask.array as da
@@ -855,6 +857,17 @@ def _dask(a: Any) -> Any:
     if isinstance(a, np.ndarray) and a.ndim:
         return da.from_array(a, chunks=tuple(max(1, n // 2) for n in a.shape))
     return a
+
+
+def _cupy_or_skip() -> Any:
+    """CuPy, where it imports and sees a GPU; else the test is skipped."""
+    cupy = pytest.importorskip("cupy")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("CuPy sees no GPU")
+    except Exception as err:  # (no driver, no CUDA)
+        pytest.skip(f"CuPy cannot use a GPU here: {err}")
+    return cupy
 
 
 class _Computed(AssertionError):
@@ -865,20 +878,35 @@ def _refuse_compute(*args: Any, **kwargs: Any) -> Any:
     raise _Computed("a Dask array was computed while the graph was built or differentiated")
 
 
+@pytest.mark.parametrize("backend", ["dask", "cupy"])
 @pytest.mark.parametrize("name", ALL)
-def test_op_runs_on_dask_arrays(name: str) -> None:
-    # every op on multi-chunk Dask arrays: a Dask result, and the value and every gradient
-    # equal to NumPy's to 1e-12 (what Dask lacks is filled in chainrule/backends/gaps.py)
-    da = pytest.importorskip("dask.array")
-    import dask
+def test_op_runs_on_other_backends(name: str, backend: str) -> None:
+    # every op on multi-chunk Dask arrays (or CuPy's, on a GPU): a result of that backend,
+    # the value and every gradient equal to NumPy's (1e-12 on Dask, which runs NumPy's code
+    # on each block; 1e-10 on a GPU, whose libm rounds its own way); on Dask, nothing is
+    # computed while the graph is built and differentiated (what Dask lacks is filled in
+    # chainrule/backends/gaps.py)
+    if backend == "dask":
+        pytest.importorskip("dask.array")
+        import dask
 
+        array_type, convert, tol = dask.array.Array, _dask, 1e-12
+        lazy: Any = dask.config.set(scheduler=_refuse_compute)
+    else:
+        cupy = _cupy_or_skip()
+        array_type, tol = cupy.ndarray, 1e-10
+
+        def convert(a: Any) -> Any:
+            return cupy.asarray(a) if isinstance(a, np.ndarray) else a
+
+        lazy = contextlib.nullcontext()
     differentiable = OPS[name].differentiable
 
     def run(s: Sample, convert: Callable[[Any], Any], w: Any) -> tuple[Any, list[Any]]:
         xs = [cr.tensor(convert(a), requires_grad=_is_float(a)) for a in s.args]
         out = s.call(np_const, *xs)
         if differentiable:
-            (out * w).sum().backward()
+            (out * convert(w)).sum().backward()
         return out, xs
 
     def check(drawn: tuple[Sample, int]) -> None:
@@ -888,22 +916,21 @@ def test_op_runs_on_dask_arrays(name: str) -> None:
         )
         out_np, xs_np = run(s, np_const, w)
         if name in VMAP_EDGES:  # batches are NumPy's: a clear refusal
-            with pytest.raises(TypeError, match="vmap.*dask"):
-                run(s, _dask, w)
+            with pytest.raises(TypeError, match=f"vmap.*{backend}"):
+                run(s, convert, w)
             return
-        with dask.config.set(scheduler=_refuse_compute):  # forward and backward stay lazy
-            out_da, xs_da = run(s, _dask, w)
+        with lazy:  # (on Dask: forward and backward stay lazy)
+            out_b, xs_b = run(s, convert, w)
         if any(isinstance(a, np.ndarray) and a.ndim for a in s.args):
-            assert isinstance(out_da._data, da.Array), f"{s}: {type(out_da._data).__name__}"
-        got = np.asarray(out_da._data)
+            assert isinstance(out_b._data, array_type), f"{s}: {type(out_b._data).__name__}"
+        got = _to_numpy(out_b)
         assert got.shape == out_np.shape and got.dtype == out_np.dtype, (s, got.dtype)
-        np.testing.assert_allclose(got, out_np.numpy(), rtol=1e-12, atol=1e-12, err_msg=repr(s))
-        for x_da, x_np in zip(xs_da, xs_np):
+        np.testing.assert_allclose(got, out_np.numpy(), rtol=tol, atol=tol, err_msg=repr(s))
+        for x_b, x_np in zip(xs_b, xs_np):
             if x_np.grad is not None:
                 np.testing.assert_allclose(
-                    np.asarray(x_da.grad._data), x_np.grad.numpy(), rtol=1e-12, atol=1e-12,
-                    err_msg=repr(s),
-                )  # fmt: skip
+                    _to_numpy(x_b.grad), x_np.grad.numpy(), rtol=tol, atol=tol, err_msg=repr(s)
+                )
 
     _run(st.tuples(_any_kind(name), SEEDS), check, 4)
 
