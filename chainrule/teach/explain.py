@@ -106,22 +106,27 @@ def _local(term: _Term, i: int) -> Any:
 
 
 def _kink(term: _Term, i: int) -> str | None:
-    """The op's kink convention, when input i sits where the one-sided derivatives differ."""
+    """The op's kink convention, when input i sits where the one-sided derivatives differ
+    (for an elementwise op on arrays: at any entry)."""
     op = term.op
-    if op is None or not op.kink or any(np.ndim(t.value) for t in term.inputs):
+    if op is None or not op.kink:
         return None
-    plain = _plain(term)
+    plain = [np.asarray(v, dtype=np.float64) for v in _plain(term)]
+    elementwise = op.family in ("elementwise", "nn") and "axis" not in op.param_names
+    if any(v.ndim for v in plain) and not (elementwise and plain[i].shape == term.value.shape):
+        return None
 
-    def f(a: float) -> float:
+    def f(a: Any) -> Any:
         values = list(plain)
-        values[i] = np.float64(a)
-        return float(op.public(*values, **term.params))
+        values[i] = a
+        return np.asarray(op.public(*values, **term.params), dtype=np.float64)
 
-    x = float(plain[i])
-    h = 1e-7 * max(1.0, abs(x))
+    x = plain[i]
+    h = 1e-7 * np.maximum(1.0, np.abs(x))
     with np.errstate(all="ignore"):
         right, left = (f(x + h) - f(x)) / h, (f(x) - f(x - h)) / h
-    return op.kink if abs(right - left) > 1e-3 * (1 + abs(right) + abs(left)) else None
+    jump = np.abs(right - left) > 1e-3 * (1 + np.abs(right) + np.abs(left))
+    return op.kink if bool(np.any(jump)) else None
 
 
 def _params(term: _Term, formula: str, defaults: bool) -> dict[str, str]:
