@@ -109,9 +109,7 @@ def split(clause: str) -> tuple[str, str, str]:
     return "", clause, ""
 
 
-def named_rule(
-    op: Any, i: int, out: str, inputs: Sequence[str | None], grad: str = "g"
-) -> str:
+def named_rule(op: Any, i: int, out: str, inputs: Sequence[str | None], grad: str = "g") -> str:
     """The derivative of ``op``'s result ``out`` with respect to its input ``i``, as the op
     sheet states it, with the nodes' names in place of the sheet's: ``inputs`` gives the name
     of each input (None for one that is not known), ``grad`` the name to give ``g``.

@@ -20,7 +20,6 @@ refused with :class:`ExplainError` before anything runs; nothing is ever passed 
 
 from __future__ import annotations
 
-import ast
 import inspect
 import keyword
 import re
@@ -32,8 +31,8 @@ import numpy as np
 
 from ..engine.tensor import Tensor, tensor
 from ..ops import OPS
-from ..viz.graph_data import Graph, Node, graph
 from ..ops.formulas import differential, fill, gradient_legend, split
+from ..viz.graph_data import Graph, Node, graph
 from .expression import (
     MAX_ENTRIES,
     ExplainError,
@@ -275,7 +274,9 @@ class Explanation:
             mark = f"   <- {self.symbol}" if r is self.forward[-1] else ""
             out.append(f"  {r.name:<{width}}  = {_num(r.value):<12}  {r.made_as}{mark}")
         out += ["", "Backward pass (the engine's order, sink first)"]
-        if any(re.search(r"(?<![\w.])g(?![\w(])", e.derivative) for s in self.steps for e in s.edges):
+        if any(
+            re.search(r"(?<![\w.])g(?![\w(])", e.derivative) for s in self.steps for e in s.edges
+        ):
             out.append(f"  ({gradient_legend(self.symbol)})")
         for k, s in enumerate(self.steps, 1):
             out.append(f"  {k}. {s.node}   [{s.op or 'source'}]")
