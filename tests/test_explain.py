@@ -103,8 +103,20 @@ def test_allowed_constructs_give_closed_forms(expr, closed):
         ("maximum(*x)", "refused starred arguments"),
         ("import os", "refused import statements"),
         ("from os import system", "refused import statements"),
-        ("x = 1", "refused assignments"),
-        ("x; x", "refused more than one statement"),
+        ("x = 1", "x is an input variable (given in --at) and cannot be assigned"),
+        ("h = x + 1; x = h", "x is an input variable (given in --at) and cannot be assigned"),
+        ("x; x", "only the last statement may be a bare expression"),
+        ("h = x; h + 1", "name an expression of the variables"),
+        ("h = 2 * x; h = 3 * x; h", "h is assigned twice"),
+        ("a.b = x; x", "a plain name on the left"),
+        ("a, b = x; x", "a plain name on the left"),
+        ("a = b = 2 * x; a", "a plain name on the left"),
+        ("h += x; h", "refused augmented assignments"),
+        ("h: int = x; h", "refused annotated assignments"),
+        ("h + 1; h = tanh(x)", "only the last statement"),
+        ("k = h + 1; h = tanh(x); k", "h is used before it is assigned"),
+        ("h = __import__('os'); h", "unknown function '__import__'"),
+        ("if x: x", "refused If statements"),
         ("(y := x)", "refused assignment expressions"),
         ("[x for x in x]", "refused comprehensions"),
         ("{x for x in x}", "refused comprehensions"),
@@ -467,3 +479,160 @@ def test_local_derivative_when_nothing_flows_back():
     assert float(edge.upstream) == 0.0 and float(edge.contribution) == 0.0
     assert float(edge.local) == pytest.approx(1 - np.tanh(0.5) ** 2, rel=1e-12)
     assert edge.derivative.endswith(f"= {1 - np.tanh(0.5) ** 2:.6g}")
+
+
+# -- kinks, names for intermediates, the page and the picture --------------------------------
+TWO_LAYER = "0.5 * sum((W2 @ relu(W1 @ x + b1) + b2 - t)**2)"
+NAMED = "h = relu(W1 @ x + b1); y = W2 @ h + b2; 0.5 * sum((y - t)**2)"
+SMALL = "W1=[[1, -1], [0.5, 1]],x=[1, 1],b1=[0, 0.5],W2=[[1, 2]],b2=[0.1],t=[1]"
+
+
+@pytest.mark.parametrize(
+    ("expr", "at"),
+    [
+        ("relu(x)", "x=0"),
+        ("relu(x - y) + y", "x=1,y=1"),
+        ("sum(relu(x))", "x=[0, 1]"),
+        (NAMED, SMALL),
+    ],
+)
+def test_cli_at_a_kink_the_note_is_the_answer_exit_0(capsys, expr, at):
+    code, out, err = run(capsys, "explain", expr, "--at", at)
+    assert code == 0 and err == ""
+    assert "at a kink" in out and "note: dL/d" in out and "EXPR is at a kink" in out
+
+
+def test_python_dash_m_at_a_kink_exits_0(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "chainrule", "explain", "relu(x)", "--at", "x=0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and done.stderr == "" and "relu'(0) = 0" in done.stdout
+
+
+def test_statements_name_the_intermediates_in_every_derivative():
+    e = explain(NAMED, parse_at(SMALL))
+    text = e.text()
+    assert text.startswith("h = relu(W1 @ x + b1)\ny = W2 @ h + b2\nL = 0.5 * sum((y - t) ** 2)")
+    names = [r.name for r in e.forward]
+    assert {"h", "y", "W2 @ h", "y - t"} <= set(names)
+    assert not any("relu(W1" in n for n in names[:-1] if n != "h")
+    assert e.step("h").gradient_line.startswith("dL/dh = ")
+    (edge,) = e.step("h").edges
+    assert edge.derivative.startswith("dh/d(W1 @ x + b1) = 1 if (W1 @ x + b1) > 0 else 0")
+    assert [edge.derivative for edge in e.step("W2 @ h").edges] == [
+        "d(W2 @ h)/dW2 = g @ h^T",
+        "d(W2 @ h)/dh = W2^T @ g",
+    ]
+    assert "(g: the gradient arriving from above, dL/d(this node))" in text
+    # the same numbers as the expression written out in one line
+    whole = explain(TWO_LAYER, parse_at(SMALL))
+    for a, b in zip(e.derivatives, whole.derivatives):
+        assert a.name == b.name and np.array_equal(a.backprop, b.backprop)
+
+
+def test_names_option_names_a_sub_expression_written_in_full(capsys):
+    e = explain(TWO_LAYER, parse_at(SMALL), names={"h": "relu(W1 @ x + b1)"})
+    assert "h" in [r.name for r in e.forward]
+    assert e.step("W2 @ h").edges[1].derivative == "d(W2 @ h)/dh = W2^T @ g"
+    code, out, err = run(capsys, "explain", TWO_LAYER, "--name", "h=relu(W1 @ x + b1)")
+    assert code == 1 and "is used in EXPR but not given in --at" in err
+    argv = ["explain", TWO_LAYER, "--at", SMALL, "--name", "h=relu(W1 @ x + b1)"]
+    code, out, err = run(capsys, *argv, "--name", "y = W2 @ h + b2")
+    assert code == 0 and err == "" and out.startswith("h = relu(W1 @ x + b1)\ny = W2 @ h + b2\n")
+    assert "dL/dy = [3.1]" in out and "L = 0.5 * sum((y - t) ** 2)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "what"),
+    [
+        (["--name", "h"], "write NAME=EXPR"),
+        (["--name", "h=tanh(x)", "--name", "h=exp(x)"], "h is given twice"),
+        (["--name", "x=tanh(x)"], "x is an input variable"),
+        (["--name", "1h=tanh(x)"], "'1h' is not a name"),
+        (["--name", "h=tanh(x); import os"], "give one expression"),
+        (["--name", "h=__import__('os')"], "unknown function '__import__'"),
+    ],
+)
+def test_cli_bad_names_are_one_line_exit_1(capsys, argv, what):
+    code, out, err = run(capsys, "explain", "x**2", "--at", "x=1", *argv)
+    assert code == 1 and out == "" and what in err and err.count("\n") == 1
+
+
+def test_one_expression_named_twice_and_unused_names():
+    with pytest.raises(ExplainError, match="k and h name the same expression"):
+        explain("h = 2 * x; k = 2 * x; h + k", {"x": 1.0})
+    e = explain("u = exp(x); tanh(x)", {"x": 0.5})
+    assert "u is assigned but L does not use it" in e.notes
+    e = explain("z = w * x; loss = z ** 2", {"w": 2.0, "x": 3.0})  # a named sink
+    assert e.symbol == "loss" and e.text().startswith("z = w * x\nloss = z ** 2   at")
+    assert e.step("z").gradient_line == "dloss/dz = 12"
+
+
+def test_compound_differentials_are_parenthesised_names_and_calls_bare():
+    from chainrule.ops.formulas import bracket, differential
+
+    assert differential("0.5 * sum(y)") == "d(0.5 * sum(y))"
+    assert differential("W1 @ x + b") == "d(W1 @ x + b)"
+    assert differential("relu(z)") == "d relu(z)" and differential("h") == "dh"
+    assert bracket("(a + b) * (c + d)") == "((a + b) * (c + d))" and bracket("(a + b)") == "(a + b)"
+    e = explain(TWO_LAYER, parse_at(SMALL))
+    heads = [edge.derivative.split(" = ")[0] for s in e.steps for edge in s.edges]
+    assert "d(W2 @ relu(W1 @ x + b1))/d relu(W1 @ x + b1)" in heads
+    assert "d relu(W1 @ x + b1)/d(W1 @ x + b1)" in heads
+    for head in heads:  # every compound operand of a head is in parentheses
+        for part in head.split("/", 1):
+            assert part.startswith(("d(", "d ")) or part[1:].isidentifier(), head
+
+
+def _page_data(page: str) -> dict:
+    import json
+
+    block = re.search(r'<script type="application/json" id="chainrule-data">(.*?)</script>', page)
+    assert block is not None
+    return json.loads(block.group(1))
+
+
+def test_page_writes_the_formulas_in_the_user_s_names(capsys, tmp_path):
+    path = tmp_path / "page.html"
+    code, _, _ = run(capsys, "explain", NAMED, "--at", SMALL, "--html", str(path))
+    assert code == 0
+    page = path.read_text()
+    data = _page_data(page)
+    rules = [o["rule"] for s in data["steps"] for o in s["outgoing"]]
+    assert "d(W2 @ h)/dW2 = g @ h^T" in rules and "d(W2 @ h)/dh = W2^T @ g" in rules
+    assert "dh/d(W1 @ x + b1) = 1 if (W1 @ x + b1) > 0 else 0" in rules
+    assert "d sum((y - t) ** 2)/d((y - t) ** 2) = 1" in rules
+    sheet = ("(x + y)", "(x - y)", "(x * y)", "(x @ y)", "x^y", "sum(x)", "relu(x)")
+    assert not any(p in r for r in rules for p in sheet)  # the op sheet's own letters
+    # g is spelled out in words on the page, next to the rules that use it
+    legend = "g: the gradient arriving from above, d(0.5 * sum((y - t) ** 2))/d(this node)"
+    assert data["legend"] == legend and html_escape(legend) in page
+    # headers d A / d B with compound nodes in parentheses
+    ds = {n["name"]: n["d"] for n in data["nodes"]}
+    assert ds["0.5 * sum((y - t) ** 2)"] == "d (0.5 * sum((y - t) ** 2))"
+    assert ds["W1 @ x + b1"] == "d (W1 @ x + b1)" and ds["h"] == "d h"
+    assert ds["sum((y - t) ** 2)"] == "d sum((y - t) ** 2)"
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def test_svg_labels_are_short_with_the_whole_expression_as_tooltip(capsys, tmp_path):
+    path = tmp_path / "g.svg"
+    code, _, _ = run(capsys, "explain", TWO_LAYER, "--at", SMALL, "--svg", str(path))
+    assert code == 0
+    svg = path.read_text()
+    width = float(re.search(r'<svg[^>]*\bwidth="([\d.]+)"', svg).group(1))
+    assert width < 2400  # 3158 with whole sub-expressions as titles
+    titles = re.findall(r'font-weight="bold">([^<]*)</text>', svg)
+    assert titles and max(len(t) for t in titles) <= 24
+    whole = "0.5 * sum((W2 @ relu(W1 @ x + b1) + b2 - t) ** 2) = multiply(0.5, ·)"
+    assert f"<title>{html_escape(whole)}</title>" in svg
+    assert "multiply: 0.5 * sum((W2…" in titles

@@ -21,6 +21,11 @@ refused before it runs. Examples:
   chainrule explain 'sigmoid(w*x + b)' --at w=0.5,x=2,b=-0.5
   chainrule explain 'sum(tanh(W @ v))' --at 'W=[[1, 2], [3, 4]],v=[0.1, 0.2]'
   chainrule explain --at x=3 -- '-(x - 1)**2 / 2'     (an EXPR starting with - goes after --)
+EXPR may be several statements, separated by ; or new lines: each NAME = ... names an
+intermediate, and the last is the sink; every derivative then uses the names. --name NAME=EXPR
+names a sub-expression as well, also where EXPR writes it out in full:
+  chainrule explain 'z = w*x + b; sigmoid(z)' --at w=0.5,x=2,b=-0.5
+  chainrule explain 'sigmoid(w*x + b)' --name z='w*x + b' --at w=0.5,x=2,b=-0.5
 """
 
 
@@ -40,6 +45,13 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="x=3[,y=...]",
         help="the point: a value for each variable (a list like [1, 2] for an array); repeatable",
+    )
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        metavar="NAME=EXPR",
+        help="call the sub-expression EXPR by NAME in every derivative; repeatable",
     )
     parser.add_argument("--svg", metavar="PATH", help="also draw the graph to PATH (.svg)")
     parser.add_argument(
@@ -62,7 +74,15 @@ def run(args: argparse.Namespace) -> int:
     for path, suffixes, flag in targets:
         if path is not None and Path(path).suffix.lower() not in suffixes:
             raise CommandError(f"{flag} {path}: give a path ending in {suffixes[0]}")
-    explanation = explain(args.expr, point)
+    names: dict[str, str] = {}
+    for text in args.name:
+        name, eq, value = (part.strip() for part in text.partition("="))
+        if not eq or not name or not value:
+            raise CommandError(f"--name {text!r}: write NAME=EXPR, as in --name h='tanh(x)'")
+        if name in names:
+            raise CommandError(f"--name: {name} is given twice")
+        names[name] = value
+    explanation = explain(args.expr, point, names)
     for path, _, flag in targets:
         if path is not None:
             check_output_file(Path(path), flag)  # before the report: nothing half done

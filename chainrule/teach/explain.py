@@ -20,25 +20,25 @@ refused with :class:`ExplainError` before anything runs; nothing is ever passed 
 
 from __future__ import annotations
 
-import ast
 import inspect
 import keyword
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..engine.tensor import Tensor, tensor
 from ..ops import OPS
+from ..ops.formulas import differential, fill, gradient_legend, split
 from ..viz.graph_data import Graph, Node, graph
 from .expression import (
     MAX_ENTRIES,
     ExplainError,
     _build,
     _Builder,
-    _check,
+    _check_program,
     _parse,
     _Term,
     functions,
@@ -60,42 +60,6 @@ __all__ = [
 
 
 # -- formulas -----------------------------------------------------------------------------------
-_PART = re.compile(r",\s*(?=d[\s(|])")  # "d(x + y)/dx = 1, d(x + y)/dy = 1": one part per input
-_VAR = re.compile(r"\b([xy])\b")  # the table writes the inputs x, y
-_NOTE = re.compile(r"\s{2,}(\(.*\))\s*$")  # a trailing remark: "  (Phi, phi: normal cdf and pdf)"
-
-
-def _rules(formula: str) -> dict[int, str]:
-    """Input index -> the right-hand side of its derivative in the table's formula."""
-    out: dict[int, str] = {}
-    for part in _PART.split(formula):
-        lhs, eq, rhs = part.partition(" = ")
-        wrt = re.search(r"/d([a-z])\w*\s*$", lhs)
-        if eq and wrt:
-            out.setdefault(max("xy".find(wrt.group(1)), 0), rhs.strip())
-    return out
-
-
-def _fill(rhs: str, texts: list[str], atomic: list[bool]) -> str:
-    """Put the inputs' texts in place of the table's x, y (parenthesised where needed)."""
-
-    def put(match: re.Match[str]) -> str:
-        k = "xy".index(match.group(1))
-        if k >= len(texts):
-            return match.group(0)
-        before = rhs[: match.start()].rstrip()[-1:]
-        after = rhs[match.end() :].lstrip()[:1]
-        bare = atomic[k] or (before in ("(", ",") and after in (")", ",") and before and after)
-        return texts[k] if bare else f"({texts[k]})"
-
-    return _VAR.sub(put, rhs)
-
-
-def _d(text: str) -> str:
-    """The differential of a sub-expression: dx, d(x ** 2)."""
-    return f"d{text}" if text.isidentifier() else f"d({text})"
-
-
 def _num(value: Any, digits: int = 6) -> str:
     a = np.asarray(value)
     if a.ndim == 0:
@@ -141,25 +105,30 @@ def _local(term: _Term, i: int) -> Any:
 
 
 def _kink(term: _Term, i: int) -> str | None:
-    """The op's kink convention, when input i sits where the one-sided derivatives differ."""
+    """The op's kink convention, when input i sits where the one-sided derivatives differ
+    (for an elementwise op on arrays: at any entry)."""
     op = term.op
-    if op is None or not op.kink or any(np.ndim(t.value) for t in term.inputs):
+    if op is None or not op.kink:
         return None
-    plain = _plain(term)
+    plain = [np.asarray(v, dtype=np.float64) for v in _plain(term)]
+    elementwise = op.family in ("elementwise", "nn") and "axis" not in op.param_names
+    if any(v.ndim for v in plain) and not (elementwise and plain[i].shape == term.value.shape):
+        return None
 
-    def f(a: float) -> float:
+    def f(a: Any) -> Any:
         values = list(plain)
-        values[i] = np.float64(a)
-        return float(op.public(*values, **term.params))
+        values[i] = a
+        return np.asarray(op.public(*values, **term.params), dtype=np.float64)
 
-    x = float(plain[i])
-    h = 1e-7 * max(1.0, abs(x))
+    x = plain[i]
+    h = 1e-7 * np.maximum(1.0, np.abs(x))
     with np.errstate(all="ignore"):
         right, left = (f(x + h) - f(x)) / h, (f(x) - f(x - h)) / h
-    return op.kink if abs(right - left) > 1e-3 * (1 + abs(right) + abs(left)) else None
+    jump = np.abs(right - left) > 1e-3 * (1 + np.abs(right) + np.abs(left))
+    return op.kink if bool(np.any(jump)) else None
 
 
-def _params(term: _Term, formula: str, defaults: bool) -> dict[str, Any]:
+def _params(term: _Term, formula: str, defaults: bool) -> dict[str, str]:
     """Placeholder in the formula -> the op parameter's value (given, or also the defaults).
     The table names a parameter itself (negative_slope) or by its place: clip(x, lo, hi)."""
     assert term.op is not None
@@ -171,42 +140,32 @@ def _params(term: _Term, formula: str, defaults: bool) -> dict[str, Any]:
     for k, name in enumerate(op.param_names):
         value = term.params.get(name, signature[name].default if defaults else None)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[name] = value
+            out[name] = _num(value)
             if k < len(places) and places[k].isidentifier():
-                out[places[k]] = value
+                out[places[k]] = _num(value)
     return out
-
-
-def _put(text: str, values: Mapping[str, Any]) -> str:
-    for name, value in values.items():
-        text = re.sub(rf"\b{name}\b", _num(value), text)
-    return text
 
 
 def _derivative(term: _Term, parent: str, i: int, local: Any) -> str:
     """``d tanh(u)/du = 1 - tanh(u)^2 = 1 - tanh(0.5)^2 = 0.786448``, u the sub-expression."""
     assert term.op is not None
-    formula = term.op.formula
-    head = f"d {term.text}" if isinstance(term.node, ast.Call) else f"d({term.text})"
-    head = f"{head}/{_d(parent)}"
-    rhs = _rules(formula).get(i)
+    op = term.op
+    clause = op.formulas[i] if i < len(op.formulas) else ""
+    head = f"{differential(term.text)}/{differential(parent)}"
+    _, rhs, note = split(clause) if clause else ("", "", "")
     value = [] if local is None else [_num(local)]
     kink = _kink(term, i)
     kink = f"   [at a kink; the table's convention: {kink}]" if kink else ""
-    if rhs is None:
-        return " = ".join([head, *value]) + f"   (the table: {formula}){kink}"
-    found = _NOTE.search(rhs)
-    note = f"  {found.group(1)}" if found else ""
-    rhs = _NOTE.sub("", rhs)
-    texts = [t.text for t in term.inputs]
-    parts = [
-        head,
-        _put(_fill(rhs, texts, [t.atomic for t in term.inputs]), _params(term, formula, False)),
-    ]
+    if not clause or rhs == clause:
+        return " = ".join([head, *value]) + f"   (the table: {op.formula}){kink}"
+    note = f"  {note}" if note else ""
+    names = dict(zip(op.inputs, (t.text for t in term.inputs)))
+    names |= {"out": term.text, **_params(term, clause, False)}
+    parts = [head, fill(rhs, names)]
     if all(np.ndim(t.value) == 0 for t in term.inputs):
-        numbers = [float(np.asarray(v)) for v in _plain(term)]
-        filled = _fill(rhs, [_num(v) for v in numbers], [v >= 0 for v in numbers])
-        parts.append(_put(filled, _params(term, formula, True)))
+        numbers = dict(zip(op.inputs, (_num(v) for v in _plain(term))))
+        numbers |= {"out": _num(term.value.numpy()), **_params(term, clause, True)}
+        parts.append(fill(rhs, numbers))
     parts += value
     kept = [p for k, p in enumerate(parts) if k == 0 or p != parts[k - 1]]
     return " = ".join(kept) + note + kink
@@ -258,7 +217,7 @@ class Step:
 
     @property
     def gradient_line(self) -> str:
-        head = f"d{self.symbol}/{_d(self.node)}"
+        head = f"d{self.symbol}/{differential(self.node)}"
         if len(self.terms) < 2:
             return f"{head} = {_num(self.grad)}"
         return f"{head} = {_sum_text([v for _, v in self.terms])} = {_num(self.grad)}"
@@ -288,6 +247,8 @@ class Explanation:
     derivatives: list[Derivative]
     graph: Graph
     notes: list[str]
+    definitions: list[tuple[str, str]] = field(default_factory=list)  # (name, what it names)
+    sink_text: str = ""  # the sink's expression (forward[-1].name, unless it is named)
 
     def step(self, name: str) -> Step:
         """The backward step at the node of this name (a variable or a sub-expression)."""
@@ -305,13 +266,18 @@ class Explanation:
 
     def text(self) -> str:
         at = ", ".join(f"{k} = {_num(v)}" for k, v in self.at.items())
-        out = [f"{self.symbol} = {self.forward[-1].name}   at {at}", ""]
+        out = [f"{name} = {value}" for name, value in self.definitions]
+        out += [f"{self.symbol} = {self.sink_text or self.forward[-1].name}   at {at}", ""]
         out.append("Forward pass (sources first)")
         width = max(len(r.name) for r in self.forward)
         for r in self.forward:
             mark = f"   <- {self.symbol}" if r is self.forward[-1] else ""
             out.append(f"  {r.name:<{width}}  = {_num(r.value):<12}  {r.made_as}{mark}")
         out += ["", "Backward pass (the engine's order, sink first)"]
+        if any(
+            re.search(r"(?<![\w.])g(?![\w(])", e.derivative) for s in self.steps for e in s.edges
+        ):
+            out.append(f"  ({gradient_legend(self.symbol)})")
         for k, s in enumerate(self.steps, 1):
             out.append(f"  {k}. {s.node}   [{s.op or 'source'}]")
             seed = f"   (the seed: d{self.symbol}/d{self.symbol})" if not s.terms else ""
@@ -360,37 +326,50 @@ def _variables(at: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def explain(expr: str, at: Mapping[str, Any]) -> Explanation:
+def explain(
+    expr: str, at: Mapping[str, Any], names: Mapping[str, str] | None = None
+) -> Explanation:
     """The chain rule for ``expr`` at the point ``at``, step by step (see the module doc).
 
     ``at`` maps each variable to a number (or an array); each becomes a leaf tensor in float64
-    that requires grad. Raises :class:`ExplainError` for anything outside the allow-list,
-    before anything is evaluated.
+    that requires grad. ``expr`` may be several statements, separated by ``;`` or new lines:
+    ``h = ...`` names an intermediate, and the last statement is the sink. ``names`` maps more
+    names to expressions, as statements before ``expr``; a named expression is called by its
+    name everywhere, also where ``expr`` writes it out in full. Raises :class:`ExplainError`
+    for anything outside the allow-list, before anything is evaluated.
 
     >>> e = explain("sigmoid(w*x + b)", {"w": 0.5, "x": 2.0, "b": -0.5})
     >>> round(float(e.derivative("w").backprop), 6)  # sigmoid(0.5) (1 - sigmoid(0.5)) x
     0.470007
+    >>> e = explain("z = w*x + b; sigmoid(z)", {"w": 0.5, "x": 2.0, "b": -0.5})
+    >>> e.step("sigmoid(z)").edges[0].derivative
+    'd sigmoid(z)/dz = sigmoid(z) (1 - sigmoid(z)) = sigmoid(0.5) (1 - sigmoid(0.5)) = 0.235004'
     """
     from ..transforms.check import numerical_grad
 
     values = _variables(at)
-    expr = expr.strip()
+    expr = _with_names(expr.strip(), names or {})
     if not expr:
         raise ExplainError("EXPR is empty; give an expression such as 'x**4 + x**2'")
-    tree = _parse(expr)
-    _check(expr, tree, values)
+    program = _parse(expr, values)
+    _check_program(program, values)
     leaves = {n: tensor(v, requires_grad=True, name=n) for n, v in values.items()}
-    builder = _Builder(leaves)
-    top = _build(builder, tree.body)
+    builder = _Builder(leaves, program.defined)
+    top = _build(builder, program)
     sink = top.value
     if not isinstance(sink, Tensor) or not sink.requires_grad:
         raise ExplainError(f"EXPR {expr!r} uses none of the variables; nothing to differentiate")
     if sink.shape != ():
+        whole = top.definition or top.text
         raise ExplainError(
             f"EXPR gives an array of shape {sink.shape}, not a number: differentiate a scalar, "
-            f"such as sum({expr})"
+            f"such as sum({whole})"
         )
-    symbol = next(s for s in ("L", "f", "F", "loss", "ell") if s not in values)
+    last = program.statements[-1][0]
+    taken = set(values) | set(program.defined)
+    symbol = last or next(s for s in ("L", "f", "F", "loss", "ell") if s not in taken)
+    named = [t for t in builder.memo.values() if t.definition]
+    definitions = [(t.text, t.definition) for t in named if t is not top]
     g = graph(sink)
     terms = {id(t.value): t for t in reversed(builder.memo.values())}
     with np.errstate(all="ignore"):
@@ -412,15 +391,15 @@ def explain(expr: str, at: Mapping[str, Any]) -> Explanation:
         steps.append(Step(s.node.name, s.op, s.grad, got, tuple(edges), symbol))
     forward = [_forward_row(n, terms.get(id(n.tensor))) for n in g.nodes]
 
-    names = list(values)
-    point = [values[n] for n in names]
+    variables = list(values)
+    point = [values[n] for n in variables]
 
     def f(*args: Any) -> Any:
-        return _Builder(dict(zip(names, args))).build(tree.body).value
+        return _Builder(dict(zip(variables, args)), program.defined).run(program).value
 
     in_graph = {n.tensor.name: n for n in g.sources}
     derivatives, notes = [], []
-    for k, name in enumerate(names):
+    for k, name in enumerate(variables):
         node = in_graph.get(name)
         back = np.zeros_like(point[k]) if node is None else np.asarray(node.grad)
         with np.errstate(all="ignore"):
@@ -444,7 +423,25 @@ def explain(expr: str, at: Mapping[str, Any]) -> Explanation:
         notes.append(
             "a derivative is not finite here (as sqrt'(0)): the slope is infinite or undefined"
         )
-    return Explanation(expr, dict(values), symbol, forward, steps, derivatives, g, notes)
+    unused = [t.text for t in named if id(t.value) not in {id(n.tensor) for n in g.nodes}]
+    notes += [f"{n} is assigned but {symbol} does not use it" for n in unused]
+    sink_text = top.definition or top.text
+    return Explanation(
+        expr, dict(values), symbol, forward, steps, derivatives, g, notes, definitions, sink_text
+    )
+
+
+def _with_names(expr: str, names: Mapping[str, str]) -> str:
+    """``names`` ({"h": "tanh(x)"}) as statements before ``expr``: "h = tanh(x)\nexpr"."""
+    lines = []
+    for name, value in names.items():
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ExplainError(f"--name {name}=...: {name!r} is not a name (h, z1, hidden, ...)")
+        value = str(value).strip()
+        if not value or any(c in value for c in ";\n\r"):
+            raise ExplainError(f"--name {name}={value}: give one expression, as in {name}=tanh(x)")
+        lines.append(f"{name} = {value}")
+    return "\n".join([*lines, expr]) if lines and expr else expr
 
 
 def _forward_row(n: Node, term: _Term | None) -> Forward:

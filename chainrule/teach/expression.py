@@ -11,8 +11,9 @@ named node per distinct sub-expression.
 from __future__ import annotations
 
 import ast
+import copy
 import keyword
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,9 +73,8 @@ _CONSTRUCT = {
 _STATEMENT = {
     ast.Import: "import statements",
     ast.ImportFrom: "import statements",
-    ast.Assign: "assignments",
-    ast.AugAssign: "assignments",
-    ast.AnnAssign: "assignments",
+    ast.AugAssign: "augmented assignments (+= and the like)",
+    ast.AnnAssign: "annotated assignments",
     ast.FunctionDef: "function definitions",
     ast.ClassDef: "class definitions",
     ast.Delete: "del statements",
@@ -155,22 +155,80 @@ def _literal(node: ast.AST) -> Any:
 
 
 # -- reading EXPR -------------------------------------------------------------------------------
-def _parse(expr: str) -> ast.Expression:
+@dataclass
+class _Program:
+    """EXPR read: its statements in order, each ``(name, expression)``; the name is None for
+    the last, the sink, unless it is assigned too (``loss = ...``)."""
+
+    text: str
+    statements: list[tuple[str | None, ast.expr]]
+
+    @property
+    def sink(self) -> ast.expr:
+        return self.statements[-1][1]
+
+    @property
+    def defined(self) -> dict[str, ast.expr]:
+        return {name: value for name, value in self.statements if name is not None}
+
+
+def _parse(expr: str, variables: Collection[str] = ()) -> _Program:
+    """Statements separated by ``;`` or new lines: ``name = expression`` names an intermediate,
+    the last statement is the sink. Only the statements' shape is checked here (see _check)."""
     try:
-        return ast.parse(expr, mode="eval")
+        body = ast.parse(expr, mode="exec").body
     except (SyntaxError, RecursionError, MemoryError, ValueError) as err:
-        try:  # a statement parses as one: name it (parsing runs nothing)
-            body = ast.parse(expr, mode="exec").body
-        except (SyntaxError, RecursionError, MemoryError, ValueError):
-            body = []
-        if body and not (len(body) == 1 and isinstance(body[0], ast.Expr)):
-            kinds = {_STATEMENT.get(type(s), f"{type(s).__name__} statements") for s in body}
-            what = "more than one statement" if len(body) > 1 else kinds.pop()
-            raise ExplainError(f"refused {what}: EXPR must be one expression") from None
         if isinstance(err, SyntaxError):
             where = f" at column {err.offset}" if err.offset else ""
             raise ExplainError(f"EXPR {expr!r} is not an expression: {err.msg}{where}") from None
         raise ExplainError("EXPR is nested too deeply; explain is for small expressions") from None
+    if not body:
+        raise ExplainError("EXPR is empty; give an expression such as 'x**4 + x**2'")
+    statements: list[tuple[str | None, ast.expr]] = []
+    for k, stmt in enumerate(body):
+        last = k == len(body) - 1
+        if isinstance(stmt, ast.Expr):
+            if not last:
+                text = _segment(expr, stmt)
+                raise ExplainError(
+                    f"only the last statement may be a bare expression (the sink); name this "
+                    f"one, as in h = {text}, or remove it"
+                )
+            statements.append((None, stmt.value))
+            continue
+        if isinstance(stmt, ast.Assign):
+            target = stmt.targets[0]
+            if len(stmt.targets) > 1 or not isinstance(target, ast.Name):
+                text = _segment(expr, stmt)
+                raise ExplainError(
+                    f"refused the assignment {text}: name one intermediate per statement, with "
+                    "a plain name on the left (h = W @ x + b)"
+                )
+            name = target.id
+            if name in variables:
+                raise ExplainError(
+                    f"{name} is an input variable (given in --at) and cannot be assigned; "
+                    f"choose another name for the intermediate"
+                )
+            if isinstance(stmt.value, (ast.Name, ast.Constant)):
+                raise ExplainError(
+                    f"{name} = {_segment(expr, stmt.value)}: name an expression of the variables "
+                    f"(such as {name} = tanh(x)), not a variable or a number"
+                )
+            if any(name == n for n, _ in statements):
+                raise ExplainError(f"{name} is assigned twice; give each intermediate its own name")
+            statements.append((name, stmt.value))
+            continue
+        kind = _STATEMENT.get(type(stmt), f"{type(stmt).__name__} statements")
+        raise ExplainError(
+            f"refused {kind}: EXPR is expressions, and assignments name = expression"
+        )
+    return _Program(expr, statements)
+
+
+def _segment(expr: str, node: ast.AST) -> str:
+    text = ast.get_source_segment(expr, node) or ast.unparse(node)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _refuse(expr: str, node: ast.AST, what: str) -> ExplainError:
@@ -186,7 +244,21 @@ def _is_param(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) in (int, float, bool, type(None))
 
 
-def _check(expr: str, tree: ast.Expression, names: Mapping[str, Any]) -> None:
+def _check_program(program: _Program, variables: Collection[str]) -> None:
+    """Check every statement against the allow-list; a statement may use the variables and
+    the names assigned before it."""
+    known = list(variables)
+    later = list(program.defined)
+    for name, value in program.statements:
+        _check(program.text, ast.Expression(body=value), known, later)
+        if name is not None:
+            known.append(name)
+            later.remove(name)
+
+
+def _check(
+    expr: str, tree: ast.Expression, names: Collection[str], later: Collection[str] = ()
+) -> None:
     """Walk the whole tree (iteratively) and refuse anything outside the allow-list."""
     known = functions()
     params: set[int] = set()  # ids of nodes that are op parameters (checked at their call)
@@ -200,6 +272,10 @@ def _check(expr: str, tree: ast.Expression, names: Mapping[str, Any]) -> None:
                 kind = _LITERAL.get(type(node.value), repr(node.value))
                 raise _refuse(expr, node, kind)
         elif isinstance(node, ast.Name):
+            if node.id in later:
+                raise ExplainError(
+                    f"{node.id} is used before it is assigned; assign it in an earlier statement"
+                )
             if node.id not in names:
                 name = node.id if len(node.id) <= 40 else node.id[:37] + "..."
                 given = ", ".join(names) or "none"
@@ -265,7 +341,8 @@ def _check_call(expr: str, node: ast.Call, known: Mapping[str, Op]) -> set[int]:
 # -- building the graph from the tree -----------------------------------------------------------
 @dataclass
 class _Term:
-    """A built sub-expression: its value (Tensor or constant), its text, how it was made."""
+    """A built sub-expression: its value (Tensor or constant), its text (its name, once it is
+    given one), how it was made, and ``short``: its tree with named parts written by name."""
 
     value: Any
     text: str
@@ -273,49 +350,95 @@ class _Term:
     op: Op | None = None
     inputs: tuple[_Term, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    short: ast.expr | None = None
+    definition: str = ""  # for a named intermediate: the expression it names
 
-    @property
-    def atomic(self) -> bool:
-        if isinstance(self.node, ast.Constant):
-            return bool(float(self.node.value) >= 0)  # type: ignore[arg-type]
-        return isinstance(self.node, (ast.Name, ast.Call))
+    def rename(self, name: str) -> None:
+        """Name this intermediate: every text built from it from now on uses the name."""
+        self.definition = self.text
+        self.text = name
+        self.short = ast.Name(id=name, ctx=ast.Load())
+        if isinstance(self.value, Tensor):
+            self.value.name = name
 
 
 class _Builder:
-    """Evaluates a checked tree with chainrule's ops, one value per distinct sub-expression."""
+    """Evaluates a checked program with chainrule's ops, one value per distinct sub-expression
+    (the same inputs through the same op, however it is written: by name or in full)."""
 
-    def __init__(self, variables: Mapping[str, Any]) -> None:
+    def __init__(self, variables: Mapping[str, Any], defined: Mapping[str, ast.expr] = {}) -> None:
         self.variables = variables
-        self.memo: dict[str, _Term] = {}
+        self.defined = defined
+        self.memo: dict[Any, _Term] = {}
+        self.keys: dict[int, Any] = {}  # id(term) -> its key in memo
+
+    def run(self, program: _Program) -> _Term:
+        """Build every statement in order, naming the intermediates; returns the last."""
+        term = None
+        for name, value in program.statements:
+            term = self.build(value)
+            if name is not None:
+                if term.op is None:
+                    raise ExplainError(
+                        f"{name} = {ast.unparse(value)}: name an expression of the variables "
+                        f"(such as {name} = tanh(x)), not a variable or a number"
+                    )
+                if term.definition:
+                    raise ExplainError(
+                        f"{name} and {term.text} name the same expression; keep one of them"
+                    )
+                term.rename(name)
+        assert term is not None
+        return term
 
     def build(self, node: ast.AST) -> _Term:
-        text = ast.unparse(node)
-        if text not in self.memo:
-            self.memo[text] = self._make(node, text)
-        return self.memo[text]
+        if isinstance(node, ast.Name) and node.id in self.defined:
+            return self.build(self.defined[node.id])
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
+            return self.build(node.operand)
+        if isinstance(node, (ast.Constant, ast.Name)):
+            key: Any = (type(node).__name__, repr(getattr(node, "value", getattr(node, "id", ""))))
+            if key not in self.memo:
+                self._remember(key, self._leaf(node))
+            return self.memo[key]
+        op, inputs, params = self._parts(node)
+        key = (op.name, tuple(self.keys[id(t)] for t in inputs), tuple(sorted(params.items())))
+        if key not in self.memo:
+            short = _shorten(node, [t.short for t in inputs])
+            self._remember(key, self._apply(op, node, ast.unparse(short), inputs, params, short))
+        return self.memo[key]
 
-    def _make(self, node: ast.AST, text: str) -> _Term:
+    def _remember(self, key: Any, term: _Term) -> None:
+        self.memo[key] = term
+        self.keys[id(term)] = key
+
+    def _leaf(self, node: ast.AST) -> _Term:
         if isinstance(node, ast.Constant):
-            return _Term(np.float64(node.value), text, node)  # type: ignore[arg-type]
-        if isinstance(node, ast.Name):
-            return _Term(self.variables[node.id], text, node)
+            return _Term(np.float64(node.value), ast.unparse(node), node, short=node)  # type: ignore[arg-type]
+        assert isinstance(node, ast.Name)
+        return _Term(self.variables[node.id], node.id, node, short=node)
+
+    def _parts(self, node: ast.AST) -> tuple[Op, list[_Term], dict[str, Any]]:
         if isinstance(node, ast.UnaryOp):
-            inner = self.build(node.operand)
-            if isinstance(node.op, ast.UAdd):
-                return _Term(inner.value, text, node, inner.op, inner.inputs, inner.params)
-            return self._apply(OPS["negative"], node, text, [inner], {})
+            return OPS["negative"], [self.build(node.operand)], {}
         if isinstance(node, ast.BinOp):
             operands = [self.build(node.left), self.build(node.right)]
-            return self._apply(OPS[_BINARY[type(node.op)]], node, text, operands, {})
+            return OPS[_BINARY[type(node.op)]], operands, {}
         assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
         op = OPS[node.func.id]
         inputs = [self.build(a) for a in node.args[: op.nin]]
         params = {k: _literal_param(v) for k, v in zip(op.param_names, node.args[op.nin :])}
         params.update({str(kw.arg): _literal_param(kw.value) for kw in node.keywords})
-        return self._apply(op, node, text, inputs, params)
+        return op, inputs, params
 
     def _apply(
-        self, op: Op, node: ast.AST, text: str, inputs: list[_Term], params: dict[str, Any]
+        self,
+        op: Op,
+        node: ast.AST,
+        text: str,
+        inputs: list[_Term],
+        params: dict[str, Any],
+        short: ast.expr,
     ) -> _Term:
         try:
             out = op.public(*(t.value for t in inputs), **params)
@@ -324,7 +447,20 @@ class _Builder:
             raise ExplainError(f"{text}: {message}") from None
         if isinstance(out, Tensor):
             out.name = text
-        return _Term(out, text, node, op, tuple(inputs), params)
+        return _Term(out, text, node, op, tuple(inputs), params, short)
+
+
+def _shorten(node: ast.AST, inputs: list[ast.expr | None]) -> ast.expr:
+    """A copy of ``node`` with its array inputs replaced by their short trees."""
+    short = copy.copy(node)
+    if isinstance(short, ast.UnaryOp):
+        short.operand = inputs[0]  # type: ignore[assignment]
+    elif isinstance(short, ast.BinOp):
+        short.left, short.right = inputs  # type: ignore[assignment]
+    elif isinstance(short, ast.Call):
+        short.args = [*inputs, *short.args[len(inputs) :]]  # type: ignore[list-item]
+    assert isinstance(short, ast.expr)
+    return short
 
 
 def _literal_param(node: ast.AST) -> Any:
@@ -335,9 +471,9 @@ def _literal_param(node: ast.AST) -> Any:
     return node.value
 
 
-def _build(builder: _Builder, body: ast.AST) -> _Term:
+def _build(builder: _Builder, program: _Program) -> _Term:
     try:
         with np.errstate(all="ignore"):
-            return builder.build(body)
+            return builder.run(program)
     except RecursionError:
         raise ExplainError("EXPR is nested too deeply; explain is for small expressions") from None

@@ -44,6 +44,7 @@ class Box:
     title: str
     lines: list[str]
     members: list[int] = field(default_factory=list)  # node indices inside
+    tooltip: str = ""  # the whole title, where the box shows it shortened
 
 
 @dataclass
@@ -77,12 +78,22 @@ def _node_box(node: Any, sink: Any, values: bool, names: dict[int, str]) -> Box:
     label = node.tensor.name or names.get(id(node.tensor))
     what = node.call or node.op
     title = f"{label} = {what}" if (label and node.op) else (label or what or node.name)
+    tooltip = title
+    if len(title) > TITLE_LIMIT:  # a whole sub-expression as a name: the op and its start
+        title = _cut(f"{node.op}: {label}" if (label and node.op) else title)
     lines = [_shape_text(node.shape)]
     if values:
         lines.append("value freed by backward()" if node.freed else f"value {summary(node.value)}")
         if node.grad is not None:
             lines.append(f"grad {summary(node.grad)}")
-    return Box(node.index, kind, title, lines, [node.index])
+    return Box(node.index, kind, title, lines, [node.index], tooltip)
+
+
+TITLE_LIMIT = 24  # characters of a box's title; the whole of it is the box's tooltip
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1].rstrip() + "…"
 
 
 # -- grouping by module ------------------------------------------------------------------------
@@ -250,9 +261,11 @@ def to_dot(graph: Any, collapse: bool | None = None, values: bool = True, module
         periph = 2 if box.kind == "sink" else 1
         style = "filled,dashed" if box.kind == "group" else "filled"
         label = "\\n".join([box.title, *box.lines]).replace('"', '\\"')
+        tip = box.tooltip.replace("\\", "\\\\").replace('"', '\\"')
+        tip = f', tooltip="{tip}"' if tip else ""
         out.append(
             f'  n{box.key} [label="{label}", shape={shape}, style="{style}", '
-            f'fillcolor="{fill}", color="{stroke}", peripheries={periph}];'
+            f'fillcolor="{fill}", color="{stroke}", peripheries={periph}{tip}];'
         )
     for a, b, w in sc.arrows:
         if "group" in (sc.boxes[a].kind, sc.boxes[b].kind):
@@ -376,6 +389,8 @@ def _builtin_svg(sc: Scene) -> str:
         width_px = 2.5 if box.kind == "sink" else 1.3
         radius = 4 if box.kind in ("parameter", "input", "group") else 12
         out.append(f'<g class="node {box.kind}" data-node="{box.key}">')
+        if box.tooltip:
+            out.append(f"<title>{html.escape(box.tooltip)}</title>")
         out.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{radius}" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="{width_px}"{dash}/>'

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ops.formulas import bracket, gradient_legend, named_rule
 from . import drawing
 
 __all__ = ["graph_html"]
@@ -61,6 +62,7 @@ def graph_html(
     data = _page_data(graph, sc, steps, title, max_array)
     return _TEMPLATE.format(
         title=html.escape(title),
+        legend=html.escape(data["legend"]),
         svg=svg,
         data=_script_json(data),
         css=_CSS,
@@ -77,6 +79,7 @@ def _page_data(graph: Any, sc: Any, steps: list[Any], title: str, max_array: int
         if graph.module is not None
         else {}
     )
+    names = {n.index: n.tensor.name or param_names.get(id(n.tensor)) or n.name for n in graph.nodes}
     nodes = []
     for n in graph.nodes:
         if n is graph.sink:
@@ -88,7 +91,8 @@ def _page_data(graph: Any, sc: Any, steps: list[Any], title: str, max_array: int
         nodes.append(
             {
                 "id": n.index,
-                "name": n.tensor.name or param_names.get(id(n.tensor)) or n.name,
+                "name": names[n.index],
+                "d": "d " + bracket(names[n.index]),  # "d loss", "d (W1 @ x + b)"
                 "op": n.op,
                 "kind": kind,
                 "shape": list(n.shape),
@@ -117,11 +121,14 @@ def _page_data(graph: Any, sc: Any, steps: list[Any], title: str, max_array: int
     records = []
     for step in steps:
         op = _op_of(step.node)
+        inputs, tensors = _input_names(graph, step.node, names)
+        out = names[step.node.index]
+        rules = [named_rule(op, i, out, inputs) if t and op else "" for i, t in enumerate(tensors)]
         records.append(
             {
                 "node": step.node.index,
                 "op": step.op,
-                "formula": step.formula,
+                "formula": ", ".join(r for r in dict.fromkeys(rules) if r) or step.formula,
                 "kink": getattr(op, "kink", None),
                 "grad": arrays.add(step.grad),
                 "incoming": incoming.get(step.node.index, []),
@@ -129,7 +136,7 @@ def _page_data(graph: Any, sc: Any, steps: list[Any], title: str, max_array: int
                     {
                         "to": parent.index,
                         "arg": i,
-                        "rule": _clause(step.formula, op, i),
+                        "rule": rules[i] if i < len(rules) and rules[i] else step.formula,
                         "value": arrays.add(value),
                     }
                     for parent, i, value in step.contributions
@@ -138,6 +145,7 @@ def _page_data(graph: Any, sc: Any, steps: list[Any], title: str, max_array: int
         )
     return {
         "title": title,
+        "legend": gradient_legend(names[graph.sink.index]),
         "sink": graph.sink.index,
         "collapsed": any(b["group"] for b in boxes.values()),
         "max_array": max_array,
@@ -153,12 +161,24 @@ def _op_of(node: Any) -> Any:
     return recorded[0] if recorded is not None else None
 
 
-def _clause(formula: str, op: Any, i: int) -> str:
-    """The derivative that argument ``i``'s rule applies ("d(x @ y)/dy = x^T @ g"), as the op
-    sheet states it beside the rule; else the op's whole formula."""
-    if op is not None and not op.variadic and op.formulas[i]:
-        return str(op.formulas[i])
-    return formula
+def _input_names(
+    graph: Any, node: Any, names: dict[int, str]
+) -> tuple[list[str | None], list[bool]]:
+    """The names of the inputs of ``node``'s op, in order: a node's name, a constant's value
+    (None for a constant array); and which of them are nodes of the graph."""
+    recorded = node.tensor._node
+    if recorded is None or recorded[1] is None:  # the inputs were not kept: the parents
+        return [names[p.index] for p in node.parents], [True] * len(node.parents)
+    out: list[str | None] = []
+    for a in recorded[1]:
+        parent = graph._by_id.get(id(a))
+        if parent is not None:
+            out.append(names[parent.index])
+        elif isinstance(a, (int, float)) or getattr(a, "shape", None) == ():
+            out.append(f"{float(a):g}")
+        else:
+            out.append(None)
+    return out, [graph._by_id.get(id(a)) is not None for a in recorded[1]]
 
 
 class _Arrays:
@@ -280,6 +300,7 @@ _TEMPLATE = """<!DOCTYPE html>
     <h3>Gradient arriving from its children</h3>
     <div id="step-incoming"></div>
     <h3>Local derivative</h3>
+    <p id="gradient-legend" class="note">{legend}</p>
     <p id="step-formula" class="formula"></p>
     <h3>Passes to each parent</h3>
     <div id="step-outgoing"></div>
@@ -433,7 +454,6 @@ function show(k) {
   const step = steps[current];
   const node = data.nodes[step.node];
   const box = data.boxes[node.box];
-  const sink = nodeName(data.sink);
   $("counter").textContent = "Step " + (current + 1) + " of " + steps.length;
   $("prev").disabled = current === 0;
   $("next").disabled = current === steps.length - 1;
@@ -446,8 +466,8 @@ function show(k) {
   // What arrived: the sink gets the seed; any other node the shares its children sent it.
   const inc = $("step-incoming");
   inc.replaceChildren();
-  const d = (name) => "d " + sink + " / d " + name;
-  if (step.node === data.sink) inc.appendChild(item("the seed", d(sink) + " = 1"));
+  const d = (n) => data.nodes[data.sink].d + " / " + n.d;
+  if (step.node === data.sink) inc.appendChild(item("the seed", d(node) + " = 1"));
   for (const [s, j] of step.incoming) {
     const sent = steps[s].outgoing[j];
     const e = item("from " + nodeName(steps[s].node),
@@ -455,7 +475,7 @@ function show(k) {
     arrayBlock(array(sent.value), e);
     inc.appendChild(e);
   }
-  const total = item((step.incoming.length > 1 ? "sum = " : "") + d(node.name));
+  const total = item((step.incoming.length > 1 ? "sum = " : "") + d(node));
   arrayBlock(array(step.grad), total);
   inc.appendChild(total);
 
@@ -540,7 +560,7 @@ function inspectNode(i) {
   if (n.value !== null) arrayBlock(array(n.value), body);
   else body.appendChild(el("div", "freed by backward(): the pass let go of it once no " +
                                   "rule needed it (pass retain_graph=True to keep it)", "note"));
-  body.appendChild(el("h3", "gradient d " + nodeName(data.sink) + " / d " + n.name));
+  body.appendChild(el("h3", "gradient " + data.nodes[data.sink].d + " / " + n.d));
   if (n.grad !== null) arrayBlock(array(n.grad), body);
   else body.appendChild(el("div", n.requires_grad ? "no gradient reached it" :
                                   "none: it does not require grad", "note"));
