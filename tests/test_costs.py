@@ -313,6 +313,7 @@ def test_noisy_repeats_warn_and_ask_for_more_repeats(clean):
     assert noisy.rows[0].spread_backprop == pytest.approx(0.8)
     (warning,) = noisy.warnings
     assert "repeats disagree" in warning and "--repeats 15" in warning
+    assert "--sizes" not in warning  # the sizes were fine: only the repeats need more
 
 
 def test_sizes_at_the_fixed_cost_are_left_out_of_the_fit_and_named():

@@ -209,10 +209,12 @@ class CostReport:
                 "at d = 1): below 2x that the slope measures overhead, not arithmetic."
             )
         largest = max(r.d for r in self.rows)
-        advice = [
-            f"larger sizes (e.g. --sizes {largest},{2 * largest},{4 * largest}; the numerical "
-            "gradient takes 16x longer with each doubling of d)"
-        ]
+        advice = []
+        if any(w in p for p in problems for w in ("fixed cost", "size", "negative", "uncertainty")):
+            advice.append(
+                f"larger sizes (e.g. --sizes {largest},{2 * largest},{4 * largest}; the "
+                "numerical gradient takes 16x longer with each doubling of d)"
+            )
         if any("uncertainty" in p or "repeats" in p or "negative" in p for p in problems):
             advice.append(f"more repeats (e.g. --repeats {max(3 * self.repeats, 15)})")
         return f"{text} Measure {' and '.join(advice)}."
