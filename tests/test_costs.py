@@ -10,7 +10,8 @@ from matplotlib.image import imread
 
 import chainrule as cr
 from chainrule.cli import main
-from chainrule.teach.costs import CostReport, two_layer_loss
+from chainrule.teach.costs import CostReport, CostRow, two_layer_loss
+from chainrule.viz.plots import cost_figure
 
 SIZES = (4, 8, 16)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -65,11 +66,31 @@ def test_the_backprop_gradient_is_the_handouts_closed_form():
 
 
 def test_slopes_are_fitted_and_finite(report):
-    assert set(report.slopes) == {"numerical", "backprop"}
+    assert set(report.slopes) == set(report.fits) == {"numerical", "backprop"}
     assert all(math.isfinite(s) for s in report.slopes.values())
-    ds = np.log([row.d for row in report.rows])
-    expected = np.polyfit(ds, np.log([row.t_numerical for row in report.rows]), 1)[0]
-    assert report.slopes["numerical"] == pytest.approx(expected)
+    for key, fit in report.fits.items():
+        rows = [row for row in report.rows if row.d in fit.sizes]
+        assert len(rows) == len(fit.sizes) >= 3  # every size, or the 3+ above the fixed cost
+        times = [getattr(row, f"t_{key}") for row in rows]
+        (slope, _), cov = np.polyfit(np.log(fit.sizes), np.log(times), 1, cov=True)
+        assert report.slopes[key] == fit.slope == pytest.approx(slope)
+        assert report.slope_errors[key] == fit.err == pytest.approx(math.sqrt(cov[0, 0]))
+
+
+def test_times_are_medians_of_every_run_kept(report):
+    for row in report.rows:
+        assert len(row.times_backprop) == row.runs_backprop == 2
+        assert len(row.times_numerical) == row.runs_numerical
+        assert row.t_backprop == np.median(row.times_backprop)
+        assert row.t_numerical == np.median(row.times_numerical)
+
+
+def test_the_fixed_cost_is_measured_and_bounds_every_time(report):
+    cost = report.fixed_cost
+    assert cost is not None and all(v > 0 for v in cost.values())
+    for row in report.rows:
+        assert cost["backprop"] <= row.t_backprop
+        assert cost["numerical"] * row.evals_numerical <= row.t_numerical
 
 
 def test_the_table_mentions_every_size_and_the_counts(report):
@@ -95,8 +116,8 @@ def test_the_plot_refuses_an_unknown_extension(report, tmp_path):
 def test_the_plot_shows_the_fitted_slopes_in_the_legend(report, tmp_path):
     out = report.plot(tmp_path / "cost.svg")
     text = out.read_text()
-    assert f"slope {report.slopes['numerical']:.2f}" in text
-    assert f"slope {report.slopes['backprop']:.2f}" in text
+    for fit in report.fits.values():
+        assert f"slope {fit.slope:.2f} ± {fit.err:.2f}" in text
 
 
 def test_seeded_data_gives_the_same_gradients_and_counts():
@@ -209,3 +230,151 @@ def test_the_tail_slopes_use_the_two_largest_sizes_only(report):
     expected = math.log(b.t_numerical / a.t_numerical) / math.log(b.d / a.d)
     assert report.tail_slopes["numerical"] == pytest.approx(expected)
     assert "two largest sizes" in " ".join(str(report).split())
+
+
+# -- slopes from made-up timings: known answers, whatever the machine ------------------------
+DS = (10, 20, 50, 100, 200)
+FIXED = {"numerical": 1e-5, "backprop": 1e-4}  # per evaluation, per forward + backward
+
+
+def made_up(times_numerical, times_backprop, ds=DS, runs=None, fixed_cost=FIXED) -> CostReport:
+    rows = [
+        CostRow(
+            d=d,
+            entries=d * d,
+            evals_numerical=2 * d * d,
+            evals_backprop=1,
+            backward_passes=1,
+            t_numerical=tn,
+            t_backprop=tb,
+            t_forward=tb / 3,
+            t_backward=2 * tb / 3,
+            max_abs_diff=1e-9,
+            max_abs_grad=1.0,
+            runs_numerical=1,
+            runs_backprop=len(runs[i]) if runs else 1,
+            times_numerical=(tn,),
+            times_backprop=tuple(runs[i]) if runs else (tb,),
+        )
+        for i, (d, tn, tb) in enumerate(zip(ds, times_numerical, times_backprop))
+    ]
+    return CostReport(rows, what="made up", handout=True, repeats=5, fixed_cost=fixed_cost)
+
+
+@pytest.fixture
+def clean() -> CostReport:
+    # well past the fixed costs: t = c d^4 and c d^2, exactly
+    return made_up([1e-5 * d**4 for d in DS], [3e-4 * d**2 for d in DS])
+
+
+@pytest.fixture
+def flat() -> CostReport:
+    # backprop at its fixed cost, the numerical gradient 2 d^2 evaluations of a fixed cost
+    rng = np.random.default_rng(2)
+    return made_up(
+        [2 * d * d * 1e-5 * (1 + 0.1 * rng.random()) for d in DS],
+        [1e-4 * (1 + 0.1 * rng.random()) for d in DS],
+    )
+
+
+def test_clean_timings_give_the_exponents_exactly_and_no_warning(clean):
+    assert clean.slopes == {"numerical": pytest.approx(4.0), "backprop": pytest.approx(2.0)}
+    assert all(err == pytest.approx(0.0, abs=1e-9) for err in clean.slope_errors.values())
+    assert clean.fits["backprop"].sizes == DS
+    assert clean.warnings == []
+    text = " ".join(str(clean).split())
+    assert "numerical 4.00 ± 0.00 [4.00, 4.00] over d = 10, 20, 50, 100, 200" in text
+    assert "backprop 2.00 ± 0.00" in text and "WARNING" not in text
+
+
+def test_flat_timings_warn_and_say_what_to_measure(flat):
+    assert len(flat.warnings) == 2
+    for key, warning in zip(("numerical", "backprop"), flat.warnings):
+        assert warning.startswith(f"the {key} slope {flat.fits[key]}")
+        assert "within 2x of the fixed cost" in warning and "--sizes 200,400,800" in warning
+    assert (
+        "(expected 2)" in flat.warnings[1] and "100 µs per forward + backward" in flat.warnings[1]
+    )
+    assert "WARNING: the backprop slope" in " ".join(str(flat).split())
+
+
+def test_the_teachers_negative_slope_is_not_shown_without_a_warning():
+    ds = (4, 8, 16, 32)
+    report = made_up([1e-5 * d**4 for d in ds], [1.3e-4 * d**-0.32 for d in ds], ds=ds)
+    assert report.slopes["backprop"] == pytest.approx(-0.32)
+    (warning,) = report.warnings
+    assert "backprop slope -0.32 ± 0.00 (expected 2)" in warning and "negative" in warning
+    assert "--repeats" in warning
+
+
+def test_noisy_repeats_warn_and_ask_for_more_repeats(clean):
+    runs = [[3e-4 * d**2 * f for f in (0.5, 1.0, 1.0, 1.8, 2.5)] for d in DS]
+    noisy = made_up([1e-5 * d**4 for d in DS], [3e-4 * d**2 for d in DS], runs=runs)
+    assert noisy.rows[0].spread_backprop == pytest.approx(0.8)
+    (warning,) = noisy.warnings
+    assert "repeats disagree" in warning and "--repeats 15" in warning
+    assert "--sizes" not in warning  # the sizes were fine: only the repeats need more
+
+
+def test_sizes_at_the_fixed_cost_are_left_out_of_the_fit_and_named():
+    # backprop: 1.2x, 1.5x the fixed cost at d = 10, 20, then c d^2 well above it
+    times = [1.2e-4, 1.5e-4, 2.5e-3, 1e-2, 4e-2]
+    report = made_up([1e-5 * d**4 for d in DS], times)
+    assert report.fits["backprop"].sizes == (50, 100, 200)
+    assert report.slopes["backprop"] == pytest.approx(2.0) and report.warnings == []
+    assert "backprop 2.00 ± 0.00 [2.00, 2.00] over d = 50, 100, 200" in " ".join(
+        str(report).split()
+    )
+
+
+def test_fewer_than_three_sizes_warn():
+    report = made_up([1.0, 16.0], [1e-3, 4e-3], ds=(100, 200))
+    assert len(report.warnings) == 2 and all("only 2 sizes" in w for w in report.warnings)
+
+
+def _reference_lines(report):
+    (time_ax, _) = cost_figure(report).axes
+    return {ln.get_label(): ln for ln in time_ax.get_lines() if ln.get_linestyle() == "--"}
+
+
+def test_the_plot_draws_the_expected_slopes_as_dashed_lines(clean):
+    lines = _reference_lines(clean)
+    assert set(lines) == {"slope 4 (expected: numerical)", "slope 2 (expected: backprop)"}
+    for label, k in (("slope 4 (expected: numerical)", 4), ("slope 2 (expected: backprop)", 2)):
+        x, y = (np.asarray(v, float) for v in lines[label].get_data())
+        assert np.polyfit(np.log(x), np.log(y), 1)[0] == pytest.approx(k)
+        # anchored at the measured point of the largest d
+        key = label.split(": ")[1].rstrip(")")
+        assert (x[-1], y[-1]) == (200, pytest.approx(getattr(clean.rows[-1], f"t_{key}")))
+
+
+def test_the_plot_says_when_a_fit_is_not_meaningful(flat, clean, tmp_path):
+    text = flat.plot(tmp_path / "flat.svg").read_text()
+    assert "slope 4 (expected: numerical)" in text and "slope 2 (expected: backprop)" in text
+    assert "Note: the backprop slope is not meaningful here" in text
+    assert "(not meaningful)" in text  # in the legend too
+    assert "not meaningful" not in clean.plot(tmp_path / "clean.svg").read_text()
+
+
+def test_your_own_function_has_no_reference_lines_and_no_warnings():
+    report = cr.cost_report(lambda x: cr.sum(x * x), np.ones(3), repeats=1)
+    assert report.warnings == [] and report.expected_slopes == {}
+    assert _reference_lines(report) == {}
+
+
+def test_cli_cost_prints_slopes_with_their_errors(capsys):
+    code, out, err = run(capsys, "cost", "--sizes", "2,3,4", "--repeats", "2")
+    assert code == 0, err
+    assert "±" in out and "[95% interval]" in " ".join(out.split())
+    assert "fixed cost of a call" in out
+
+
+def test_cli_cost_prints_the_warnings(capsys, monkeypatch, flat):
+    import chainrule.teach.costs as costs
+
+    monkeypatch.setattr(costs, "cost_report", lambda **kw: flat)
+    code, out, err = run(capsys, "cost", "--sizes", ",".join(map(str, DS)))
+    assert code == 0, err
+    text = " ".join(out.split())
+    for warning in flat.warnings:
+        assert f"WARNING: {warning}" in text

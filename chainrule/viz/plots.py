@@ -247,31 +247,68 @@ def plot_activations(path: str | Path, negative_slope: float = 0.1, xs: Any = No
 
 
 def cost_figure(report: CostReport) -> Any:
-    """Time of one gradient against d on log-log axes (points, and the fitted lines with their
-    slopes in the legend) and, beside it, the counted evaluations; a ``Figure``."""
+    """Time of one gradient against d on log-log axes and, beside it, the counted evaluations;
+    a ``Figure``.
+
+    Each curve is drawn as its median times, error bars spanning the interquartile range of
+    the repeats, and its fitted line over the sizes fitted, ``slope ± err`` in the legend.
+    Dashed lines of the slopes theory expects (handout's loss: 4 and 2) pass
+    through each curve's point at the largest d, where fixed costs weigh least, and a note
+    under the axes says which fits are not meaningful (``report.warnings``)."""
     ds = np.array([r.d for r in report.rows], dtype=float)
     size = "d" if report.handout else "n"
-    fig = _figure("the cost report", (10, 4.2))
+    problems = [k for k in ("numerical", "backprop") if report.problems[k]]
+    note = [
+        f"Note: the {k} slope is not meaningful here: {report.problems[k][0]}." for k in problems
+    ]
+    if note:
+        note.append("Measure larger sizes or more repeats (see the warnings of the text report).")
+    fig = _figure("the cost report", (10, 5.2 + 0.2 * len(note)))
     time_ax, eval_ax = fig.subplots(1, 2)
     series = [
-        ("numerical", "central differences", [r.t_numerical for r in report.rows], "C3"),
-        ("backprop", "backprop (forward + backward)", [r.t_backprop for r in report.rows], "C0"),
+        ("numerical", "central differences", "C3"),
+        ("backprop", "backprop (forward + backward)", "C0"),
     ]
-    for key, label, ts, color in series:
-        slope = report.slopes[key]
-        text = f"{label}: slope {slope:.2f}" if math.isfinite(slope) else label
-        time_ax.plot(ds, ts, "o", color=color, label=text)
-        if math.isfinite(slope):
-            intercept = np.mean(np.log(ts)) - slope * np.mean(np.log(ds))
+    handles: list[Any] = []
+    for key, label, color in series:
+        ts = np.array([getattr(r, f"t_{key}") for r in report.rows])
+        runs = [getattr(r, f"times_{key}") or (t,) for r, t in zip(report.rows, ts)]
+        q1, q3 = np.array([np.percentile(run, [25, 75]) for run in runs]).T
+        fit = report.fits[key]
+        text = f"{label}: slope {fit}" if math.isfinite(fit.slope) else label
+        if key in problems:
+            text += " (not meaningful)"
+        bars = np.clip([ts - q1, q3 - ts], 0.0, None)
+        handles.append(
+            time_ax.errorbar(ds, ts, yerr=bars, fmt="o", color=color, capsize=3, label=text)
+        )
+        if math.isfinite(fit.slope):
+            line = np.geomspace(min(fit.sizes), max(fit.sizes), 50)
+            time_ax.plot(line, fit.line(line), "-", color=color, alpha=0.6)
+        expected = report.expected_slopes.get(key)
+        if expected is not None and len(ds) > 1:
+            anchor_d, anchor_t = ds[-1], ts[-1]
             line = np.geomspace(ds.min(), ds.max(), 50)
-            time_ax.plot(line, np.exp(intercept) * line**slope, "-", color=color, alpha=0.6)
-    time_ax.plot(ds, [r.t_forward for r in report.rows], "^", color="C2", label="one forward pass")
+            (reference,) = time_ax.plot(
+                line,
+                anchor_t * (line / anchor_d) ** expected,
+                "--",
+                color=color,
+                alpha=0.45,
+                linewidth=1.2,
+                label=f"slope {expected:g} (expected: {key})",
+            )
+            handles.append(reference)
+    handles += time_ax.plot(
+        ds, [r.t_forward for r in report.rows], "^", color="C2", label="one forward pass"
+    )
     time_ax.set_xscale("log")
     time_ax.set_yscale("log")
     time_ax.set_xlabel(size)
     time_ax.set_ylabel("wall time (s)")
     time_ax.set_title("time of one gradient")
-    time_ax.legend(fontsize=8.5)
+    # Under the axes, each curve beside its expected slope: inside, it would hide the points.
+    time_ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     time_ax.grid(alpha=0.3, which="both")
     eval_ax.plot(
         ds,
@@ -298,7 +335,12 @@ def cost_figure(report: CostReport) -> Any:
         ax.set_xticks(ds, [f"{d:g}" for d in ds])
         ax.minorticks_off()
     fig.suptitle(f"Gradient of {report.what}")
-    fig.tight_layout()
+    if note:
+        height = fig.get_figheight()
+        fig.text(0.01, 0.01, "\n".join(note), fontsize=8, color="C3", va="bottom")
+        fig.tight_layout(rect=(0, (0.2 * len(note) + 0.1) / height, 1, 1))
+    else:
+        fig.tight_layout()
     return fig
 
 
