@@ -352,6 +352,12 @@ class Tensor(TensorMethods):
             extra += f", dtype={dt}"
         return f"tensor({body}{extra})"
 
+    def _repr_html_(self) -> str:
+        """A notebook shows a tensor as a small table (see :mod:`chainrule.engine.display`)."""
+        from .display import tensor_html  # (a dictionary look-up after the first)
+
+        return tensor_html(self)
+
     # -- graph --------------------------------------------------------------------------
     def backward(
         self,

@@ -281,8 +281,16 @@ class Graph:
 
         return to_svg(self, collapse, values, self.module, engine)
 
-    def _repr_svg_(self) -> str:  # a notebook shows the graph inline
+    def _repr_svg_(self) -> str:  # the still picture, for a front end that shows no HTML
         return self.to_svg()
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the interactive page inline, in a sandboxed frame (see
+        :mod:`chainrule.viz.notebook`); taking it records the backward pass step by step
+        if none was (without touching any ``.grad``)."""
+        from .notebook import graph_frame
+
+        return graph_frame(self)
 
     def save(
         self, path: Any, collapse: bool | None = None, values: bool = True, engine: str = "auto"
