@@ -352,12 +352,6 @@ class Tensor(TensorMethods):
             extra += f", dtype={dt}"
         return f"tensor({body}{extra})"
 
-    def _repr_html_(self) -> str:
-        """A notebook shows a tensor as a small table (see :mod:`chainrule.engine.display`)."""
-        from .display import tensor_html  # (a dictionary look-up after the first)
-
-        return tensor_html(self)
-
     # -- graph --------------------------------------------------------------------------
     def backward(
         self,
@@ -461,6 +455,12 @@ class Tensor(TensorMethods):
         raw = value._data if isinstance(value, Tensor) else value
         self._data[raw_index(index)] = raw
         self._version = next_seq()
+
+    def _repr_html_(self) -> str:
+        """A notebook shows a tensor as a small table (see :mod:`chainrule.engine.display`)."""
+        from .display import tensor_html  # (a dictionary look-up after the first)
+
+        return tensor_html(self)
 
 
 def _leaving_the_graph(t: Tensor, what: str) -> None:
