@@ -129,6 +129,34 @@ def test_a_million_entries_give_a_few_kilobytes():
     assert len(listed) < 200_000 and "101 more modules not listed" in listed
 
 
+def test_a_freed_node_says_so_and_keeps_its_history():
+    x = cr.tensor(np.ones(100), requires_grad=True, name="x")
+    loss = cr.sum(cr.tanh(x * 2.0))
+    loss.backward()  # frees the values of tanh and multiply (800 bytes each)
+    tanh = next(n for n in cr.graph(loss).nodes if n.op == "tanh")
+    text = " ".join(_text(tanh.tensor._repr_html_()).split())
+    assert "value freed by backward()" in text and "shape (100,)" in text
+    assert "made by tanh" in text and "tensor (100,) float64" in text
+
+
+def test_a_lazy_tensor_is_described_not_computed():
+    dask = pytest.importorskip("dask")
+    t = cr.to(cr.tensor(np.arange(10.0), requires_grad=True), "dask", chunks=5)
+    layer = cr.nn.Linear(10, 1, rng=0).to("dask")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a display computed a Dask array")
+
+    loss = cr.sum(layer(t[None, :]) * t.sum())
+    loss.backward()
+    with dask.config.set(scheduler=refuse):
+        text = " ".join(_text(loss._repr_html_() + t._repr_html_()).split())
+        listed = " ".join(_text(layer._repr_html_()).split())
+    assert "lazy Dask array in 2 chunk(s), not computed" in text and "dask.Array" in text
+    assert "made by sum" in text
+    assert "weight lazy" in listed
+
+
 def test_a_module_lists_its_layers_with_counts_shapes_and_gradient_norms():
     net = cr.nn.MLP([2, 5, 3], activation="tanh", rng=0)
     before = _text(net._repr_html_())
