@@ -538,3 +538,57 @@ def test_a_freed_graph_keeps_a_few_hundred_bytes_a_node():
         tracemalloc.stop()
     assert kept / 2000 < 600, f"{kept / 2000:.0f} bytes a node kept after backward()"
     assert len(cr.graph(loss).nodes) == 2002
+
+
+# -- whose gradients a Graph shows ----------------------------------------------------------------
+def test_a_graph_shows_no_gradient_another_graph_left_on_a_shared_leaf():
+    w = cr.tensor(3.0, requires_grad=True, name="w")
+    a = w * w
+    graph_a = cr.graph(a)
+    a.backward()  # leaves w.grad = 6 behind
+    assert float(w.grad) == 6.0 and float(graph_a.sources[0].grad) == 6.0
+    b = cr.tanh(w)
+    graph_b = cr.graph(b)
+    leaf = graph_b.sources[0]
+    assert leaf.tensor is w and leaf.grad is None  # 6 is graph A's, not B's
+    assert all(n.grad is None for n in graph_b.nodes)
+    svg = graph_b._repr_svg_()
+    assert "grad " not in svg and "value 3" in svg
+    b.backward()
+    expected = 1 - np.tanh(3.0) ** 2  # B's own gradient; w.grad now holds 6 + that
+    assert float(leaf.grad) == pytest.approx(expected)
+    assert float(w.grad) == pytest.approx(6.0 + expected)
+    assert f"grad {expected:.4g}" in graph_b._repr_svg_()
+    assert float(graph_a.sources[0].grad) == 6.0  # A keeps the pass it saw
+
+
+def test_a_graph_made_after_backward_reads_the_gradients_that_pass_left():
+    w = cr.tensor(3.0, requires_grad=True, name="w")
+    out = cr.tanh(w)
+    out.backward()  # frees the graph: a pass from this sink has run
+    assert float(cr.graph(out).sources[0].grad) == pytest.approx(1 - np.tanh(3.0) ** 2)
+    kept = cr.tensor(2.0, requires_grad=True)
+    square = kept * kept
+    square.backward(retain_graph=True)  # nothing says which pass left kept.grad
+    late = cr.graph(square)
+    assert late.sources[0].grad is None
+    late.backward_steps()  # its own pass, without touching .grad
+    assert float(late.sources[0].grad) == 4.0 and float(kept.grad) == 4.0
+
+
+def test_a_new_pass_replaces_the_gradients_of_the_last():
+    x = cr.tensor(2.0, requires_grad=True, name="x")
+    out = x * x
+    g = cr.graph(out)
+    out.backward(retain_graph=True)
+    out.backward()
+    assert float(g.sources[0].grad) == 4.0  # this pass's d out / dx, not the sum in x.grad
+    assert float(x.grad) == 8.0
+
+
+def test_a_graph_of_a_leaf_has_no_freed_values_and_no_stale_gradient():
+    x = cr.tensor(2.0, requires_grad=True, name="x")
+    (x * 5.0).backward()
+    g = cr.graph(x)
+    assert not g.freed and g.sink.grad is None
+    assert [s.node.name for s in g.backward_steps()] == ["x"] and float(g.sink.grad) == 1.0

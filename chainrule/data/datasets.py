@@ -76,6 +76,13 @@ class Dataset:
             f"y {self.y.shape} {self.y.dtype}, {kind})"
         )
 
+    def _repr_html_(self) -> str:
+        """A notebook shows a data set as its summary and first rows (see
+        :mod:`chainrule.data.display`)."""
+        from .display import dataset_html
+
+        return dataset_html(self)
+
 
 # -- helpers ------------------------------------------------------------------------------
 def _rng(seed: SeedLike) -> np.random.Generator:

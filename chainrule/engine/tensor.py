@@ -456,6 +456,12 @@ class Tensor(TensorMethods):
         self._data[raw_index(index)] = raw
         self._version = next_seq()
 
+    def _repr_html_(self) -> str:
+        """A notebook shows a tensor as a small table (see :mod:`chainrule.engine.display`)."""
+        from .display import tensor_html  # (a dictionary look-up after the first)
+
+        return tensor_html(self)
+
 
 def _leaving_the_graph(t: Tensor, what: str) -> None:
     """Refuse to hand out the value of ``t`` as a plain array or number where that would cut

@@ -316,6 +316,12 @@ class Module:
             _IN_REPR.discard(key)
         return "\n".join(lines) + "\n)"
 
+    def _repr_html_(self) -> str:
+        """A notebook shows a model as a table of its layers (see :mod:`chainrule.nn.display`)."""
+        from .display import module_html
+
+        return module_html(self)
+
 
 # (id(module), thread) of the modules whose repr is being built: their ancestors' lines
 _IN_REPR: set[tuple[int, int]] = set()

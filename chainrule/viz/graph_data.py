@@ -4,6 +4,18 @@ It is a snapshot of the recorded graph, sources first and sink last, that a user
 print as Graphviz text, or export as JSON or a networkx graph. It also listens to the backward
 passes run from its sink: :meth:`Graph.backward_steps` gives the steps in the order the engine
 really took them, and every node's gradient (d sink / d node) becomes readable.
+
+Which gradients a Graph shows (:attr:`Node.grad`, the pictures, the page): only those of a
+backward pass from its own sink. A leaf shared with an earlier graph may hold a ``.grad``
+that graph's ``backward()`` left; this graph does not show it as its own.
+
+- A pass from the sink that the Graph saw (``loss.backward()`` after ``cr.graph(loss)``, or
+  :meth:`Graph.backward_steps`): the gradients that pass computed, node by node.
+- Otherwise, once ``backward()`` from the sink has freed its graph (a Graph made after the
+  pass): the ``.grad`` that pass left on the leaves (and on ``retain_grad()`` nodes), as it
+  stands, sums of earlier passes included where they were not zeroed.
+- Otherwise (no pass yet, or one run with ``retain_graph=True`` before the Graph was made):
+  no gradients; :meth:`Graph.backward_steps` runs one without touching any ``.grad``.
 """
 
 from __future__ import annotations
@@ -19,6 +31,21 @@ from ..engine.registry import SAVED
 from ..engine.tensor import Husk, Tensor, is_freed
 
 __all__ = ["Graph", "Node", "BackwardStep", "graph"]
+
+
+class _Passes:
+    """What a Graph knows of the backward passes from its sink, shared by its nodes (so that
+    a node can tell its own graph's gradients from a ``.grad`` another graph left)."""
+
+    __slots__ = ("sink", "seen")
+
+    def __init__(self, sink: Tensor) -> None:
+        self.sink = sink
+        self.seen = False  # whether the Graph recorded a pass from its sink
+
+    def reads_grad(self) -> bool:
+        """Whether a ``.grad`` can be read as this sink's: a pass from it freed its graph."""
+        return not self.seen and self.sink._op is not None and is_freed(self.sink)
 
 
 @dataclass(frozen=True)
@@ -45,11 +72,22 @@ class BackwardStep:
 class Node:
     """One node of a :class:`Graph`: a tensor and how it was made."""
 
-    __slots__ = ("tensor", "index", "op", "formula", "parents", "params", "traced_grad", "call")
+    __slots__ = (
+        "tensor",
+        "index",
+        "op",
+        "formula",
+        "parents",
+        "params",
+        "traced_grad",
+        "call",
+        "_passes",
+    )
 
-    def __init__(self, tensor: Tensor, index: int) -> None:
+    def __init__(self, tensor: Tensor, index: int, passes: _Passes | None = None) -> None:
         self.tensor = tensor
         self.index = index
+        self._passes = passes
         node = tensor._node
         self.op: str | None = node[0].name if node else None
         self.formula: str = node[0].formula if node else ""
@@ -89,10 +127,14 @@ class Node:
 
     @property
     def grad(self) -> Any:
-        """d sink / d node from the last backward pass through the graph (any node), else the
-        tensor's ``.grad`` (leaves), else None."""
+        """d sink / d node from the last backward pass from the sink that the Graph saw (any
+        node); else, once a pass from the sink has freed its graph, the tensor's ``.grad``
+        (leaves, ``retain_grad()`` nodes); else None: a ``.grad`` that another graph's
+        backward left on a shared leaf is not this graph's (see the module's notes)."""
         if self.traced_grad is not None:
             return self.traced_grad
+        if self._passes is not None and not self._passes.reads_grad():
+            return None
         g = self.tensor.grad
         return None if g is None else g.numpy()
 
@@ -124,7 +166,8 @@ class Graph:
         order = topological_order(sink)
         # still a topological order with every source moved to the front
         order = [t for t in order if t._node is None] + [t for t in order if t._node is not None]
-        self.nodes: list[Node] = [Node(t, i) for i, t in enumerate(order)]
+        self._passes = _Passes(sink)
+        self.nodes: list[Node] = [Node(t, i, self._passes) for i, t in enumerate(order)]
         by_id = {id(n.tensor): n for n in self.nodes}
         self.edges: list[tuple[Node, Node]] = []
         for n in self.nodes:
@@ -163,6 +206,9 @@ class Graph:
             return
         if t is self.sink.tensor:  # a new pass starts at the sink
             self._steps = []
+            self._passes.seen = True
+            for n in self.nodes:  # (a node this pass does not reach gets no gradient from it)
+                n.traced_grad = None
         value = to_numpy(g._data if isinstance(g, Tensor) else g)
         node.traced_grad = value
         contributions = tuple(
@@ -199,7 +245,8 @@ class Graph:
     def freed(self) -> bool:
         """Whether backward() has freed values of this graph (without retain_graph): the
         structure stays, and the nodes whose values went say so (:attr:`Node.freed`)."""
-        return any(n.freed for n in self.nodes) or is_freed(self.sink.tensor)
+        sink = self.sink.tensor
+        return any(n.freed for n in self.nodes) or (sink._op is not None and is_freed(sink))
 
     @property
     def sources(self) -> list[Node]:
@@ -234,8 +281,16 @@ class Graph:
 
         return to_svg(self, collapse, values, self.module, engine)
 
-    def _repr_svg_(self) -> str:  # a notebook shows the graph inline
+    def _repr_svg_(self) -> str:  # the still picture, for a front end that shows no HTML
         return self.to_svg()
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the interactive page inline, in a sandboxed frame (see
+        :mod:`chainrule.viz.notebook`); taking it records the backward pass step by step
+        if none was (without touching any ``.grad``)."""
+        from .notebook import graph_frame
+
+        return graph_frame(self)
 
     def save(
         self, path: Any, collapse: bool | None = None, values: bool = True, engine: str = "auto"
