@@ -51,7 +51,7 @@ def client():
     cluster.close()
     started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     # (multiprocessing's resource tracker serves this interpreter, and ends with it)
-    assert [p for p in _wait_gone(started) if "resource_tracker" not in _cmdline(p)] == []
+    assert _wait_gone([p for p in started if "resource_tracker" not in _cmdline(p)]) == []
 
 
 def _cmdline(process) -> str:

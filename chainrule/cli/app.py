@@ -331,7 +331,7 @@ def _run(
     print(
         f"training {what}, {config.optimizer}, lr {config.lr:g}) on {config.data} "
         f"({len(train_set)} samples, {task}) for {config.epochs} epochs, seed {config.seed}"
-        f"{_where(backend, len(train_set), config.batch_size)}",
+        f"{backend.describe(len(train_set), config.batch_size)}",
         flush=True,
     )
     progress = _Progress(args.progress, steps_per_epoch * config.epochs, config.epochs)
@@ -379,20 +379,6 @@ def _run(
     print(f"metrics     {out / 'metrics.csv'}")
     print(f"curves      {plot}")
     return 0
-
-
-def _where(backend: Any, rows: int, batch_size: int) -> str:
-    """Where the steps run, for the run's first line ('' for NumPy, the default)."""
-    if backend.name == "cupy":
-        return ", on the GPU (CuPy)"
-    if backend.name != "dask":
-        return ""
-    chunks = -(-rows // backend.chunk_rows)
-    batch = "full batch" if batch_size >= rows else f"batches of {batch_size} rows"
-    return (
-        f", on Dask ({backend.workers} worker{'s' if backend.workers != 1 else ''}, "
-        f"{chunks} chunk{'s' if chunks != 1 else ''} of up to {backend.chunk_rows} rows, {batch})"
-    )
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -52,6 +52,23 @@ class Backend:
     full_batch: bool = False
     workers: int = 1  # (what the Dask computation runs on, for the run's first line)
 
+    def describe(self, rows: int, batch_size: int) -> str:
+        """Where the steps run, for a run's first line ('' for NumPy, the default).
+
+        >>> Backend("dask", chunk_rows=400, workers=2).describe(800, 800)
+        ', on Dask (2 workers, 2 chunks of up to 400 rows, full batch)'
+        """
+        if self.name == "cupy":
+            return ", on the GPU (CuPy)"
+        if self.name != "dask":
+            return ""
+        chunks = -(-rows // (self.chunk_rows or rows))
+        batch = "full batch" if batch_size >= rows else f"batches of {batch_size} rows"
+        return (
+            f", on Dask ({self.workers} worker{'s' if self.workers != 1 else ''}, {chunks} "
+            f"chunk{'s' if chunks != 1 else ''} of up to {self.chunk_rows or rows} rows, {batch})"
+        )
+
     def place_model(self, model: Module) -> Module:
         """The model on the device its steps run on (the GPU for CuPy; NumPy otherwise)."""
         return model.to("cupy") if self.name == "cupy" else model
