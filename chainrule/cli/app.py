@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -57,7 +57,30 @@ def _hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _positive(flag: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be an integer >= 1, got {text!r}")
+        return value
+
+    return parse
+
+
+class _Given(argparse.Action):
+    """Store the value and note that it was given (``args.<dest>_given``): a default that
+    depends on other flags (Dask's batch: the whole training set) needs to know."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
+
+
 def _parser() -> _Parser:
+    from .backend import BACKENDS
     from .config import ACTIVATIONS, DATASETS, OPTIMIZERS, TrainConfig
 
     defaults = TrainConfig()
@@ -99,7 +122,11 @@ def _parser() -> _Parser:
     train.add_argument("--lr", type=float, default=defaults.lr, help="learning rate")
     train.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the data")
     train.add_argument(
-        "--batch-size", type=int, default=defaults.batch_size, help="mini-batch size"
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        action=_Given,
+        help="mini-batch size (with --backend dask: the whole training set unless given)",
     )
     train.add_argument("--seed", type=int, default=defaults.seed, help="seeds init, split, order")
     train.add_argument(
@@ -112,6 +139,29 @@ def _parser() -> _Parser:
         "--resume",
         action="store_true",
         help="continue the run in --out from its last completed epoch (its own settings)",
+    )
+    train.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="numpy",
+        help="where the steps run: NumPy here, Dask over chunks of the rows, CuPy on a GPU",
+    )
+    train.add_argument(
+        "--workers",
+        type=_positive("--workers"),
+        metavar="N",
+        help="--backend dask: start a local cluster of N worker processes (else Dask's threads)",
+    )
+    train.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="--backend dask: use the running Dask cluster at ADDRESS (tcp://HOST:PORT)",
+    )
+    train.add_argument(
+        "--chunk-rows",
+        type=_positive("--chunk-rows"),
+        metavar="N",
+        help="--backend dask: training rows per chunk (default: one chunk per worker)",
     )
     train.add_argument(
         "--progress",
@@ -202,18 +252,30 @@ def _sizes_given(args: argparse.Namespace, config: TrainConfig, state: Path) -> 
     return f"--model {config.model} on {config.data}", "use fewer rows or shorter sequences"
 
 
+def _backend_flags(args: argparse.Namespace) -> None:
+    """A usage error for the Dask flags without ``--backend dask``, or for both ways to
+    find workers at once."""
+    given = [flag for flag in ("workers", "scheduler", "chunk_rows") if getattr(args, flag)]
+    if given and args.backend != "dask":
+        flags = " and ".join(f"--{flag.replace('_', '-')}" for flag in given)
+        raise _UsageError(
+            f"chainrule train: {flags} {'is' if len(given) == 1 else 'are'} for --backend "
+            f"dask, not --backend {args.backend} (see chainrule train --help)"
+        )
+    if args.workers and args.scheduler:
+        raise _UsageError(
+            "chainrule train: --workers starts a cluster, --scheduler joins one: give one "
+            "(see chainrule train --help)"
+        )
+
+
 def _train(args: argparse.Namespace) -> int:
-    from ..viz.history import have_matplotlib, plot_history
+    _backend_flags(args)
+    from .backend import open_backend, require
     from .outputs import check_output_folder
-    from .train import (
-        ConfigError,
-        TrainConfig,
-        memory_refusal,
-        prepare_data,
-        resumed_config,
-        save_checkpoint,
-        train,
-    )
+    from .train import ConfigError, TrainConfig, memory_refusal, prepare_data, resumed_config
+
+    require(args.backend, cluster=bool(args.workers or args.scheduler))
 
     config = TrainConfig(
         data=args.data,
@@ -236,11 +298,28 @@ def _train(args: argparse.Namespace) -> int:
     # Everything is checked before anything is written or built: the data, the model's
     # memory, then the output folder (created, and tried with a file, here).
     train_set, test_set = prepare_data(config)
+    full_batch = args.backend == "dask" and not getattr(args, "batch_size_given", False)
+    if full_batch and not args.resume:
+        config = replace(config, batch_size=len(train_set))
     reason = memory_refusal(config, train_set, test_set)
     if reason is not None:
         given_as, advice = _sizes_given(args, config, state)
         raise ConfigError(f"{given_as}: the run {reason}; {advice}")
     check_output_folder(out, RUN_FILES, "--out")
+    with open_backend(args.backend, args.workers, args.scheduler) as backend:
+        backend.full_batch = full_batch
+        backend.chunk_rows = args.chunk_rows or -(-len(train_set) // backend.workers)
+        return _run(args, config, out, train_set, backend)
+
+
+def _run(
+    args: argparse.Namespace, config: TrainConfig, out: Path, train_set: Any, backend: Any
+) -> int:
+    """Train with the checked configuration and write the run's files; the exit status."""
+    from ..viz.history import have_matplotlib, plot_history
+    from .train import save_checkpoint, train
+
+    state = out / "training.safetensors"
     checkpoint = out / "model.safetensors"
     steps_per_epoch = -(-len(train_set) // config.batch_size)
     task = "a regressor" if train_set.n_classes is None else f"{train_set.n_classes} classes"
@@ -251,7 +330,8 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(
         f"training {what}, {config.optimizer}, lr {config.lr:g}) on {config.data} "
-        f"({len(train_set)} samples, {task}) for {config.epochs} epochs, seed {config.seed}",
+        f"({len(train_set)} samples, {task}) for {config.epochs} epochs, seed {config.seed}"
+        f"{backend.describe(len(train_set), config.batch_size)}",
         flush=True,
     )
     progress = _Progress(args.progress, steps_per_epoch * config.epochs, config.epochs)
@@ -263,6 +343,7 @@ def _train(args: argparse.Namespace) -> int:
             checkpoint=checkpoint,
             state=state,
             resume=args.resume,
+            backend=backend,
         )
     finally:
         progress.close()

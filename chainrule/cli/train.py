@@ -26,7 +26,9 @@ from .. import io, nn, optim
 from ..data import FileDataError, load_file
 from ..engine.modes import no_grad
 from ..nn import functional as F
+from ..transforms.backend import compute
 from . import memory
+from .backend import Backend
 from .config import ACTIVATIONS, DATASETS, FILE_TYPES, OPTIMIZERS, ConfigError, TrainConfig
 from .models import SequenceCNN, SequenceGRU
 
@@ -175,14 +177,18 @@ def _optimizer(config: TrainConfig, params: Any) -> optim.Optimizer:
     return optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
 
 
-def _evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _evaluate(
+    model: nn.Module, X: np.ndarray, y: np.ndarray, backend: Backend | None = None
+) -> tuple[float, float]:
     """(loss, score) of the model on a whole set, in eval mode: mean cross-entropy and
-    accuracy for a classifier, mean squared error and R^2 for a regressor."""
+    accuracy for a classifier, mean squared error and R^2 for a regressor. The set is moved
+    where the model is (the GPU for CuPy)."""
     regression = y.dtype.kind == "f"
+    place = backend.device if backend is not None else (lambda a: a)
     model.eval()
     with no_grad():
-        out = model(X)
-        loss = float(_loss(out, y, regression))
+        out = model(place(X))
+        loss = float(_loss(out, place(y), regression))
     model.train()
     return loss, _score(out.numpy(), y)
 
@@ -202,6 +208,7 @@ def train(
     checkpoint: str | Path | None = None,
     state: str | Path | None = None,
     resume: bool = False,
+    backend: Backend | None = None,
 ) -> TrainResult:
     """Train the configured model; seeded and reproducible run to run.
 
@@ -211,7 +218,9 @@ def train(
     from which ``resume=True`` continues, giving the same numbers as a run that never stopped
     (each epoch's batch order depends on the seed and the epoch alone). A KeyboardInterrupt
     stops the run cleanly: the last completed epoch is what remains saved, and the result
-    says ``interrupted``.
+    says ``interrupted``. ``backend`` (``chainrule.cli.backend``) places the model and the
+    training rows, NumPy in this process where not given; each step's lazy (Dask) loss and
+    gradients are computed in one pass before the optimizer steps.
     """
     config.validate()
     train_set, test_set = prepare_data(config)
@@ -220,9 +229,11 @@ def train(
     if reason is not None:
         raise ConfigError(f"{_sizes(config)} on {config.data}: the run {reason}")
     n_in, n_out = _io_sizes(train_set)
-    model = build_model(config, n_in, n_out)
+    backend = backend if backend is not None else Backend()
+    model = backend.place_model(build_model(config, n_in, n_out))
     model.io_shape = (n_in, n_out)  # what the checkpoint needs to rebuild it
     model.feature_statistics = feature_statistics(config)
+    X, y = backend.training_rows(train_set.X, train_set.y)
     opt = _optimizer(config, model.parameters())
     schedule = optim.CosineAnnealingLR(opt, config.epochs) if config.schedule == "cosine" else None
     result = TrainResult(config, model)
@@ -238,27 +249,28 @@ def train(
         for epoch in range(first, config.epochs + 1):
             epoch_start = time.perf_counter()
             seen, loss_sum, correct = 0, 0.0, 0
-            batches = datasets.batches(
-                train_set.X, train_set.y, config.batch_size, seed=config.seed * 100003 + epoch
-            )
+            batches = backend.batches(X, y, config.batch_size, seed=config.seed * 100003 + epoch)
             for xb, yb in batches:
                 logits = model(xb)
                 loss = _loss(logits, yb, regression)
                 opt.zero_grad()
                 loss.backward()
+                with no_grad():
+                    hits = None if regression else (logits.argmax(axis=1) == yb).sum()
+                compute(loss, *([] if hits is None else [hits]), model)  # (Dask: one pass)
                 opt.step()
                 step += 1
                 value = float(loss)
                 loss_sum += value * len(yb)
-                if not regression:
-                    correct += int(np.sum(np.argmax(logits.numpy(), axis=1) == yb))
+                if hits is not None:
+                    correct += int(hits.item())
                 seen += len(yb)
                 if on_step is not None:
                     on_step(step, value)
             lr = opt.lr
             if schedule is not None:
                 schedule.step()
-            test_loss, test_acc = _evaluate(model, test_set.X, test_set.y)
+            test_loss, test_acc = _evaluate(model, test_set.X, test_set.y, backend)
             elapsed = time.perf_counter() - epoch_start
             metrics = EpochMetrics(
                 epoch=epoch,
@@ -266,7 +278,7 @@ def train(
                 train_accuracy=(
                     correct / max(seen, 1)
                     if not regression
-                    else _evaluate(model, train_set.X, train_set.y)[1]
+                    else _evaluate(model, train_set.X, train_set.y, backend)[1]
                 ),
                 test_loss=test_loss,
                 test_accuracy=test_acc,
