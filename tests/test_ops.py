@@ -891,7 +891,10 @@ def test_op_runs_on_other_backends(name: str, backend: str) -> None:
         import dask
 
         array_type, convert, tol = dask.array.Array, _dask, 1e-12
-        lazy: Any = dask.config.set(scheduler=_refuse_compute)
+
+        def lazy() -> Any:  # (dask.config.set takes effect when made, not when entered)
+            return dask.config.set(scheduler=_refuse_compute)
+
     else:
         cupy = _cupy_or_skip()
         array_type, tol = cupy.ndarray, 1e-10
@@ -899,7 +902,7 @@ def test_op_runs_on_other_backends(name: str, backend: str) -> None:
         def convert(a: Any) -> Any:
             return cupy.asarray(a) if isinstance(a, np.ndarray) else a
 
-        lazy = contextlib.nullcontext()
+        lazy = contextlib.nullcontext
     differentiable = OPS[name].differentiable
 
     def run(s: Sample, convert: Callable[[Any], Any], w: Any) -> tuple[Any, list[Any]]:
@@ -919,7 +922,7 @@ def test_op_runs_on_other_backends(name: str, backend: str) -> None:
             with pytest.raises(TypeError, match=f"vmap.*{backend}"):
                 run(s, convert, w)
             return
-        with lazy:  # (on Dask: forward and backward stay lazy)
+        with lazy():  # (on Dask: forward and backward stay lazy)
             out_b, xs_b = run(s, convert, w)
         if any(isinstance(a, np.ndarray) and a.ndim for a in s.args):
             assert isinstance(out_b._data, array_type), f"{s}: {type(out_b._data).__name__}"
