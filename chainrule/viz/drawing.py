@@ -195,12 +195,13 @@ def scene(
     for n in graph.nodes:
         members.setdefault(unit_of[n.index], []).append(n.index)
 
-    # 2. units in the order of their first op (a layer's parameters come first in the graph)
-    def first_op(unit: Any) -> int:
+    # 2. units in the order of their output, the last op made in them (not the first: a conv
+    # reshapes its weight before any layer before it has run)
+    def last_op(unit: Any) -> int:
         ops = [i for i in members[unit] if not graph.nodes[i].is_source]
-        return min(ops) if ops else members[unit][0]
+        return max(ops) if ops else members[unit][0]
 
-    order = sorted(members, key=first_op)
+    order = sorted(members, key=last_op)
     if collapse and fold:
         order, folded = _fold_runs(order, owners, members, graph)
     else:

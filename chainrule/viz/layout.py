@@ -336,10 +336,16 @@ def arrange(
     nodes = list(sizes)
     if not nodes:
         return Arrangement({}, [], [], direction or "LR", 0, 2 * _MARGIN, 2 * _MARGIN)
-    ordered = _Ordered(nodes, edges, sweeps=6)
+    try:
+        ordered = _Ordered(nodes, edges, sweeps=6)
+        back: set[int] = set()
+    except ValueError:  # a layer called twice: lay out the edges that go forward in the order given
+        rank = {n: i for i, n in enumerate(nodes)}
+        back = {i for i, (a, b) in enumerate(edges) if rank[a] >= rank[b]}
+        ordered = _Ordered(nodes, [e for i, e in enumerate(edges) if i not in back], sweeps=6)
     directions = [direction] if direction else ["LR", "TB"]
     plan, k = _choose([_Plan(ordered, sizes, d) for d in directions], bands)
-    return _build(plan, plan.bands(max(1, k)), sizes, edges)
+    return _build(plan, plan.bands(max(1, k)), sizes, edges, back)
 
 
 def _build(
@@ -347,6 +353,7 @@ def _build(
     bands: list[tuple[int, int, float, float, int]],
     sizes: dict[Hashable, tuple[float, float]],
     edges: Sequence[tuple[Hashable, Hashable]],
+    back: set[int],
 ) -> Arrangement:
     ordered, lr = plan.ordered, plan.direction == "LR"
     lanes = max((b[4] for b in bands), default=0)
@@ -402,6 +409,10 @@ def _build(
         m, c = at(a)
         m += plan.main[a] / 2
         points: list[Segment] = [("M", xy(m, c))]
+        if i in back:  # an edge against the flow: straight, without a lane
+            chain = []
+            entry, target = at(b)[0] - plan.main[b] / 2, port[i]
+            points.append(("L", xy(entry, target)))
         for u, v in zip(chain, chain[1:]):
             lu, lv = ordered.layer[u], ordered.layer[v]
             entry = at(v)[0] - plan.main[v] / 2 if v in sizes else start[lv]
