@@ -336,6 +336,8 @@ def to_dot(graph: Any, collapse: bool | None = None, values: bool = True, module
         if "group" in (sc.boxes[a].kind, sc.boxes[b].kind):
             extra = f' [label="×{w}"]' if w > 1 else ""
             out.append(f"  n{a} -> n{b}{extra};")
+        elif (a, b) in sc.args:  # each operand labelled at its arrowhead (matmul: x, y)
+            out.extend(f'  n{a} -> n{b} [headlabel="{arg}"];' for arg in sc.args[(a, b)])
         else:  # x * x uses x twice: two edges, as in the graph
             out.extend([f"  n{a} -> n{b};"] * w)
     out.append("}")
