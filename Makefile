@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: test-peers demo examples test stress lint typecheck browser bench profile clean
+.PHONY: test-peers demo examples test stress lint typecheck browser bench profile clean gallery
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
 # The handout's worked examples (a)-(g), each printed next to its closed form.
 examples: $(STAMP)
 	$(BIN)/python examples/run_all.py
+
+# The docs' pictures (docs/images/, by the pages' own code), then docs/gallery.md: every graph
+# picture with its size and aspect ratio (tests/test_gallery.py fails when it is stale).
+gallery: $(STAMP)
+	$(BIN)/python docs/make_images.py
+	$(BIN)/python docs/make_gallery.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check chainrule tests examples conftest.py

@@ -190,7 +190,116 @@ def test_engine_choice():
 def test_dot_keeps_repeated_edges_and_labels_group_arrows():
     x = cr.tensor(3.0, requires_grad=True, name="x")
     g = cr.graph(x * x)
-    assert g.to_dot().count("n0 -> n1;") == 2
+    assert g.to_dot().count("n0 -> n1 [headlabel=") == 2  # as argument x, and as y
+    assert 'headlabel="x"' in g.to_dot() and 'headlabel="y"' in g.to_dot()
     loss, net = _mlp_loss()
     dot = cr.graph(loss, module=net).to_dot(collapse=True)
     assert '"0 (Linear)' in dot
+
+
+# -- layout at real sizes, operand order, short titles ------------------------------------------
+def _size(svg: str) -> tuple[float, float]:
+    root = ET.fromstring(svg)
+    return float(root.get("width")), float(root.get("height"))
+
+
+@pytest.mark.parametrize("name", ["neuron", "two_layer", "convnet"])
+def test_pictures_keep_an_aspect_ratio_between_1_3_and_3_1(name):
+    from chainrule.viz import samples
+
+    g = samples.SAMPLES[name]()
+    for collapse in (False, True):
+        w, h = _size(g.to_svg(collapse=collapse, engine="builtin"))
+        assert 1 / 3 <= w / h <= 3, (name, collapse, w, h)
+    # the one-row layout made the two-layer net 11:1 (2,277 x 196) and the convnet 10:1
+    if name != "neuron":
+        assert w * h < 4e6
+
+
+def test_a_few_hundred_nodes_fold_into_bands_and_every_box_is_apart():
+    loss, net = _mlp_loss(layers=75, width=3)
+    g = cr.graph(loss, module=net)
+    assert len(g.nodes) > 300
+    sc = drawing.scene(g, collapse=False)
+    placed, _ = drawing._geometry(sc)
+    assert 1 / 3 <= placed.width / placed.height <= 3 and placed.bands > 1
+    rects = sorted(placed.boxes.values())
+    for i, (x, y, w, h) in enumerate(rects):  # no two boxes overlap
+        for x2, y2, w2, h2 in rects[i + 1 : i + 40]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y
+
+
+def test_layout_of_a_small_graph_runs_left_to_right_in_one_band():
+    from chainrule.viz.layout import arrange
+
+    a = arrange({k: (60.0, 40.0) for k in "abcd"}, [("a", "c"), ("b", "c"), ("c", "d")])
+    assert a.direction == "LR" and a.bands == 1
+    xs = {k: a.boxes[k][0] for k in "abcd"}
+    assert xs["a"] == xs["b"] < xs["c"] < xs["d"]
+    forced = arrange({k: (60.0, 40.0) for k in "abcd"}, [("a", "c"), ("b", "c")], "TB")
+    assert forced.direction == "TB" and forced.boxes["a"][1] < forced.boxes["c"][1]
+
+
+def _edges_into(svg: str, key: int) -> list[ET.Element]:
+    root = ET.fromstring(svg)
+    return [p for p in root.iter(f"{SVG}path") if p.get("data-to") == str(key)]
+
+
+def _tip(path: ET.Element) -> tuple[str, str]:
+    return tuple(path.get("d").split()[-2:])  # type: ignore[return-value]
+
+
+def test_each_operand_arrives_at_its_own_port_with_the_op_sheets_name():
+    W = cr.tensor(np.ones((2, 3)), requires_grad=True, name="W")
+    x = cr.tensor(np.ones(3), name="x")
+    y = cr.tensor(np.ones(2), name="y")
+    g = cr.graph(cr.sum(y - W @ x))
+    svg = g.to_svg(engine="builtin")
+    by_op = {n.op: n.index for n in g.nodes if n.op}
+    into_matmul = _edges_into(svg, by_op["matmul"])
+    assert sorted(p.get("data-arg") for p in into_matmul) == ["x", "y"]
+    assert len({_tip(p) for p in into_matmul}) == 2  # two arrowheads, not one
+    into_subtract = {
+        p.get("data-arg"): int(p.get("data-from")) for p in _edges_into(svg, by_op["subtract"])
+    }
+    assert into_subtract == {
+        "x": g.sources[[s.name for s in g.sources].index("y")].index,
+        "y": by_op["matmul"],
+    }
+    labels = [t.text for t in ET.fromstring(svg).iter(f"{SVG}text") if t.get("class") == "arg"]
+    assert sorted(labels) == ["x", "x", "y", "y"]
+    # x * x: the same parent twice, two edges, two ports
+    a = cr.tensor(3.0, requires_grad=True, name="a")
+    twice = _edges_into(cr.graph(a * a).to_svg(engine="builtin"), 1)
+    assert [p.get("data-arg") for p in twice] == ["x", "y"] and _tip(twice[0]) != _tip(twice[1])
+    # a one-input op needs no label
+    assert _edges_into(cr.graph(cr.tanh(a)).to_svg(engine="builtin"), 1)[0].get("data-arg") is None
+
+
+def test_getitem_shows_its_index_and_long_titles_keep_the_full_text_in_a_tooltip():
+    h = cr.tensor(np.arange(12.0).reshape(2, 6), requires_grad=True, name="h")
+    part = h[:, 0:3]
+    very = cr.tanh(part)
+    very.name = "a_rather_long_name_for_a_tensor"
+    g = cr.graph(cr.sum(very))
+    boxes = {int(b.get("data-node")): b for b in _nodes(g.to_svg(engine="builtin"))}
+    getitem = next(n.index for n in g.nodes if n.op == "getitem")
+    assert _texts(boxes[getitem])[0] == "h[:, 0:3]"
+    long = next(n.index for n in g.nodes if n.op == "tanh")
+    title = _texts(boxes[long])[0]
+    assert len(title) <= 20 and title.endswith("…")
+    tooltip = boxes[long].find(f"{SVG}title")
+    assert tooltip is not None and tooltip.text.startswith("a_rather_long_name_for_a_tensor = tanh")
+    assert drawing._index_text((Ellipsis, None, 2)) == "[..., None, 2]"
+    assert drawing._index_text(slice(None, None, 2)) == "[::2]"
+
+
+def test_collapsed_layers_show_their_parameters_shapes_and_gradient_norms():
+    loss, net = _mlp_loss()
+    g = cr.graph(loss, module=net)
+    loss.backward()
+    first = drawing.scene(g, collapse=True).boxes[0]
+    norm = np.linalg.norm(net[0].weight.grad.numpy())
+    assert first.title == "0 (Linear)"
+    assert f"weight 4×3 ‖grad‖ {norm:.3g}" in first.lines
+    assert any(line.startswith("bias 4") for line in first.lines)

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -258,11 +259,17 @@ def test_collapsed_layers_are_groups_that_hold_every_node():
     assert data["collapsed"]
     groups = [b for b in data["boxes"].values() if b["group"]]
     assert groups and all(len(b["members"]) >= 1 for b in groups)
-    drawn = set(_drawn_nodes(page))
+    # the page holds two pictures: one box per layer (shown), and every node (on demand)
+    layers, nodes = page.split('data-view="nodes"')
+    drawn = set(_drawn_nodes(layers))
     assert {str(d["box"]) for d in data["nodes"]} == drawn == set(data["boxes"])
     members = sorted(i for b in data["boxes"].values() for i in b["members"])
     assert members == [n.index for n in g.nodes]
     assert len(data["steps"]) == len(g.backward_steps())
+    expanded = data["expanded"]
+    assert set(_drawn_nodes("<svg " + nodes)) == set(expanded["boxes"])
+    assert sorted(map(int, expanded["box_of"])) == [n.index for n in g.nodes]
+    assert all(not b["group"] for b in expanded["boxes"].values())
 
 
 def test_graph_save_html_writes_the_page(tmp_path):
@@ -423,3 +430,90 @@ def test_hostile_names_groups_and_no_steps_in_headless_chromium(tmp_path):
         assert page.inner_text("#inspect-title") == f"Node 0: {still_graph.sink.name}"
     assert problems == []
     assert requests == [evil.as_uri(), grouped.as_uri(), still.as_uri()]
+
+
+# -- real sizes: legible on opening, every step reachable, screenshots kept ---------------------
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # gitignored
+
+
+def _min_font_on_screen(page) -> float:
+    """The smallest text of the shown picture, in screen pixels: its font size in the SVG's
+    units times the picture's scale."""
+    return page.evaluate(
+        """() => {
+        const svg = document.querySelector("svg.chainrule-graph:not([hidden])");
+        const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+        const sizes = [...svg.querySelectorAll("text")].map(
+            (t) => parseFloat(getComputedStyle(t).fontSize) * scale);
+        return Math.min(...sizes);
+    }"""
+    )
+
+
+def _in_pane(page, selector: str) -> bool:
+    return page.evaluate(
+        """(sel) => {
+        const pane = document.getElementById("graph").getBoundingClientRect();
+        const box = document.querySelector(sel).getBoundingClientRect();
+        return box.right > pane.left && box.left < pane.right &&
+               box.bottom > pane.top && box.top < pane.bottom;
+    }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("name", ["neuron", "two_layer", "convnet"])
+def test_real_sizes_open_legible_and_step_to_the_end_in_headless_chromium(name, tmp_path):
+    from chainrule.viz import samples
+
+    g = samples.SAMPLES[name]()
+    steps = g.backward_steps()
+    path = tmp_path / f"{name}.html"
+    path.write_text(graph_html(g), encoding="utf-8")
+    problems: list[str] = []
+    requests: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    with _browser() as browser:
+        page = _open(browser, path, problems, requests)
+        assert _min_font_on_screen(page) >= 9.0
+        # the picture fills its pane in one direction at least (no mostly empty canvas)
+        filled = page.evaluate(
+            """() => {
+            const pane = document.getElementById("graph");
+            const svg = document.querySelector("svg.chainrule-graph:not([hidden])");
+            const r = svg.getBoundingClientRect();
+            return Math.max(Math.min(1, r.width / (pane.clientWidth - 24)),
+                            Math.min(1, r.height / (pane.clientHeight - 48)));
+        }"""
+        )
+        assert filled > 0.9, filled
+        assert _in_pane(page, "svg:not([hidden]) g.node.current")  # the first step is on screen
+        page.screenshot(path=str(ARTIFACTS / f"page_{name}_open.png"))
+        if page.is_visible("#over"):  # layers collapsed: step into them too
+            page.uncheck("#over")
+        for k in range(2, len(steps) + 1):  # the keyboard reaches every step, kept in view
+            page.keyboard.press("n")
+            assert page.inner_text("#counter") == f"Step {k} of {len(steps)}"
+            assert _in_pane(page, "svg:not([hidden]) g.node.current"), k
+        assert page.inner_text("#counter") == f"Step {len(steps)} of {len(steps)}"
+        page.screenshot(path=str(ARTIFACTS / f"page_{name}_last.png"))
+        page.keyboard.press("p")
+        assert page.inner_text("#counter") == f"Step {len(steps) - 1} of {len(steps)}"
+        # search by name: the matching boxes are outlined and Enter brings one into view
+        query = {"neuron": "w", "two_layer": "W1", "convnet": "13.weight"}[name]
+        page.fill("#search", query)
+        assert page.locator("svg:not([hidden]) g.node.match").count() >= 1
+        page.press("#search", "Enter")
+        assert _in_pane(page, "svg:not([hidden]) g.node.match")
+        assert query in page.inner_text("#inspect")
+        page.keyboard.press("Escape")
+        assert page.locator("g.node.match").count() == 0
+        if name == "convnet":  # opens one box per layer; expanding shows every node
+            assert page.locator("svg:not([hidden]) g.node.group").count() > 5
+            page.click("#view")
+            assert page.locator("svg:not([hidden]) g.node").count() == len(g.nodes)
+            assert _min_font_on_screen(page) >= 9.0
+            assert page.inner_text("#counter") == f"Step {len(steps) - 1} of {len(steps)}"
+            page.screenshot(path=str(ARTIFACTS / f"page_{name}_expanded.png"))
+    assert problems == []
+    assert requests == [path.as_uri()]

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .layout import layered_routes
+from ..engine.tensor import Tensor
+from .layout import Segment, arrange
 
 __all__ = ["Box", "Scene", "scene", "to_dot", "to_svg", "save_png", "AUTO_COLLAPSE"]
 
@@ -44,13 +45,16 @@ class Box:
     title: str
     lines: list[str]
     members: list[int] = field(default_factory=list)  # node indices inside
-    tooltip: str = ""  # the whole title, where the box shows it shortened
+    tooltip: str = ""  # the full text (a title is cut to _TITLE_MAX characters)
 
 
 @dataclass
 class Scene:
     boxes: list[Box]
     arrows: list[tuple[int, int, int]]  # (from box, to box, how many edges)
+    # (from box, to box) -> the name of the argument each of those edges is, in the op
+    # sheet's words (matmul: x, y); only into a node of two or more tensor inputs
+    args: dict[tuple[int, int], list[str]] = field(default_factory=dict)
 
 
 # -- what the boxes say -----------------------------------------------------------------------
@@ -68,6 +72,50 @@ def summary(value: Any) -> str:
     return f"norm {np.linalg.norm(a):.3g} [{a.min():.3g}, {a.max():.3g}]"
 
 
+_TITLE_MAX = 20
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _TITLE_MAX else text[: _TITLE_MAX - 1] + "…"
+
+
+def _index_text(index: Any) -> str:
+    """``x[index]``'s index as Python writes it: ``[:, 0:3]``, ``[..., None]``, ``[array 5]``."""
+
+    def part(p: Any) -> str:
+        if isinstance(p, slice):
+            text = ":".join("" if v is None else str(v) for v in (p.start, p.stop, p.step))
+            return text[:-1] if p.step is None else text
+        if p is Ellipsis:
+            return "..."
+        if p is None:
+            return "None"
+        shape = getattr(p, "shape", None)
+        if shape is not None and shape != ():
+            kind = "mask" if getattr(p, "dtype", None) == np.bool_ else "array"
+            return f"{kind} {_shape_text(tuple(shape))}"
+        if isinstance(p, (list, range)):
+            return f"array {len(p)}"
+        return str(p.item() if hasattr(p, "item") else p)
+
+    parts = index if isinstance(index, tuple) else (index,)
+    return "[" + ", ".join(part(p) for p in parts) + "]"
+
+
+def _arg_names(node: Any) -> list[str]:
+    """The op sheet's name of each tensor input of ``node``, in the order of its edges."""
+    recorded = node.tensor._node
+    if recorded is None or recorded[1] is None:
+        return []
+    op, inputs = recorded[0], recorded[1]
+    names = list(getattr(op, "inputs", ()))
+    return [
+        names[i] if not op.variadic and i < len(names) else f"[{i}]"
+        for i, a in enumerate(inputs)
+        if isinstance(a, Tensor)
+    ]
+
+
 def _node_box(node: Any, sink: Any, values: bool, names: dict[int, str]) -> Box:
     if node is sink:
         kind = "sink"
@@ -77,23 +125,18 @@ def _node_box(node: Any, sink: Any, values: bool, names: dict[int, str]) -> Box:
         kind = "op"
     label = node.tensor.name or names.get(id(node.tensor))
     what = node.call or node.op
-    title = f"{label} = {what}" if (label and node.op) else (label or what or node.name)
-    tooltip = title
-    if len(title) > TITLE_LIMIT:  # a whole sub-expression as a name: the op and its start
-        title = _cut(f"{node.op}: {label}" if (label and node.op) else title)
+    if node.op == "getitem" and "index" in node.params:  # which slice: h[:, 0:3]
+        what = f"{node.parents[0].name if node.parents else ''}{_index_text(node.params['index'])}"
+    full = f"{label} = {what}" if (label and node.op) else (label or what or node.name)
+    # (a whole sub-expression as a name: the op and the start of the name)
+    short = f"{node.op}: {label}" if (label and node.op) else (label or what or node.name)
+    title = full if len(full) <= _TITLE_MAX else _short(short)
     lines = [_shape_text(node.shape)]
     if values:
         lines.append("value freed by backward()" if node.freed else f"value {summary(node.value)}")
         if node.grad is not None:
             lines.append(f"grad {summary(node.grad)}")
-    return Box(node.index, kind, title, lines, [node.index], tooltip)
-
-
-TITLE_LIMIT = 24  # characters of a box's title; the whole of it is the box's tooltip
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1].rstrip() + "…"
+    return Box(node.index, kind, title, lines, [node.index], "\n".join([full, *lines]))
 
 
 # -- grouping by module ------------------------------------------------------------------------
@@ -154,12 +197,13 @@ def scene(
     for n in graph.nodes:
         members.setdefault(unit_of[n.index], []).append(n.index)
 
-    # 2. units in the order of their first op (a layer's parameters come first in the graph)
-    def first_op(unit: Any) -> int:
+    # 2. units in the order of their output, the last op made in them (not the first: a conv
+    # reshapes its weight before any layer before it has run)
+    def last_op(unit: Any) -> int:
         ops = [i for i in members[unit] if not graph.nodes[i].is_source]
-        return min(ops) if ops else members[unit][0]
+        return max(ops) if ops else members[unit][0]
 
-    order = sorted(members, key=first_op)
+    order = sorted(members, key=last_op)
     if collapse and fold:
         order, folded = _fold_runs(order, owners, members, graph)
     else:
@@ -196,16 +240,41 @@ def scene(
                 f"{count}: {', '.join(ops)}" if ops else count,
                 f"out {_shape_text(inside[-1].shape)}",
             ]
+            if unit[0] == "layer":  # its parameters: shape, and the gradient's norm
+                box.lines += _parameter_lines(owners[unit], graph, values)
+            box.tooltip = "\n".join([box.title, *box.lines])
         for i in box.members:
             box_of[i] = key
         boxes.append(box)
     weights: dict[tuple[int, int], int] = {}
+    args: dict[tuple[int, int], list[str]] = {}
+    arg_names = {n.index: _arg_names(n) for n in graph.nodes}
+    seen: dict[int, int] = {}  # how many of a node's incoming edges were met so far
     for parent, child in graph.edges:
         a, b = box_of[parent.index], box_of[child.index]
+        k = seen.get(child.index, 0)
+        seen[child.index] = k + 1
         if a != b:
             weights[(a, b)] = weights.get((a, b), 0) + 1
+            given = arg_names[child.index]
+            if boxes[b].kind != "group" and len(given) > 1 and k < len(given):
+                args.setdefault((a, b), []).append(given[k])
     arrows = [(a, b, w) for (a, b), w in weights.items()]
-    return Scene(boxes, arrows)
+    return Scene(boxes, arrows, args)
+
+
+def _parameter_lines(owner: Any, graph: Any, values: bool) -> list[str]:
+    lines = []
+    for name, p in getattr(owner, "_parameters", {}).items():
+        if p is None:
+            continue
+        text = f"{name} {_shape_text(tuple(p.shape))}"
+        node = graph._by_id.get(id(p))
+        grad = node.grad if node is not None and values else None
+        if grad is not None:
+            text += f" ‖grad‖ {np.linalg.norm(np.asarray(grad, dtype=np.float64)):.3g}"
+        lines.append(text)
+    return lines
 
 
 def _fold_runs(
@@ -271,6 +340,8 @@ def to_dot(graph: Any, collapse: bool | None = None, values: bool = True, module
         if "group" in (sc.boxes[a].kind, sc.boxes[b].kind):
             extra = f' [label="×{w}"]' if w > 1 else ""
             out.append(f"  n{a} -> n{b}{extra};")
+        elif (a, b) in sc.args:  # each operand labelled at its arrowhead (matmul: x, y)
+            out.extend(f'  n{a} -> n{b} [headlabel="{arg}"];' for arg in sc.args[(a, b)])
         else:  # x * x uses x twice: two edges, as in the graph
             out.extend([f"  n{a} -> n{b};"] * w)
     out.append("}")
@@ -281,7 +352,9 @@ def _dot_program() -> str | None:
     return shutil.which("dot")
 
 
-_CHAR_W, _LINE_H, _PAD, _GAP_X, _GAP_Y = 6.6, 14.0, 8.0, 60.0, 18.0
+# Text sizes in the SVG (px at zoom 1): the page keeps the smallest, an edge's label, legible.
+FONT_SIZE, LABEL_FONT_SIZE = 11.0, 10.0
+_CHAR_W, _LINE_H, _PAD = 6.6, 14.0, 8.0
 
 
 def _box_size(box: Box) -> tuple[float, float]:
@@ -290,54 +363,33 @@ def _box_size(box: Box) -> tuple[float, float]:
     return max(width, 60.0), height
 
 
-def _geometry(sc: Scene) -> tuple[dict[Any, Any], dict[Any, list[Any]], float, float]:
-    """Box key -> (x, y, width, height) from the layered layout, left to right; and for each
-    arrow the points it passes through (its own lane past the layers it crosses)."""
-    pos, routes = layered_routes([b.key for b in sc.boxes], [(a, b) for a, b, _ in sc.arrows])
-    sizes: dict[Any, tuple[float, float]] = {b.key: _box_size(b) for b in sc.boxes}
-    layers: dict[int, list[Any]] = {}
-    for key, (layer, _) in pos.items():
-        layers.setdefault(layer, []).append(key)
-    col_w = {layer: max(sizes[k][0] for k in keys) for layer, keys in layers.items()}
-    row_h = max(h for _, h in sizes.values()) + _GAP_Y
-    x_at: dict[int, float] = {}
-    x = _PAD
-    for layer in sorted(layers):
-        x_at[layer] = x
-        x += col_w[layer] + _GAP_X
-    geo = {}
-    for key, (layer, rank) in pos.items():
-        w, h = sizes[key]
-        cx = x_at[layer] + col_w[layer] / 2
-        cy = _PAD + rank * row_h + row_h / 2
-        geo[key] = (cx - w / 2, cy - h / 2, w, h)
-    lanes = {}
-    for a, b, _ in sc.arrows:
-        x1, y1, w1, h1 = geo[a]
-        x2, y2, _, h2 = geo[b]
-        points = [(x1 + w1, y1 + h1 / 2)]
-        for layer, rank in routes.get((a, b), []):  # through the middle of each column
-            cy = _PAD + rank * row_h + row_h / 2
-            points += [(x_at[layer], cy), (x_at[layer] + col_w[layer], cy)]
-        points.append((x2, y2 + h2 / 2))
-        lanes[(a, b)] = points
-    width = x - _GAP_X + _PAD
-    bottoms = [y + h for _, y, _, h in geo.values()]
-    bottoms += [p[1] + row_h / 2 for points in lanes.values() for p in points]
-    return geo, lanes, width, max(bottoms) + _PAD
+@dataclass
+class _Edge:
+    """One drawn edge: its boxes, how many graph edges it stands for, the argument it is."""
+
+    a: int
+    b: int
+    count: int
+    arg: str
+    path: list[Segment] = field(default_factory=list)
+    tip: tuple[float, float] = (0.0, 0.0)
 
 
-def _curve(points: list[tuple[float, float]]) -> list[tuple[str, tuple[float, ...]]]:
-    """Segments of a path through ``points``: straight across a column, an S-curve (cubic,
-    horizontal at both ends) between columns."""
-    segments: list[tuple[str, tuple[float, ...]]] = [("M", points[0])]
-    for i, (x0, y0), (x1, y1) in zip(range(len(points)), points, points[1:]):
-        if i % 2 == 1:  # inside a column, from its left edge to its right edge
-            segments.append(("L", (x1, y1)))
+def _geometry(sc: Scene, direction: str | None = None) -> tuple[Any, list[_Edge]]:
+    """The layout (:func:`chainrule.viz.layout.arrange`) of the scene: one edge per argument
+    into a node (each with its own port and label), one per pair of boxes into a group."""
+    drawn: list[_Edge] = []
+    for a, b, count in sc.arrows:
+        names = sc.args.get((a, b))
+        if names:
+            drawn.extend(_Edge(a, b, 1, name) for name in names)
         else:
-            mid = (x0 + x1) / 2
-            segments.append(("C", (mid, y0, mid, y1, x1, y1)))
-    return segments
+            drawn.append(_Edge(a, b, count, ""))
+    sizes = {box.key: _box_size(box) for box in sc.boxes}
+    placed = arrange(sizes, [(e.a, e.b) for e in drawn], direction)
+    for e, path, tip in zip(drawn, placed.paths, placed.tips):
+        e.path, e.tip = path, tip
+    return placed, drawn
 
 
 def to_svg(
@@ -362,28 +414,37 @@ def to_svg(
     return _builtin_svg(scene(graph, collapse, values, module))
 
 
-def _builtin_svg(sc: Scene) -> str:
-    geo, lanes, width, height = _geometry(sc)
+def _builtin_svg(sc: Scene, direction: str | None = None) -> str:
+    placed, drawn = _geometry(sc, direction)
+    width, height = placed.width, placed.height
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif" '
-        'font-size="11" class="chainrule-graph">',
+        f'font-size="{FONT_SIZE:g}" class="chainrule-graph" data-direction="{placed.direction}">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" '
         'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
         '<path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
     ]
-    for a, b, count in sc.arrows:
-        d = " ".join(
-            f"{cmd} " + " ".join(f"{v:.1f}" for v in coords)
-            for cmd, coords in _curve(lanes[(a, b)])
-        )
+    for e in drawn:
+        d = " ".join(f"{cmd} " + " ".join(f"{v:.1f}" for v in coords) for cmd, coords in e.path)
+        arg = f' data-arg="{html.escape(e.arg)}"' if e.arg else ""
         out.append(
-            f'<path class="edge" data-from="{a}" data-to="{b}" d="{d}" fill="none" '
-            f'stroke="#777" stroke-width="{1.2 + 0.4 * min(count - 1, 4):.1f}" '
+            f'<path class="edge" data-from="{e.a}" data-to="{e.b}"{arg} d="{d}" fill="none" '
+            f'stroke="#777" stroke-width="{1.2 + 0.4 * min(e.count - 1, 4):.1f}" '
             'marker-end="url(#arrow)"/>'
         )
+    for e in drawn:  # the argument's name beside its arrowhead, above a level line
+        if not e.arg:
+            continue
+        x, y = e.tip
+        at = (x - 4, y - 4, "end") if placed.direction == "LR" else (x + 4, y - 5, "start")
+        out.append(
+            f'<text class="arg" x="{at[0]:.1f}" y="{at[1]:.1f}" text-anchor="{at[2]}" '
+            f'font-size="{LABEL_FONT_SIZE:g}" font-style="italic" fill="#444">'
+            f"{html.escape(e.arg)}</text>"
+        )
     for box in sc.boxes:
-        x, y, w, h = geo[box.key]
+        x, y, w, h = placed.boxes[box.key]
         fill, stroke = _STYLE[box.kind]
         dash = ' stroke-dasharray="5 3"' if box.kind == "group" else ""
         width_px = 2.5 if box.kind == "sink" else 1.3
@@ -436,7 +497,8 @@ def save_png(
             "(pip install 'chainrule[train]'); .svg and .html need neither"
         ) from err
     sc = scene(graph, collapse, values, module)
-    geo, lanes, width, height = _geometry(sc)
+    placed, drawn = _geometry(sc)
+    width, height = placed.width, placed.height
     dpi = 100
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -445,10 +507,10 @@ def save_png(
     ax.set_ylim(height, 0)
     ax.axis("off")
     codes_of = {"M": [MplPath.MOVETO], "L": [MplPath.LINETO], "C": [MplPath.CURVE4] * 3}
-    for a, b, _ in sc.arrows:
+    for e in drawn:
         verts: list[tuple[float, float]] = []
         codes: list[Any] = []
-        for cmd, coords in _curve(lanes[(a, b)]):
+        for cmd, coords in e.path:
             verts += [(coords[i], coords[i + 1]) for i in range(0, len(coords), 2)]
             codes += codes_of[cmd]
         ax.add_patch(
@@ -457,7 +519,7 @@ def save_png(
             )
         )
     for box in sc.boxes:
-        x, y, w, h = geo[box.key]
+        x, y, w, h = placed.boxes[box.key]
         fill, stroke = _STYLE[box.kind]
         ax.add_patch(
             FancyBboxPatch(

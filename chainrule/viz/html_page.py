@@ -28,7 +28,11 @@ import numpy as np
 from ..ops.formulas import bracket, gradient_legend, named_rule
 from . import drawing
 
-__all__ = ["graph_html"]
+__all__ = ["graph_html", "PAGE_COLLAPSE"]
+
+# Above this many nodes, a page of a graph built by cr.nn modules opens one box per layer (a
+# button expands them); the picture alone collapses later (drawing.AUTO_COLLAPSE).
+PAGE_COLLAPSE = 40
 
 
 def graph_html(
@@ -55,11 +59,25 @@ def graph_html(
     # (a graph whose values backward() freed has no steps to show unless it recorded them)
     replay = graph.sink.tensor.requires_grad and (graph._steps or not graph.freed)
     steps = graph.backward_steps() if replay else []
+    scopes = drawing._scopes(graph)
+    if collapse is None:
+        collapse = bool(scopes) and len(graph.nodes) > PAGE_COLLAPSE
     sc = drawing.scene(graph, collapse, True, graph.module)
-    # The page is HTML, where inline SVG needs no namespace: leave no URL in the document.
-    svg = drawing._builtin_svg(sc).replace(' xmlns="http://www.w3.org/2000/svg"', "", 1)
+    # With layers collapsed, the page also holds the picture of every node, shown on demand.
+    grouped = any(box.kind == "group" for box in sc.boxes)
+    expanded = drawing.scene(graph, False, True, graph.module) if grouped else None
+    svg = _inline_svg(sc, "layers")
+    if expanded is not None:
+        svg += "\n" + _inline_svg(expanded, "nodes").replace("<svg ", "<svg hidden ", 1)
     title = title if title is not None else f"chainrule: the backward pass of {graph.sink.name}"
     data = _page_data(graph, sc, steps, title, max_array)
+    data["layers"] = _layer_names(graph, scopes)
+    if expanded is not None:
+        data["expanded"] = {
+            "boxes": _box_table(expanded),
+            "box_of": {str(i): box.key for box in expanded.boxes for i in box.members},
+        }
+    data["min_font"] = min(drawing.FONT_SIZE, drawing.LABEL_FONT_SIZE)
     return _TEMPLATE.format(
         title=html.escape(title),
         legend=html.escape(data["legend"]),
@@ -68,6 +86,38 @@ def graph_html(
         css=_CSS,
         js=_JS,
     )
+
+
+def _inline_svg(sc: Any, view: str) -> str:
+    """The scene's SVG for the page. The page is HTML, where inline SVG needs no namespace:
+    leave no URL in the document."""
+    svg = drawing._builtin_svg(sc).replace(' xmlns="http://www.w3.org/2000/svg"', "", 1)
+    return svg.replace("<svg ", f'<svg data-view="{view}" ', 1)
+
+
+def _layer_names(graph: Any, scopes: dict[int, tuple[Any, ...]]) -> list[str | None]:
+    """Per node, the layer (the model's child module) that made it, as the picture names it."""
+    names = drawing._module_names(graph, graph.module)
+    out: list[str | None] = []
+    for n in graph.nodes:
+        scope = scopes.get(n.index, ())
+        if len(scope) < 2:
+            out.append(None)
+            continue
+        kind = type(scope[1]).__name__
+        out.append(f"{names[id(scope[1])]} ({kind})" if id(scope[1]) in names else kind)
+    return out
+
+
+def _box_table(sc: Any) -> dict[str, dict]:
+    return {
+        str(box.key): {
+            "title": box.title,
+            "group": box.kind == "group",
+            "members": list(box.members),
+        }
+        for box in sc.boxes
+    }
 
 
 # -- the data block ---------------------------------------------------------------------------
@@ -104,14 +154,7 @@ def _page_data(graph: Any, sc: Any, steps: list[Any], title: str, max_array: int
                 "grad": arrays.add(n.grad),
             }
         )
-    boxes = {
-        str(box.key): {
-            "title": box.title,
-            "group": box.kind == "group",
-            "members": list(box.members),
-        }
-        for box in sc.boxes
-    }
+    boxes = _box_table(sc)
     # Where each step's gradient came from: the contributions that earlier steps sent to it,
     # as [step, contribution] references (the values themselves are stored once, there).
     incoming: dict[int, list[list[int]]] = {}
@@ -281,16 +324,20 @@ _TEMPLATE = """<!DOCTYPE html>
 <div id="zoom">
   <button id="zoom-out" title="zoom out">&minus;</button>
   <button id="zoom-in" title="zoom in">+</button>
-  <button id="zoom-fit" title="fit the width">Fit</button>
+  <button id="zoom-fit" title="the whole picture">Fit</button>
+  <button id="zoom-read" title="the size at which every label is legible">Readable</button>
+  <button id="view" hidden title="one box per layer, or every node">Expand layers</button>
+  <input id="search" type="search" placeholder="find a node (/)" aria-label="find a node by name">
+  <span id="found" class="note"></span>
 </div>
 {svg}
 </section>
 <aside id="panel">
   <div id="controls">
     <button id="reset" title="back to the sink (Home)">Reset</button>
-    <button id="prev" title="previous step (Left arrow)">&#9664; Previous</button>
+    <button id="prev" title="previous step (Left arrow or p)">&#9664; Previous</button>
     <button id="play" title="play the backward pass">Play</button>
-    <button id="next" title="next step (Right arrow)">Next &#9654;</button>
+    <button id="next" title="next step (Right arrow or n)">Next &#9654;</button>
     <label id="over-label" hidden><input type="checkbox" id="over" checked> step over groups</label>
   </div>
   <div id="counter"></div>
@@ -343,9 +390,13 @@ h3 { font-size: 12px; margin: 10px 0 2px; text-transform: uppercase; letter-spac
 .swatch.parent { background: #f3e5f5; border: 3px solid #7b1fa2; }
 main { flex: 1; display: flex; min-height: 0; }
 #graph { flex: 1; overflow: auto; padding: 0 12px 12px; background: #fff; }
-#zoom { position: sticky; top: 0; left: 0; z-index: 1; display: flex; gap: 4px; padding: 6px 0;
-        width: max-content; }
+#graph svg { display: block; margin: 0 auto; }
+#graph svg[hidden] { display: none; }
+#zoom { position: sticky; top: 0; left: 0; z-index: 1; display: flex; gap: 4px; padding: 6px;
+        width: max-content; align-items: center; background: rgba(255, 255, 255, .92);
+        border-radius: 0 0 6px 0; }
 #zoom button { padding: 1px 9px; }
+#search { font: inherit; width: 14em; padding: 2px 6px; }
 #panel { width: 430px; overflow-y: auto; padding: 10px 14px; border-left: 1px solid #ddd; }
 #controls { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; }
 button { font: inherit; padding: 3px 10px; border: 1px solid #999; border-radius: 4px;
@@ -374,6 +425,8 @@ dt { color: #666; } dd { margin: 0; }
 .chainrule-graph g.node.pinned rect { stroke-dasharray: 6 3; }
 .chainrule-graph path.edge.flow { stroke: #7b1fa2; stroke-width: 2.2px; }
 .chainrule-graph path.edge.arrived { stroke: #ef6c00; stroke-width: 2.2px; }
+.chainrule-graph g.node.match rect { stroke: #00897b; stroke-width: 4px; }
+.chainrule-graph g.node.match.pending { opacity: 1; }
 """
 
 _JS = r"""
@@ -383,10 +436,19 @@ _JS = r"""
 const data = JSON.parse(document.getElementById("chainrule-data").textContent);
 const steps = data.steps;
 const $ = (id) => document.getElementById(id);
-const svg = document.querySelector("svg.chainrule-graph");
-const boxes = {};  // box key -> its <g class="node"> in the SVG
-svg.querySelectorAll("g.node").forEach((g) => { boxes[g.dataset.node] = g; });
-const edges = Array.from(svg.querySelectorAll("path.edge"));
+// A view is one picture: one box per layer ("layers") or, with layers expanded, every node.
+function makeView(svg, table, boxKey) {
+  const boxes = {};  // box key -> its <g class="node"> in the SVG
+  svg.querySelectorAll("g.node").forEach((g) => { boxes[g.dataset.node] = g; });
+  const [, , w, h] = svg.getAttribute("viewBox").split(" ").map(Number);
+  return { svg, table, boxKey, boxes, w, h, edges: Array.from(svg.querySelectorAll("path.edge")) };
+}
+const pictures = document.querySelectorAll("svg.chainrule-graph");
+const views = [makeView(pictures[0], data.boxes, (i) => String(data.nodes[i].box))];
+if (data.expanded) {
+  views.push(makeView(pictures[1], data.expanded.boxes, (i) => String(data.expanded.box_of[i])));
+}
+let view = views[0];
 let current = 0;     // index of the step shown
 let pinned = null;   // box key clicked for the inspector, or null
 let timer = null;    // the Play interval
@@ -446,22 +508,24 @@ function item(who, note) {  // one entry of a list in the panel: bold who, grey 
 }
 const nodeName = (i) => data.nodes[i].name;
 const array = (i) => (i === null ? null : data.arrays[i]);  // arrays are stored once, by index
-const boxOf = (k) => String(data.nodes[steps[k].node].box);
+const boxOf = (k) => view.boxKey(steps[k].node);
 
 // -- the step-through ------------------------------------------------------------------------
 function show(k) {
   current = Math.max(0, Math.min(steps.length - 1, k));
   const step = steps[current];
   const node = data.nodes[step.node];
-  const box = data.boxes[node.box];
+  const box = view.table[boxOf(current)];
   $("counter").textContent = "Step " + (current + 1) + " of " + steps.length;
   $("prev").disabled = current === 0;
   $("next").disabled = current === steps.length - 1;
   const made = node.op && node.op !== node.name ? " = " + node.op + "(...)" : "";
   $("step-title").textContent = node.name + made;
+  const layer = data.layers[step.node];
   $("step-kind").textContent =
     (node.op ? "op " + node.op : "source (" + node.kind + "): its gradient is final") +
-    ", shape " + shapeText(node.shape) + (box.group ? ", inside the group " + box.title : "");
+    ", shape " + shapeText(node.shape) +
+    (box.group ? ", inside the group " + box.title : layer ? ", in the layer " + layer : "");
 
   // What arrived: the sink gets the seed; any other node the shares its children sent it.
   const inc = $("step-incoming");
@@ -503,31 +567,40 @@ function show(k) {
   if (pinned === null) inspectNode(step.node);
 }
 
+// Keep a box on screen: scroll only when it is (partly) out of the pane, and then centre it.
+function bringIntoView(g, always) {
+  const pane = $("graph").getBoundingClientRect();
+  const r = g.getBoundingClientRect();
+  const inside = r.left >= pane.left && r.right <= pane.right && r.top >= pane.top + 30 &&
+    r.bottom <= pane.bottom;
+  if (always || !inside) g.scrollIntoView({ block: "center", inline: "center" });
+}
+
 // Colour the picture: the current node's box, its parents' boxes, the edges the gradient
 // takes; boxes the pass has not reached yet are faded.
 function highlight(step) {
-  const here = String(data.nodes[step.node].box);
-  const parents = new Set(step.outgoing.map((o) => String(data.nodes[o.to].box)));
+  const here = view.boxKey(step.node);
+  const parents = new Set(step.outgoing.map((o) => view.boxKey(o.to)));
   const children = new Set(step.incoming.map(([s]) => boxOf(s)));
   const reached = new Set();
   for (let k = 0; k <= current; k++) reached.add(boxOf(k));
-  for (const [key, g] of Object.entries(boxes)) {
+  for (const [key, g] of Object.entries(view.boxes)) {
     g.classList.toggle("current", key === here);
     g.classList.toggle("parent", key !== here && parents.has(key));
     g.classList.toggle("pending", !reached.has(key) && !parents.has(key));
   }
-  for (const e of edges) {
+  for (const e of view.edges) {
     e.classList.toggle("flow", e.dataset.to === here && parents.has(e.dataset.from));
     e.classList.toggle("arrived", e.dataset.from === here && children.has(e.dataset.to));
   }
-  boxes[here].scrollIntoView({ block: "nearest", inline: "center" });
+  bringIntoView(view.boxes[here], false);
 }
 
 // One click: the next step, or with "step over groups" the first step outside this group box.
 function stride(dir) {
   let k = current + dir;
   const box = boxOf(current);
-  if ($("over").checked && data.boxes[box].group) {
+  if ($("over").checked && view.table[box].group) {
     while (k > 0 && k < steps.length - 1 && boxOf(k) === box) k += dir;
   }
   show(k);
@@ -554,6 +627,7 @@ function inspectNode(i) {
   row("op", n.op || "none: a source (" + n.kind + ")");
   row("shape", shapeText(n.shape));
   row("dtype", n.dtype);
+  if (data.layers[i]) row("layer", data.layers[i]);
   if (n.parents.length) row("parents", n.parents.map(nodeName).join(", "));
   body.appendChild(dl);
   body.appendChild(el("h3", "value"));
@@ -566,7 +640,7 @@ function inspectNode(i) {
                                   "none: it does not require grad", "note"));
 }
 function inspectBox(key) {  // a group box lists its nodes; a click on one shows its arrays
-  const box = data.boxes[key];
+  const box = view.table[key];
   if (!box.group) { inspectNode(box.members[0]); return; }
   $("inspect-title").textContent = box.title + " (" + box.members.length + " nodes)";
   const body = $("inspect-body");
@@ -582,27 +656,78 @@ function inspectBox(key) {  // a group box lists its nodes; a click on one shows
 }
 const restore = () => (pinned !== null ? inspectBox(pinned) : inspectNode(steps[current].node));
 
-// Zoom: a picture a little wider than its pane starts shrunk to fit; a big one starts at full
-// size and scrolls (shrinking it further would make the text unreadable). - + Fit change it.
-const [, , svgW, svgH] = svg.getAttribute("viewBox").split(" ").map(Number);
-const fitScale = () => Math.min(1, ($("graph").clientWidth - 24) / svgW);
+// Zoom. The page opens at the scale that fits the picture in its pane, but never below the
+// scale at which the smallest label is 9.5 px on screen: a bigger picture scrolls instead of
+// shrinking out of legibility. - + change it, Fit shows the whole picture, Readable goes back.
+const legible = 9.5 / data.min_font;
 let scale = 1;
+function fitScale() {
+  const pane = $("graph");
+  return Math.min((pane.clientWidth - 24) / view.w, (pane.clientHeight - 48) / view.h);
+}
+const openingScale = () => Math.min(2, Math.max(legible, fitScale()));
 function zoom(s) {
   scale = Math.max(0.1, Math.min(4, s));
-  svg.setAttribute("width", String(Math.round(svgW * scale)));
-  svg.setAttribute("height", String(Math.round(svgH * scale)));
+  for (const v of views) {
+    v.svg.setAttribute("width", String(Math.round(v.w * scale)));
+    v.svg.setAttribute("height", String(Math.round(v.h * scale)));
+  }
+}
+
+// Search: boxes whose node names (or op names, or the layer's title) contain the text are
+// outlined; Enter jumps to the next one.
+let matches = [];
+let matchAt = -1;
+function search(text) {
+  const q = text.trim().toLowerCase();
+  const keys = new Set();
+  if (q) {
+    data.nodes.forEach((n, i) => {
+      if ((n.name + " " + (n.op || "")).toLowerCase().includes(q)) keys.add(view.boxKey(i));
+    });
+    for (const [key, box] of Object.entries(view.table)) {
+      if (box.title.toLowerCase().includes(q)) keys.add(key);
+    }
+  }
+  matches = Object.keys(view.boxes).filter((key) => keys.has(key));
+  matchAt = -1;
+  for (const [key, g] of Object.entries(view.boxes)) g.classList.toggle("match", keys.has(key));
+  $("found").textContent = q ? matches.length + " found" + (matches.length ? ", Enter: next" : "")
+                             : "";
+}
+function nextMatch() {
+  if (!matches.length) return;
+  matchAt = (matchAt + 1) % matches.length;
+  const key = matches[matchAt];
+  bringIntoView(view.boxes[key], true);
+  inspectBox(key);
+  $("found").textContent = (matchAt + 1) + " of " + matches.length;
+}
+
+// Layers collapsed into boxes, or every node: the step, the zoom and the search carry over.
+function switchView() {
+  view.svg.setAttribute("hidden", "");
+  view = view === views[0] ? views[views.length - 1] : views[0];
+  view.svg.removeAttribute("hidden");
+  $("view").textContent = view === views[0] ? "Expand layers" : "Collapse layers";
+  $("over-label").hidden = !Object.values(view.table).some((b) => b.group);
+  if (pinned !== null) pinned = null;
+  search($("search").value);
+  if (steps.length) show(current);
 }
 
 // -- wiring ----------------------------------------------------------------------------------
-for (const [key, g] of Object.entries(boxes)) {
-  g.addEventListener("mouseenter", () => inspectBox(key));
-  g.addEventListener("mouseleave", restore);
-  g.addEventListener("click", () => {  // pin this box in the inspector, or release it
-    if (pinned !== null) boxes[pinned].classList.remove("pinned");
-    pinned = pinned === key ? null : key;
-    if (pinned !== null) g.classList.add("pinned");
-    restore();
-  });
+for (const v of views) {
+  for (const [key, g] of Object.entries(v.boxes)) {
+    g.addEventListener("mouseenter", () => inspectBox(key));
+    g.addEventListener("mouseleave", restore);
+    g.addEventListener("click", () => {  // pin this box in the inspector, or release it
+      if (pinned !== null && v.boxes[pinned]) v.boxes[pinned].classList.remove("pinned");
+      pinned = pinned === key ? null : key;
+      if (pinned !== null) g.classList.add("pinned");
+      restore();
+    });
+  }
 }
 $("reset").addEventListener("click", () => show(0));
 $("prev").addEventListener("click", () => stride(-1));
@@ -611,12 +736,23 @@ $("play").addEventListener("click", play);
 $("zoom-out").addEventListener("click", () => zoom(scale / 1.25));
 $("zoom-in").addEventListener("click", () => zoom(scale * 1.25));
 $("zoom-fit").addEventListener("click", () => zoom(fitScale()));
+$("zoom-read").addEventListener("click", () => zoom(openingScale()));
+$("view").hidden = views.length < 2;
+$("view").addEventListener("click", switchView);
+$("search").addEventListener("input", (e) => search(e.target.value));
+$("search").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") { e.preventDefault(); nextMatch(); }
+  if (e.key === "Escape") { e.target.value = ""; search(""); e.target.blur(); }
+});
 $("over-label").hidden = !data.collapsed;
 $("over").checked = data.collapsed;
 document.addEventListener("keydown", (e) => {
   if (e.altKey || e.ctrlKey || e.metaKey) return;
+  if (e.target instanceof HTMLInputElement && e.target.type !== "checkbox") return;
   const keys = { ArrowRight: () => stride(1), ArrowLeft: () => stride(-1),
-                 Home: () => show(0), End: () => show(steps.length - 1) };
+                 n: () => stride(1), p: () => stride(-1),
+                 Home: () => show(0), End: () => show(steps.length - 1),
+                 "/": () => $("search").focus() };
   if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
 });
 steps.forEach((s, k) => {
@@ -624,9 +760,11 @@ steps.forEach((s, k) => {
   li.addEventListener("click", () => show(k));
   $("order").appendChild(li);
 });
-zoom(fitScale() >= 0.6 ? fitScale() : 1);
-if (steps.length) show(0);
-else {  // a sink that does not require grad: nothing flows back, the graph alone is shown
+zoom(openingScale());
+if (steps.length) {
+  show(0);
+  bringIntoView(view.boxes[boxOf(0)], true);  // open on the first step, centred
+} else {  // a sink that does not require grad: nothing flows back, the graph alone is shown
   $("counter").textContent = "No backward pass: the sink does not require grad.";
   for (const id of ["reset", "prev", "play", "next"]) $(id).disabled = true;
   $("step").hidden = true;
