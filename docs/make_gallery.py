@@ -41,6 +41,8 @@ PICTURES = [
         "a small convnet: 3 × (Conv2d, BatchNorm2d, ReLU, MaxPool2d), 2 Linear",
     ),
     ("gallery_convnet_layers.svg", "the same convnet, one box per layer"),
+    ("gallery_gru.svg", "a GRU over 6 steps (input 3, hidden 5), a Linear read-out, MSE"),
+    ("gallery_gru_layers.svg", "the same GRU, one box per layer"),
 ]
 
 CODE = """\
@@ -52,6 +54,9 @@ samples.two_layer().save("images/gallery_two_layer.svg", engine="builtin")
 convnet = samples.convnet()
 convnet.save("images/gallery_convnet.svg", collapse=False, engine="builtin")
 convnet.save("images/gallery_convnet_layers.svg", collapse=True, engine="builtin")
+gru = samples.gru()
+gru.save("images/gallery_gru.svg", collapse=False, engine="builtin")
+gru.save("images/gallery_gru_layers.svg", collapse=True, engine="builtin")
 ```"""
 
 
@@ -113,7 +118,8 @@ def _make_images():
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
-    if not PAGE.exists():  # the page holds the code that draws its pictures: write it first
+    # the page holds the code that draws its pictures: written first where it is not that code
+    if not PAGE.exists() or CODE not in PAGE.read_text(encoding="utf-8"):
         PAGE.write_text(CODE + "\n", encoding="utf-8")
     _make_images().render(IMAGES, pages=[PAGE], prune=False)
     PAGE.write_text(page_text(), encoding="utf-8")

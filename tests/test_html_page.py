@@ -462,7 +462,7 @@ def _in_pane(page, selector: str) -> bool:
     )
 
 
-@pytest.mark.parametrize("name", ["neuron", "two_layer", "convnet"])
+@pytest.mark.parametrize("name", ["neuron", "two_layer", "convnet", "gru"])
 def test_real_sizes_open_legible_and_step_to_the_end_in_headless_chromium(name, tmp_path):
     from chainrule.viz import samples
 
@@ -500,7 +500,7 @@ def test_real_sizes_open_legible_and_step_to_the_end_in_headless_chromium(name, 
         page.keyboard.press("p")
         assert page.inner_text("#counter") == f"Step {len(steps) - 1} of {len(steps)}"
         # search by name: the matching boxes are outlined and Enter brings one into view
-        query = {"neuron": "w", "two_layer": "W1", "convnet": "13.weight"}[name]
+        query = {"neuron": "w", "two_layer": "W1", "convnet": "13.weight", "gru": "weight_hh"}[name]
         page.fill("#search", query)
         assert page.locator("svg:not([hidden]) g.node.match").count() >= 1
         page.press("#search", "Enter")
@@ -508,8 +508,9 @@ def test_real_sizes_open_legible_and_step_to_the_end_in_headless_chromium(name, 
         assert query in page.inner_text("#inspect")
         page.keyboard.press("Escape")
         assert page.locator("g.node.match").count() == 0
-        if name == "convnet":  # opens one box per layer; expanding shows every node
-            assert page.locator("svg:not([hidden]) g.node.group").count() > 5
+        if name in ("convnet", "gru"):  # one box per layer; expanding shows every node
+            layers = {"convnet": 6, "gru": 2}[name]  # (the GRU and its read-out)
+            assert page.locator("svg:not([hidden]) g.node.group").count() >= layers
             page.click("#view")
             assert page.locator("svg:not([hidden]) g.node").count() == len(g.nodes)
             assert _min_font_on_screen(page) >= 9.0

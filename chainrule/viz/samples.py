@@ -1,4 +1,4 @@
-"""Graphs to draw, from a single neuron to a small convnet: the pictures of the gallery
+"""Graphs to draw, from a single neuron to a small convnet and a GRU: the pictures of the gallery
 (``docs/gallery.md``) and of the page's browser tests are made of these.
 
 Each function builds its graph with fixed seeds, runs the backward pass, and returns the
@@ -23,7 +23,7 @@ from ..ops import relu, sigmoid
 from ..ops import sum as total
 from .graph_data import Graph, graph
 
-__all__ = ["neuron", "two_layer", "convnet", "SAMPLES"]
+__all__ = ["neuron", "two_layer", "convnet", "gru", "SAMPLES"]
 
 
 def _named(value: Any, name: str, requires_grad: bool = False) -> Tensor:
@@ -88,4 +88,28 @@ def convnet() -> Graph:
     return _traced(loss, model)
 
 
-SAMPLES = {"neuron": neuron, "two_layer": two_layer, "convnet": convnet}
+class _GRURegressor(nn.Module):
+    """A GRU over a sequence, and a linear read-out of its last hidden state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(3, 5, rng=0)
+        self.head = nn.Linear(5, 2, rng=1)
+
+    def forward(self, sequence: Any) -> Any:
+        _, last = self.gru(sequence)
+        return self.head(last[0])
+
+
+def gru() -> Graph:
+    """A GRU (input 3, hidden 5) over 6 steps of a batch of 2 sequences, a Linear read-out of
+    the last hidden state and the mean squared error against 2 targets each."""
+    model = _GRURegressor()
+    rng = np.random.default_rng(0)
+    sequence, target = rng.normal(size=(6, 2, 3)), rng.normal(size=(2, 2))
+    loss = nn.functional.mse_loss(model(sequence), target)
+    loss.name = "loss"
+    return _traced(loss, model)
+
+
+SAMPLES = {"neuron": neuron, "two_layer": two_layer, "convnet": convnet, "gru": gru}
