@@ -18,6 +18,7 @@ the layout above; ``fold`` adds the windows back, one strided slice per kernel o
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -66,17 +67,11 @@ def _unfold_forward(
 ) -> Any:
     d = len(kernel)
     if gaps.is_dask(x):  # each block of samples in NumPy (lazy)
-        geometry: dict[str, Any] = {
-            "kernel": kernel,
-            "stride": stride,
-            "padding": padding,
-            "dilation": dilation,
-        }
-        c, positions = x.shape[1], window_geometry(tuple(x.shape[2:]), **geometry)
-        return gaps.over_blocks(
-            lambda b: _unfold_forward(np, b, **geometry),
-            x, 0, 1 + d, lambda n: (c, *kernel, n, *positions),
-        )  # fmt: skip
+        c = x.shape[1]
+        positions = window_geometry(tuple(x.shape[2:]), kernel, stride, padding, dilation)
+        block = partial(_unfold_forward, np, kernel=kernel, stride=stride, padding=padding,
+                        dilation=dilation)  # fmt: skip
+        return gaps.over_blocks(block, x, 0, 1 + d, lambda n: (c, *kernel, n, *positions))
     host = to_host(x)  # NumPy's strided views (other namespaces go through the host and back)
     window_geometry(tuple(host.shape[2:]), kernel, stride, padding, dilation)
     padded = np.pad(host, ((0, 0), (0, 0), *padding)) if any(map(any, padding)) else host
@@ -103,17 +98,10 @@ def _fold_forward(
 ) -> Any:
     d = len(kernel)
     if gaps.is_dask(cols):  # each block of samples in NumPy (lazy)
-        geometry: dict[str, Any] = {
-            "kernel": kernel,
-            "stride": stride,
-            "padding": padding,
-            "dilation": dilation,
-        }
         c = cols.shape[0]
-        return gaps.over_blocks(
-            lambda b: _fold_forward(np, b, size=size, **geometry),
-            cols, 1 + d, 0, lambda n: (n, c, *size),
-        )  # fmt: skip
+        block = partial(_fold_forward, np, size=size, kernel=kernel, stride=stride,
+                        padding=padding, dilation=dilation)  # fmt: skip
+        return gaps.over_blocks(block, cols, 1 + d, 0, lambda n: (n, c, *size))
     host = to_host(cols)
     c, n = host.shape[0], host.shape[1 + d]
     out_shape = host.shape[2 + d :]
