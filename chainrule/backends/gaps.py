@@ -5,9 +5,10 @@
 - ``take_along_axis``: Dask has none. Dask arrays get NumPy's, block by block, with the axis
   it takes along in one block (still lazy); other namespaces without it go through NumPy.
 - ``index(x, index)``: ``x[index]``. Dask indexes lazily with slices and one 1-D integer
-  array; given several integer arrays, one of more than one dimension, or a boolean mask
-  (whose result has a size Dask cannot know), a Dask array is indexed through NumPy: its
-  values are computed. So are the gradients of indexing (a scatter-add) on Dask arrays.
+  array; given several integer arrays, one of more than one dimension, or a boolean mask,
+  a Dask array is indexed by NumPy in one task (still lazy; the result is one block). A
+  lazy mask is computed first: the result's size depends on it. The gradient of such
+  indexing (a scatter-add) is one NumPy task too.
 - ``broadcast_like(g, x)``: a reduction's gradient ``g`` broadcast back to ``x``'s shape.
   Dask's ``broadcast_to`` makes each new or widened axis one block: the gradient of the mean
   of a loss over n rows would be one (n, 1) block, materialised by the next op and cut up
