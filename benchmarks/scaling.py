@@ -8,6 +8,9 @@
 
     - ``numpy``: chainrule's NumPy backend in this process, the data in memory (2 BLAS
       threads, as every case of the suite);
+    - ``numpy, blocks``: the same in this process, over the blocks of the Dask runs one
+      after the other, the gradients accumulated (what blocking does without parallelism:
+      activations of 62,500 rows, not 10^6);
     - ``dask N``: a ``distributed.LocalCluster`` of N worker processes (N = 1, 2, 4), one
       thread and one BLAS thread each, the data persisted on the workers in blocks of 62,500
       rows: each step's gradient is the sum of the blocks' gradients, computed where the
@@ -110,6 +113,27 @@ def _step_case(cr: Any, model: Any, X: Any, y: Any, client: Any, steps: int) -> 
     return case
 
 
+def _blocked_case(cr: Any, model: Any, X: np.ndarray, y: np.ndarray, rows: int) -> Any:
+    """The NumPy backend in this process, over the same blocks as Dask's, one after the
+    other: each block's loss (summed, over n) is differentiated and its gradients add up in
+    ``.grad``, then one SGD step. The same step as the others (the same sums over blocks):
+    what blocking alone does, without a second process."""
+    opt = cr.optim.SGD(model.parameters(), lr=0.5)
+    bce = cr.nn.functional.binary_cross_entropy_with_logits
+    n = len(X)
+
+    def case() -> float:
+        start = time.perf_counter()
+        for i in range(0, n, rows):
+            block = bce(model(cr.tensor(X[i : i + rows])), cr.tensor(y[i : i + rows]), "sum")
+            (block / n).backward()
+        opt.step()
+        opt.zero_grad()
+        return time.perf_counter() - start
+
+    return case
+
+
 def _throughput(cr: Any, ooc: Any, quick: bool, repeats: int) -> tuple[str, dict[str, Any]]:
     rows = 250_000 if quick else 1_000_000
     X, y, _ = ooc.make_data(rows, FEATURES, CHUNK_ROWS, seed=0)
@@ -123,6 +147,9 @@ def _throughput(cr: Any, ooc: Any, quick: bool, repeats: int) -> tuple[str, dict
             clusters[n] = _cluster(n, "2GiB")
         models = {"numpy": _mlp(cr)}
         cases = {"numpy": _step_case(cr, models["numpy"], Xn, yn, None, 1)}
+        blocked = f"numpy, blocks of {CHUNK_ROWS:,}"
+        models[blocked] = _mlp(cr)
+        cases[blocked] = _blocked_case(cr, models[blocked], Xn, yn, CHUNK_ROWS)
         for n, (_, client) in clusters.items():
             Xd, yd = client.persist([X, y])  # the blocks spread over the workers, kept there
             with client.as_current():
