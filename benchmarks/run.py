@@ -16,6 +16,9 @@ Workloads (``--only`` takes these names; the issue numbers the first five 1-5):
     instructions  6. the cases behind the targets against NumPy, counted under valgrind (CPU
                   instructions and simulated L1 data-cache misses per op or step): the same
                   in every run, where timed ratios move by several percent (needs valgrind)
+    scaling       9. Dask: full-batch MLP training throughput on 1, 2 and 4 local worker
+                  processes against the NumPy backend; workers' peak memory out of core as
+                  the data grows 4x twice (needs dask and distributed; see scaling.py)
 
 Every library runs in this one process, interleaved (the order rotates every round), after
 warm-up, medians of at least 7 rounds (``--quick``: 3, and smaller sizes, for a smoke run),
@@ -61,10 +64,21 @@ from benchmarks import (  # noqa: E402
     overhead,
     peers,
     per_example,
+    scaling,
 )
 from benchmarks.harness import fmt_table, log  # noqa: E402
 
-WORKLOADS = ["overhead", "mlp", "cost", "blas", "deep", "per_example", "layers", "instructions"]
+WORKLOADS = [
+    "overhead",
+    "mlp",
+    "cost",
+    "blas",
+    "deep",
+    "per_example",
+    "layers",
+    "instructions",
+    "scaling",
+]
 
 
 def _cpu_model() -> str:
@@ -495,6 +509,8 @@ def main() -> None:
             text, data = per_example.run(args.quick, base)
         elif name == "layers":
             text, data = layers.run(args.quick, base)
+        elif name == "scaling":
+            text, data = scaling.run(args.quick, base)
         else:
             text, data = instructions.run(args.quick)
         emit(name, text, data, time.perf_counter() - t0)

@@ -938,6 +938,26 @@ def test_op_runs_on_other_backends(name: str, backend: str) -> None:
     _run(st.tuples(_any_kind(name), SEEDS), check, 4)
 
 
+@pytest.mark.parametrize("reduce", ["sum", "mean", "var", "max"])
+def test_reduction_gradient_on_dask_is_blocked_like_its_input(reduce: str) -> None:
+    # the gradient of a reduction over many rows comes back in the input's blocks, each its
+    # own task: not one (n, 1) block cut up afterwards (O(n) memory on one worker)
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    a = np.random.default_rng(0).standard_normal((4000, 3))
+    x = cr.tensor(da.from_array(a, chunks=(500, 3)), requires_grad=True)
+    with dask.config.set(scheduler=_refuse_compute):
+        getattr(cr, reduce)(x).backward()
+    grad = x.grad._data
+    assert grad.chunks == ((500,) * 8, (3,))
+    layers = grad.__dask_graph__().layers
+    assert not [name for name in layers if name.startswith("rechunk")], list(layers)
+    want = cr.tensor(a, requires_grad=True)
+    getattr(cr, reduce)(want).backward()
+    np.testing.assert_allclose(np.asarray(grad), want.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
 def test_importing_chainrule_imports_neither_dask_nor_cupy() -> None:
     code = "import sys, chainrule; print(sorted({'dask', 'cupy'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -5,9 +5,15 @@
 - ``take_along_axis``: Dask has none. Dask arrays get NumPy's, block by block, with the axis
   it takes along in one block (still lazy); other namespaces without it go through NumPy.
 - ``index(x, index)``: ``x[index]``. Dask indexes lazily with slices and one 1-D integer
-  array; given several integer arrays, one of more than one dimension, or a boolean mask
-  (whose result has a size Dask cannot know), a Dask array is indexed through NumPy: its
-  values are computed. So are the gradients of indexing (a scatter-add) on Dask arrays.
+  array; given several integer arrays, one of more than one dimension, or a boolean mask,
+  a Dask array is indexed by NumPy in one task (still lazy; the result is one block). A
+  lazy mask is computed first: the result's size depends on it. The gradient of such
+  indexing (a scatter-add) is one NumPy task too.
+- ``broadcast_like(g, x)``: a reduction's gradient ``g`` broadcast back to ``x``'s shape.
+  Dask's ``broadcast_to`` makes each new or widened axis one block: the gradient of the mean
+  of a loss over n rows would be one (n, 1) block, materialised by the next op and cut up
+  to meet x's blocks (O(n) memory on one worker, whatever the chunk size). A Dask ``x``
+  lends its chunks instead: one task per block of ``x``, each reading only ``g``.
 - ``linalg(xp, name, *arrays)``: ``dask.array.linalg`` lacks det, slogdet, eigh, inv and
   cholesky, and its svd and qr take only tall-and-skinny chunkings. Dask arrays get NumPy's
   function as a generalised ufunc over their stacks of matrices (``dask.array.apply_gufunc``:
@@ -35,6 +41,7 @@ __all__ = [
     "index",
     "scatter_add",
     "take_along_axis",
+    "broadcast_like",
     "linalg",
 ]
 
@@ -180,6 +187,14 @@ def take_along_axis(xp: Any, x: Any, indices: Any, axis: int) -> Any:
     from . import from_host, to_numpy
 
     return from_host(xp, np.take_along_axis(to_numpy(x), to_numpy(indices), axis=axis))
+
+
+def broadcast_like(g: Any, x: Any) -> Any:
+    """``g`` broadcast to the shape of the Dask array ``x``, blocked like it (see the module);
+    ``g`` (a Dask or NumPy array, or a scalar) broadcasts against ``x`` as NumPy would."""
+    import dask.array as da
+
+    return da.broadcast_to(g, tuple(x.shape), chunks=x.chunks)
 
 
 #: NumPy's linear algebra as generalised ufuncs: the signature over the core (matrix) axes.

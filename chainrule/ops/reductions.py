@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import gaps
 from ..engine.backward import xp_sum
 from ..engine.declare import family, public
 from ..engine.op import Op
+from ..engine.tensor import Tensor
 from .elementwise import equal, where
 from .shape import astype, broadcast_to, reshape
 
@@ -62,8 +64,12 @@ def kept(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
 
 
 def expand(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
-    """Broadcast a reduced gradient ``g`` back to the shape of ``x``."""
-    return broadcast_to(kept(g, x, axis, keepdims), shape=tuple(x.shape))
+    """Broadcast a reduced gradient ``g`` back to the shape of ``x`` (on Dask, in ``x``'s
+    blocks: ``gaps.broadcast_like``; a recorded gradient graph keeps the op)."""
+    g = kept(g, x, axis, keepdims)
+    if gaps.is_dask(x) and not isinstance(g, Tensor):
+        return gaps.broadcast_like(g, x)
+    return broadcast_to(g, shape=tuple(x.shape))
 
 
 def _count(x: Any, axis: Any) -> int:
