@@ -64,22 +64,11 @@ def _example() -> Any:
     return module
 
 
-def _cluster(workers: int, memory_limit: str) -> tuple[Any, Any]:
-    """A LocalCluster of ``workers`` processes, one thread each (and one BLAS thread), on
-    the loopback interface, and a client of it that is not the default (several clusters
-    live at once: each case picks its own with ``Client.as_current``)."""
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        memory_limit=memory_limit,
-        env=ONE_THREAD,
-    )
-    return cluster, Client(cluster, set_as_default=False)
+def _cluster(ooc: Any, workers: int, memory_limit: str) -> tuple[Any, Any]:
+    """The example's cluster, with one BLAS thread a worker, and a client of it that is not
+    the default (several clusters live at once: each case picks its own with
+    ``Client.as_current``)."""
+    return ooc.start_cluster(workers, memory_limit, env=ONE_THREAD, default=False)
 
 
 def _mlp(cr: Any) -> Any:
@@ -144,7 +133,7 @@ def _throughput(cr: Any, ooc: Any, quick: bool, repeats: int) -> tuple[str, dict
     try:
         for n in WORKERS:
             log(f"workload 9a: starting a LocalCluster of {n} worker processes")
-            clusters[n] = _cluster(n, "2GiB")
+            clusters[n] = _cluster(ooc, n, "2GiB")
         models = {"numpy": _mlp(cr)}
         cases = {"numpy": _step_case(cr, models["numpy"], Xn, yn, None, 1)}
         blocked = f"numpy, blocks of {CHUNK_ROWS:,}"
@@ -219,7 +208,7 @@ def _memory(ooc: Any, quick: bool) -> tuple[str, dict[str, Any]]:
     rows_out, data = [], []
     for rows in sizes:
         log(f"workload 9b: {rows:,} rows, a fresh cluster of 2 workers")
-        cluster, client = _cluster(2, limit)
+        cluster, client = _cluster(ooc, 2, limit)
         try:
             with client.as_current():
                 with contextlib.redirect_stdout(io.StringIO()):

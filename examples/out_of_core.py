@@ -190,9 +190,12 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def start_cluster(workers: int, memory_limit: str) -> tuple[Any, Any]:
+def start_cluster(
+    workers: int, memory_limit: str, env: dict[str, str] | None = None, default: bool = True
+) -> tuple[Any, Any]:
     """A cluster of ``workers`` processes on this machine (one thread each, loopback only,
-    no dashboard) and a client of it, which ``dask.compute`` then uses."""
+    no dashboard, ``env`` set in each) and a client of it, which ``dask.compute`` then uses
+    (unless not the ``default``: then only inside ``client.as_current()``)."""
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(
@@ -202,8 +205,9 @@ def start_cluster(workers: int, memory_limit: str) -> tuple[Any, Any]:
         host="127.0.0.1",
         dashboard_address=None,
         memory_limit=memory_limit,
+        env=env or {},
     )
-    return cluster, Client(cluster)
+    return cluster, Client(cluster, set_as_default=default)
 
 
 def main(argv: list[str] | None = None) -> int:
