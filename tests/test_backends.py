@@ -119,22 +119,29 @@ def test_an_optimizer_computes_lazy_gradients_in_one_pass() -> None:
         np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_dask_parameters_are_persisted_each_step() -> None:
+@pytest.mark.parametrize("compute", [False, True])
+@pytest.mark.parametrize("optimizer", ["sgd", "sgd-momentum"])
+def test_dask_parameters_are_persisted_each_step(optimizer: str, compute: bool) -> None:
     # parameters moved to Dask: each step's update is computed and kept, so the task graph
-    # of step k does not hold steps 1 ... k-1
+    # of step k does not hold steps 1 ... k-1 (whether the gradients come to the step lazy
+    # or already computed by cr.compute)
     x, y = _data()
     model = _model().to("dask")
-    opt = cr.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)  # (as _train's)
+    momentum = 0.9 if optimizer == "sgd-momentum" else 0.0
+    opt = cr.optim.SGD(model.parameters(), lr=0.3, momentum=momentum)  # (as _train's)
     sizes = []
     for _ in range(4):
         opt.zero_grad()
-        cr.nn.functional.cross_entropy(model(cr.tensor(x)), cr.tensor(y)).backward()
+        loss = cr.nn.functional.cross_entropy(model(cr.tensor(x)), cr.tensor(y))
+        loss.backward()
+        if compute:
+            cr.compute(loss, model)
         opt.step()
         w = model[0].weight._data
         assert backend_of(w) == "dask"
         sizes.append(len(w.__dask_graph__()))
     assert sizes[-1] == sizes[0] == 1, sizes
-    want, _ = _train(x, y, "sgd-momentum", steps=4, compute=False)
+    want, _ = _train(x, y, optimizer, steps=4, compute=False)
     np.testing.assert_allclose(model[0].weight.numpy(), want[0].weight.numpy(), rtol=1e-10)
 
 

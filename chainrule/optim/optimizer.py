@@ -126,6 +126,8 @@ class Optimizer:
                 if not isinstance(grad, Tensor) or not p._rg:  # no gradient, or frozen
                     continue
                 g, data = grad._data, p._data
+                if type(data) is not np.ndarray and is_dask(data):
+                    lazy = True  # (persisted after the step)
                 if type(g) is not np.ndarray and is_dask(g):
                     lazy = self._compute_gradients()  # all of them, in one pass
                     g = grad._data

@@ -186,7 +186,8 @@ class SGD(Optimizer):
             if tmp is None:  # not NumPy, or read-only: out of place
                 if is_dask(g):  # lazy gradients: all computed in one pass, then stepped
                     self._compute_gradients()
-                    lazy, g = True, grad._data
+                    g = grad._data
+                lazy = lazy or is_dask(data)  # (a Dask parameter: persisted after the step)
                 p._data = data - g * lr
             p._version = _bump()  # a graph that used the old value is now stale
         if lazy:

@@ -82,10 +82,11 @@ def compute(*values: Any) -> Any:
     """Compute the lazy (Dask) values of tensors, all in one ``dask.compute``, in place.
 
     Each value is a Tensor (its value, and its ``.grad`` where that is lazy too) or a Module
-    (each parameter's value and gradient). After the call their arrays are NumPy's (CuPy's
-    for a Dask array of CuPy blocks), so ``.item()``, ``.numpy()`` and an optimizer step
-    cost no further pass. Tensors that are not lazy are left as they are. Returns what it
-    was given (one value, or a tuple of them).
+    (each parameter's gradient: the step's results; parameters that live on Dask stay there,
+    and an optimizer step persists them). After the call those arrays are NumPy's (CuPy's for
+    a Dask array of CuPy blocks), so ``.item()``, ``.numpy()`` and an optimizer step cost no
+    further pass. Tensors that are not lazy are left as they are. Returns what it was given
+    (one value, or a tuple of them).
 
     >>> import chainrule as cr
     >>> w = cr.tensor([1.0, 2.0], requires_grad=True)
@@ -93,21 +94,15 @@ def compute(*values: Any) -> Any:
     >>> cr.compute(w) is w             # nothing lazy: nothing to do
     True
     """
-    tensors: list[Tensor] = []
+    wanted: list[Any] = []
     for value in values:
         if isinstance(value, Tensor):
-            tensors.append(value)
+            wanted += [value, value._grad]
         elif hasattr(value, "named_parameters"):  # a Module
-            tensors.extend(p for _, p in value.named_parameters())
+            wanted += [p._grad for _, p in value.named_parameters()]
         else:
             raise TypeError(f"cr.compute: expected Tensors or Modules, got {type(value).__name__}")
-    holders: list[Tensor] = []
-    seen: set[int] = set()
-    for t in tensors:
-        for holder in (t, t._grad):
-            if isinstance(holder, Tensor) and id(holder) not in seen:
-                seen.add(id(holder))
-                holders.append(holder)
+    holders = list({id(t): t for t in wanted if isinstance(t, Tensor)}.values())
     lazy = [t for t in holders if backend_of(t._data) == "dask"]
     for t, value in zip(lazy, compute_arrays([t._data for t in lazy])):
         t._data = value  # (the same values, computed: no version bump)
