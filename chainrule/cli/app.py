@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from .. import __version__
 from ..ops import table
+from .arguments import UsageError, parser
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -36,155 +36,6 @@ __all__ = ["main"]
 RUN_FILES = ("model.safetensors", "training.safetensors", "metrics.csv", "curves.png")
 
 
-class _UsageError(Exception):
-    """A bad command line: one line for the user, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(
-            f"--hidden must be comma-separated positive integers like 64,64, got {text!r}"
-        )
-    return sizes
-
-
-def _positive(flag: str) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be an integer >= 1, got {text!r}")
-        return value
-
-    return parse
-
-
-class _Given(argparse.Action):
-    """Store the value and note that it was given (``args.<dest>_given``): a default that
-    depends on other flags (Dask's batch: the whole training set) needs to know."""
-
-    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
-        setattr(namespace, self.dest, values)
-        setattr(namespace, f"{self.dest}_given", True)
-
-
-def _parser() -> _Parser:
-    from .backend import BACKENDS
-    from .config import ACTIVATIONS, DATASETS, OPTIMIZERS, TrainConfig
-
-    defaults = TrainConfig()
-    parser = _Parser(
-        prog="chainrule",
-        description="Backpropagation over computation graphs, NumPy-native.",
-    )
-    parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    train = sub.add_parser(
-        "train",
-        help="train a classifier or regressor (MLP, CNN, GRU) with backprop",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    train.add_argument(
-        "--data",
-        default=defaults.data,
-        help=f"one of {', '.join(DATASETS)}, or your own file (.csv, .npz, .npy)",
-    )
-    train.add_argument(
-        "--target",
-        default=None,
-        help="the target column of a data file (header name or index; default: the last); "
-        "labels or few integers make a classifier, other numbers a regressor",
-    )
-    train.add_argument(
-        "--model",
-        default=defaults.model,
-        help="mlp, or cnn / gru reading each row as a sequence (as MNIST-1D)",
-    )
-    train.add_argument("--hidden", type=_hidden, default=defaults.hidden, help="e.g. 64,64")
-    train.add_argument(
-        "--activation", default=defaults.activation, help=f"one of {', '.join(ACTIVATIONS)}"
-    )
-    train.add_argument(
-        "--optimizer", default=defaults.optimizer, help=f"one of {', '.join(OPTIMIZERS)}"
-    )
-    train.add_argument("--lr", type=float, default=defaults.lr, help="learning rate")
-    train.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the data")
-    train.add_argument(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        action=_Given,
-        help="mini-batch size (with --backend dask: the whole training set unless given)",
-    )
-    train.add_argument("--seed", type=int, default=defaults.seed, help="seeds init, split, order")
-    train.add_argument(
-        "--weight-decay", type=float, default=defaults.weight_decay, help="L2 penalty"
-    )
-    train.add_argument(
-        "--out", default=argparse.SUPPRESS, help="output folder (runs/<data name> if not given)"
-    )
-    train.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out from its last completed epoch (its own settings)",
-    )
-    train.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="numpy",
-        help="where the steps run: NumPy here, Dask over chunks of the rows, CuPy on a GPU",
-    )
-    train.add_argument(
-        "--workers",
-        type=_positive("--workers"),
-        metavar="N",
-        help="--backend dask: start a local cluster of N worker processes (else Dask's threads)",
-    )
-    train.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="--backend dask: use the running Dask cluster at ADDRESS (tcp://HOST:PORT)",
-    )
-    train.add_argument(
-        "--chunk-rows",
-        type=_positive("--chunk-rows"),
-        metavar="N",
-        help="--backend dask: training rows per chunk (default: one chunk per worker)",
-    )
-    train.add_argument(
-        "--progress",
-        choices=("auto", "bar", "lines", "none"),
-        default="auto",
-        help="a live bar on a terminal, plain lines otherwise (auto)",
-    )
-
-    evaluate = sub.add_parser("evaluate", help="test accuracy of a saved checkpoint")
-    evaluate.add_argument("checkpoint", help="a model.safetensors written by chainrule train")
-
-    ops = sub.add_parser("ops", help="list the op table: formulas, support, kink conventions")
-    ops.add_argument("--family", help="only ops of this family (elementwise, nn, linalg, ...)")
-    ops.add_argument("--json", action="store_true", help="print the table as JSON")
-
-    from .commands import modules
-
-    for module in modules():
-        module.register(sub)
-    return parser
-
-
-# -- train -----------------------------------------------------------------------------------
 class _Progress:
     """A tqdm bar on a terminal (steps, loss, accuracy, steps/s), else one line per epoch."""
 
@@ -258,12 +109,12 @@ def _backend_flags(args: argparse.Namespace) -> None:
     given = [flag for flag in ("workers", "scheduler", "chunk_rows") if getattr(args, flag)]
     if given and args.backend != "dask":
         flags = " and ".join(f"--{flag.replace('_', '-')}" for flag in given)
-        raise _UsageError(
+        raise UsageError(
             f"chainrule train: {flags} {'is' if len(given) == 1 else 'are'} for --backend "
             f"dask, not --backend {args.backend} (see chainrule train --help)"
         )
     if args.workers and args.scheduler:
-        raise _UsageError(
+        raise UsageError(
             "chainrule train: --workers starts a cluster, --scheduler joins one: give one "
             "(see chainrule train --help)"
         )
@@ -416,7 +267,7 @@ def _ops(family: str | None, as_json: bool) -> int:
     if family is not None:
         families = sorted({r["family"] for r in rows})
         if family not in families:
-            raise _UsageError(
+            raise UsageError(
                 f"chainrule ops: unknown family {family!r}; choose one of {', '.join(families)}"
             )
         rows = type(rows)(r for r in rows if r["family"] == family)
@@ -438,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     args: argparse.Namespace | None = None
     try:
-        args = _parser().parse_args(argv)
+        args = parser().parse_args(argv)
         if args.command == "train":
             return _train(args)
         if args.command == "evaluate":
@@ -447,9 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ops(args.family, args.json)
         if getattr(args, "run", None) is not None:
             return int(args.run(args))
-        _parser().print_help()
+        parser().print_help()
         return 0
-    except _UsageError as err:
+    except UsageError as err:
         print(str(err), file=sys.stderr)
         return 2
     except (ConfigError, CheckpointError, CommandError, ExplainError) as err:
