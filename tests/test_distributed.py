@@ -123,6 +123,12 @@ def test_training_on_the_cluster_matches_numpy(client):
 def test_losing_a_worker_mid_run_gives_the_same_result(client):
     X, y = moons()
     Xd, yd = on_cluster(client, X, y, chunk_rows=100)
+    # one copy of each chunk (an earlier run may have left copies on both workers), spread
+    # over both
+    chunks = distributed.futures_of(Xd) + distributed.futures_of(yd)
+    client.replicate(chunks, n=1)
+    if len(holders(client, Xd, yd)) < 2:
+        client.rebalance(chunks)
     held = client.who_has(Xd)
     workers = sorted(holders(client, Xd, yd))
     assert len(workers) == 2
