@@ -53,8 +53,18 @@ def _model(seed: int = 0) -> cr.nn.Module:
     return cr.nn.Sequential(cr.nn.Linear(5, 8), cr.nn.Tanh(), cr.nn.Linear(8, 3))
 
 
-def _train(x: Any, y: Any, optimizer: str, steps: int = 6, compute: bool = True) -> Any:
-    model = _model()
+def _train(
+    x: Any,
+    y: Any,
+    optimizer: str,
+    steps: int = 6,
+    compute: bool = True,
+    model: Any = None,
+    after_step: Any = None,
+) -> Any:
+    """``steps`` full-batch steps of ``model`` (a fresh ``_model()`` where not given), each
+    followed by ``after_step(model)``: the model and the losses."""
+    model = _model() if model is None else model
     opt = (
         cr.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
         if optimizer == "sgd-momentum"
@@ -71,6 +81,8 @@ def _train(x: Any, y: Any, optimizer: str, steps: int = 6, compute: bool = True)
             cr.compute(loss, model)
         opt.step()
         losses.append(loss.item())
+        if after_step is not None:
+            after_step(model)
     return model, losses
 
 
@@ -126,20 +138,14 @@ def test_dask_parameters_are_persisted_each_step(optimizer: str, compute: bool) 
     # of step k does not hold steps 1 ... k-1 (whether the gradients come to the step lazy
     # or already computed by cr.compute)
     x, y = _data()
-    model = _model().to("dask")
-    momentum = 0.9 if optimizer == "sgd-momentum" else 0.0
-    opt = cr.optim.SGD(model.parameters(), lr=0.3, momentum=momentum)  # (as _train's)
     sizes = []
-    for _ in range(4):
-        opt.zero_grad()
-        loss = cr.nn.functional.cross_entropy(model(cr.tensor(x)), cr.tensor(y))
-        loss.backward()
-        if compute:
-            cr.compute(loss, model)
-        opt.step()
+
+    def graph_size(model: Any) -> None:
         w = model[0].weight._data
         assert backend_of(w) == "dask"
         sizes.append(len(w.__dask_graph__()))
+
+    model, _ = _train(x, y, optimizer, 4, compute, _model().to("dask"), graph_size)
     assert sizes[-1] == sizes[0] == 1, sizes
     want, _ = _train(x, y, optimizer, steps=4, compute=False)
     np.testing.assert_allclose(model[0].weight.numpy(), want[0].weight.numpy(), rtol=1e-10)
