@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BACKENDS", "backend_of", "convert", "mixed_devices", "compute"]
+__all__ = ["BACKENDS", "backend_of", "check_backend", "convert", "mixed_devices", "compute"]
 
 BACKENDS = ("numpy", "cupy", "dask")
 
@@ -54,9 +54,10 @@ def _import(backend: str) -> Any:
     return module
 
 
-def _check_backend(backend: str) -> None:
+def check_backend(backend: str, who: str = "convert") -> None:
+    """Raise ValueError, naming ``who`` asked, where ``backend`` is not one of BACKENDS."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        raise ValueError(f"{who}: backend must be one of {BACKENDS}, got {backend!r}")
 
 
 def convert(value: Any, backend: str, chunks: Any = None) -> Any:
@@ -66,7 +67,7 @@ def convert(value: Any, backend: str, chunks: Any = None) -> Any:
     128 MiB); a Dask array given new ``chunks`` is rechunked. From Dask the values are
     computed (one ``compute``). NumPy to NumPy is the array itself: no copy.
     """
-    _check_backend(backend)
+    check_backend(backend)
     source = backend_of(value)
     if backend == "numpy":
         if source == "numpy":

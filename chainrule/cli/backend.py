@@ -27,13 +27,12 @@ from typing import Any
 import numpy as np
 
 from .. import data as datasets
-from ..backends.devices import convert
+from ..backends.devices import BACKENDS, convert
 from ..nn import Module
 from .commands import CommandError
 
 __all__ = ["BACKENDS", "CONNECT_TIMEOUT_S", "Backend", "open_backend", "require"]
 
-BACKENDS = ("numpy", "dask", "cupy")
 CONNECT_TIMEOUT_S = 10  # how long --scheduler ADDRESS may take to answer
 
 _DASK_MISSING = "--backend dask needs Dask, which is not installed: pip install 'chainrule[dask]'"

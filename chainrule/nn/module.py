@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import namespace, to_numpy
-from ..backends.devices import BACKENDS, convert
+from ..backends.devices import check_backend, convert
 from ..backends.devices import compute as compute_arrays
 from ..engine.modes import next_seq, state
 from ..engine.tensor import Tensor
@@ -220,8 +220,7 @@ class Module:
         >>> type(layer.weight.numpy()).__name__
         'ndarray'
         """
-        if backend not in BACKENDS:
-            raise ValueError(f"Module.to: backend must be one of {BACKENDS}, got {backend!r}")
+        check_backend(backend, "Module.to")
         tensors = [*self.parameters(), *self.buffers()]
         tensors += [t._grad for t in tensors if isinstance(t._grad, Tensor)]
         # (everything converted before anything is changed: a failure leaves the module)

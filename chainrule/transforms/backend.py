@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backends.devices import BACKENDS, backend_of, convert
+from ..backends.devices import backend_of, check_backend, convert
 from ..backends.devices import compute as compute_arrays
 from ..engine.tensor import Tensor
 from .function import Function
@@ -60,8 +60,7 @@ def to(value: Any, backend: str, chunks: Any = None) -> Any:
     ``chunks`` is Dask's chunking for ``"dask"`` (``"auto"`` where not given; ``(10_000,
     -1)`` splits the rows of a matrix in blocks of 10,000). Moving off Dask computes.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"cr.to: backend must be one of {BACKENDS}, got {backend!r}")
+    check_backend(backend, "cr.to")
     if isinstance(value, Tensor):
         if backend_of(value._data) == backend and chunks is None:
             return value
