@@ -32,7 +32,6 @@ from .batched import index as batched_index
 
 __all__ = [
     "is_dask",
-    "is_lazy",
     "checked",
     "on_host",
     "over_blocks",
@@ -49,12 +48,6 @@ __all__ = [
 def is_dask(value: Any) -> bool:
     """Whether ``value`` is a Dask array (without importing Dask)."""
     return type(value).__module__.startswith("dask.")
-
-
-def is_lazy(value: Any) -> bool:
-    """Whether ``value``'s entries are not computed yet (a Dask array): a check that reads
-    them must wait until they are (see :func:`checked`)."""
-    return is_dask(value)
 
 
 def checked(value: Any, check: Any) -> Any:

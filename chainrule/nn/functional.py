@@ -132,7 +132,7 @@ def _class_targets(logits: Any, targets: Any, name: str) -> Any:
                     f"values from {low} to {high}"
                 )
 
-    if gaps.is_lazy(t):  # checked when computed, each block (the graph stays lazy)
+    if gaps.is_dask(t):  # checked when computed, each block (the graph stays lazy)
         return gaps.checked(t, check)
     check(to_numpy(t))
     return targets if isinstance(targets, Tensor) else t
