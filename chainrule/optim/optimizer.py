@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.devices import compute as compute_arrays
 from ..backends.gaps import is_dask
 from ..engine.modes import next_seq
 from ..engine.tensor import Tensor
+from ..transforms.backend import compute
 from . import _checks, _state
 from ._groups import Hyperparameter, parse_group, split_params
 
@@ -129,7 +129,7 @@ class Optimizer:
                 if type(data) is not np.ndarray and is_dask(data):
                     lazy = True  # (persisted after the step)
                 if type(g) is not np.ndarray and is_dask(g):
-                    lazy = self._compute_gradients()  # all of them, in one pass
+                    self._compute_gradients()  # all of them, in one pass
                     g = grad._data
                 if self._fused(data, g, states[i]):
                     p._version = _bump()
@@ -146,14 +146,10 @@ class Optimizer:
         if lazy:
             self._persist_parameters()
 
-    def _compute_gradients(self) -> bool:
+    def _compute_gradients(self) -> None:
         """Compute every lazy (Dask) gradient of the parameters in one ``dask.compute``, in
-        place; True (there were some)."""
-        grads = [p._grad for p in self.params if isinstance(p._grad, Tensor)]
-        lazy = [g for g in grads if is_dask(g._data)]
-        for g, value in zip(lazy, compute_arrays([g._data for g in lazy])):
-            g._data = value
-        return True
+        place (``cr.compute``)."""
+        compute(*(p._grad for p in self.params if isinstance(p._grad, Tensor)))
 
     def _persist_parameters(self) -> None:
         """Parameters that are Dask arrays, computed and kept (in this process, or on the
