@@ -32,7 +32,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["layered_layout", "layered_routes", "arrange", "Arrangement", "Segment"]
+__all__ = ["layered_layout", "arrange", "Arrangement", "Segment"]
 
 # An SVG path command: ("M", (x, y)), ("L", (x, y)) or ("C", (x1, y1, x2, y2, x, y)).
 Segment = tuple[str, tuple[float, ...]]
@@ -51,19 +51,12 @@ _LANE = 5.0
 def layered_layout(
     nodes: Sequence[Hashable], edges: Sequence[tuple[Hashable, Hashable]], sweeps: int = 4
 ) -> dict[Hashable, tuple[int, float]]:
-    """``{node: (layer, position)}`` for a DAG (edges point from parent to child).
+    """``{node: (layer, position)}`` for a DAG (edges point from parent to child): steps 1
+    and 2 alone, without sizes.
 
     ``layer`` counts from the sources (0) to the sink; ``position`` is the node's rank within
     its layer, offset so that small layers sit in the middle of large ones.
     """
-    return layered_routes(nodes, edges, sweeps)[0]
-
-
-def layered_routes(
-    nodes: Sequence[Hashable], edges: Sequence[tuple[Hashable, Hashable]], sweeps: int = 4
-) -> tuple[dict[Hashable, tuple[int, float]], dict[tuple[Hashable, Hashable], list]]:
-    """The layout and, for every edge that spans more than one layer, the waypoints
-    ``[(layer, position), ...]`` it passes through."""
     ordered = _Ordered(nodes, edges, sweeps)
     widest = max((len(row) for row in ordered.rows), default=1)
     placed: dict[Hashable, tuple[int, float]] = {}
@@ -71,9 +64,7 @@ def layered_routes(
         offset = (widest - len(row)) / 2.0
         for j, n in enumerate(row):
             placed[n] = (i, offset + j)
-    positions = {n: placed[n] for n in nodes}
-    routes = {edge: [placed[d] for d in chain] for edge, chain in ordered.chains.items()}
-    return positions, routes
+    return {n: placed[n] for n in nodes}
 
 
 class _Ordered:
