@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from . import to_numpy
+
 __all__ = ["BACKENDS", "backend_of", "check_backend", "convert", "mixed_devices", "compute"]
 
 BACKENDS = ("numpy", "cupy", "dask")
@@ -70,13 +72,7 @@ def convert(value: Any, backend: str, chunks: Any = None) -> Any:
     check_backend(backend)
     source = backend_of(value)
     if backend == "numpy":
-        if source == "numpy":
-            return value
-        if source == "cupy":
-            return value.get()
-        if source == "dask":
-            return convert(value.compute(), "numpy")
-        return np.asarray(value)
+        return value if source == "numpy" else to_numpy(value)
     module = _import(backend)
     if backend == "cupy":
         if source == "dask":
