@@ -958,6 +958,21 @@ def test_reduction_gradient_on_dask_is_blocked_like_its_input(reduce: str) -> No
     np.testing.assert_allclose(np.asarray(grad), want.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("reduce", ["sum", "mean", "var", "max"])
+def test_reduction_gradient_on_dask_meets_a_gradient_blocked_otherwise(reduce: str) -> None:
+    # the gradient arriving at a reduction along axis 0 is blocked along the kept axis unlike
+    # the input: broadcast back, it is reblocked as the input is
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(1)
+    a, w = rng.standard_normal((3, 3)), rng.standard_normal(3)
+    x = cr.tensor(da.from_array(a, chunks=((1, 1, 1), (2, 1))), requires_grad=True)
+    (getattr(cr, reduce)(x, axis=0) * da.from_array(w, chunks=1)).sum().backward()
+    assert x.grad._data.chunks == ((1, 1, 1), (2, 1))
+    want = cr.tensor(a, requires_grad=True)
+    (getattr(cr, reduce)(want, axis=0) * w).sum().backward()
+    np.testing.assert_allclose(np.asarray(x.grad._data), want.grad.numpy(), rtol=1e-12)
+
+
 def test_importing_chainrule_imports_neither_dask_nor_cupy() -> None:
     code = "import sys, chainrule; print(sorted({'dask', 'cupy'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

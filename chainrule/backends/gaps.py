@@ -187,7 +187,12 @@ def broadcast_like(g: Any, x: Any) -> Any:
     ``g`` (a Dask or NumPy array, or a scalar) broadcasts against ``x`` as NumPy would."""
     import dask.array as da
 
-    return da.broadcast_to(g, tuple(x.shape), chunks=x.chunks)
+    # (an axis that g shares with x must be blocked as x's already: Dask broadcasts only
+    # new axes and axes of length 1 into new blocks)
+    g = da.asarray(g)
+    lead = x.ndim - g.ndim
+    shared = {d: x.chunks[lead + d] for d in range(g.ndim) if g.shape[d] == x.shape[lead + d]}
+    return da.broadcast_to(g.rechunk(shared), tuple(x.shape), chunks=x.chunks)
 
 
 #: NumPy's linear algebra as generalised ufuncs: the signature over the core (matrix) axes.
